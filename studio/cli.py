@@ -1,0 +1,166 @@
+"""`python -m studio <verb>`: train, runs, chat. Thin over jobs, chat and config.
+
+    python -m studio train [CONFIG.yaml] [key=value ...]   start a run, follow its log, exit non-zero on failure
+    python -m studio train --config RUN_DIR/config.yaml    the worker itself (what the studio launches)
+    python -m studio runs [--json]                         list runs
+    python -m studio chat RUN --prompt TEXT [--base]       print the run's (or its base model's) reply
+Every verb takes --workspace DIR (default: ./workspace, or $STUDIO_WORKSPACE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from studio import config as cfg
+from studio.workspace import LOG_FILE, PROJECT_ROOT, PathError, Workspace
+
+DEFAULT_WORKSPACE = os.environ.get("STUDIO_WORKSPACE", str(PROJECT_ROOT / "workspace"))
+
+
+def build_config(config_file: str | None, items: list[str], workspace: Workspace) -> cfg.RunConfig:
+    """The config for a new run: defaults, then the catalog's recommendations for the chosen model, then
+    the keys set in the YAML file, then `key=value` items. ConfigError lists every problem."""
+    from studio.models.catalog import recommended_overrides
+
+    overrides = cfg.parse_cli_overrides(items)
+    from_file: dict = {}
+    if config_file:
+        path = workspace.confine(config_file)
+        text = path.read_text(encoding="utf-8")
+        set_in_file = _keys_in_yaml(text)
+        from_file = {k: v for k, v in cfg.to_flat(cfg.from_yaml(text, str(path))).items() if k in set_in_file}
+    model = str(overrides.get("model", from_file.get("model", cfg.RunConfig().model.model)))
+    merged = {**recommended_overrides(model), **from_file, **overrides}
+    return cfg.check(cfg.apply_overrides(cfg.RunConfig(), merged))
+
+
+def _keys_in_yaml(text: str) -> set[str]:
+    """The flat keys a config file sets explicitly (so catalog recommendations fill only the rest)."""
+    import yaml
+
+    data = yaml.safe_load(text) or {}
+    keys = set()
+    for key, value in data.items():
+        keys |= set(value) if isinstance(value, dict) else {key}
+    return keys
+
+
+def _follow(run_dir: Path) -> dict:
+    """Print the run's log as it grows until the run ends; Ctrl-C asks the worker to stop gracefully."""
+    from studio import jobs
+
+    offset = 0
+    interrupted = False
+    while True:
+        try:
+            with open(run_dir / LOG_FILE, "rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+            offset += len(chunk)
+            sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+            sys.stdout.flush()
+            status = jobs.run_status(run_dir)
+            if status.get("state") in ("completed", "failed", "stopped"):
+                return status
+            time.sleep(0.5)
+        except FileNotFoundError:
+            time.sleep(0.2)
+        except KeyboardInterrupt:
+            if interrupted:
+                raise
+            interrupted = True
+            print("\nstopping after the current step (Ctrl-C again to leave it running)…", flush=True)
+            jobs.request_stop(run_dir)
+
+
+def cmd_train(args, workspace: Workspace) -> int:
+    if args.config:
+        from studio.train.worker import main as worker_main
+
+        return worker_main(workspace, args.config)
+    from studio import jobs
+
+    config = build_config(args.config_file, args.overrides, workspace)
+    run_dir = jobs.launch(workspace, config)
+    print(f"run folder: {run_dir}", flush=True)
+    status = _follow(run_dir)
+    print(f"\nrun {run_dir.name}: {status.get('state')}" + (f" — {status['error']}" if status.get("error") else ""))
+    if status.get("final_loss") is not None:
+        print(f"final loss: {status['final_loss']:.4f}")
+    print(f"run folder: {run_dir}")
+    return 0 if status.get("state") in ("completed", "stopped") else 1
+
+
+def cmd_runs(args, workspace: Workspace) -> int:
+    from studio import jobs
+
+    runs = jobs.list_runs(workspace)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(r) for r in runs], indent=2, ensure_ascii=False))
+        return 0
+    if not runs:
+        print(f"no runs yet in {workspace.runs_dir}; start one with: python -m studio train")
+        return 0
+    print(f"{'RUN':42} {'STATE':10} {'MODEL':24} {'METHOD':6} FINAL LOSS")
+    for r in runs:
+        loss = f"{r.final_loss:.4f}" if r.final_loss is not None else "-"
+        print(f"{r.run_id:42} {r.state:10} {r.model[:24]:24} {r.method:6} {loss}")
+    return 0
+
+
+def cmd_chat(args, workspace: Workspace) -> int:
+    from studio.chat import GenerationSettings, load_run
+
+    chat_model = load_run(workspace, args.run, base=args.base)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p)
+    print(chat_model.reply([{"role": "user", "content": args.prompt}], settings))
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The argument parser for every verb."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--workspace", default=argparse.SUPPRESS, help="workspace folder (default: %(default)s)")
+    parser = argparse.ArgumentParser(prog="python -m studio", description="Fine-tuning Studio command line", parents=[common])
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    train = verbs.add_parser("train", parents=[common], help="start a training run (or, with --config, be its worker)")
+    train.add_argument("config_file", nargs="?", default=None, metavar="CONFIG.yaml", help="a config YAML to start from")
+    train.add_argument("overrides", nargs="*", metavar="key=value", help=f"config keys: {', '.join(cfg.flat_keys())}")
+    train.add_argument("--config", default=None, help="run the worker for this run folder's config.yaml")
+
+    runs = verbs.add_parser("runs", parents=[common], help="list runs")
+    runs.add_argument("--json", action="store_true", help="print JSON")
+
+    chat = verbs.add_parser("chat", parents=[common], help="print a run's reply to one prompt")
+    chat.add_argument("run", help="run id or run folder")
+    chat.add_argument("--prompt", required=True)
+    chat.add_argument("--base", action="store_true", help="answer with the run's base model (no adapter)")
+    chat.add_argument("--max-new-tokens", type=int, default=128)
+    chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy, reproducible")
+    chat.add_argument("--top-p", type=float, default=1.0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = make_parser().parse_args(argv)
+    if args.verb == "train" and args.config_file and "=" in args.config_file:
+        args.overrides.insert(0, args.config_file)  # `train key=value` with no config file
+        args.config_file = None
+    workspace = Workspace(Path(getattr(args, "workspace", DEFAULT_WORKSPACE)))
+    handlers = {"train": cmd_train, "runs": cmd_runs, "chat": cmd_chat}
+    try:
+        return handlers[args.verb](args, workspace)
+    except (cfg.ConfigError, PathError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # DataError, TemplateError: bad input the user can fix
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,178 @@
+"""Start, stop and list training runs. Each run is a separate worker process that outlives the studio.
+
+A run is a folder: jobs.py writes its config.yaml and starts `python -m studio train --config …` (an
+argv list, never a shell). Whoever reads a run's status checks that a `running` or `queued` worker is
+still alive (same pid *and* same process start time, so a reused pid is not mistaken for ours); a dead
+one is marked failed with the cause and the last lines of its log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from studio import config as cfg
+from studio.train.status import FAILED, FINAL_STATES, QUEUED, read_status, update_status
+from studio.workspace import CONFIG_FILE, LOG_FILE, METRICS_FILE, STOP_FILE, PROJECT_ROOT, Workspace, read_jsonl_from, tail_text
+
+
+@dataclass
+class RunSummary:
+    """One row of the runs list."""
+
+    run_id: str
+    state: str
+    model: str
+    dataset: str
+    method: str
+    created: float
+    final_loss: float | None
+    error: str
+    run_name: str
+
+
+def create_run(workspace: Workspace, config: cfg.RunConfig) -> Path:
+    """Validate `config`, make a new run folder holding its config.yaml, and return the folder."""
+    cfg.check(config)
+    run_dir = workspace.new_run_dir(config.run_name)
+    (run_dir / CONFIG_FILE).write_text(cfg.to_yaml(config), encoding="utf-8")
+    update_status(run_dir, state=QUEUED, phase="starting the worker", created=time.time())
+    return run_dir
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def _record_exit(run_dir: Path, returncode: int) -> None:
+    """After the worker exits: if it did not record an outcome itself, record that it died and how."""
+    status = read_status(run_dir)
+    if status.get("state") in FINAL_STATES:
+        return
+    how = f"was killed by {_signal_name(returncode)}" if returncode < 0 else f"exited with code {returncode}"
+    update_status(run_dir, state=FAILED, phase="failed", ended=time.time(), error=f"the worker process {how} before finishing; last log lines:\n{tail_text(run_dir / LOG_FILE, 8)}")
+
+
+def start_worker(workspace: Workspace, run_dir: Path) -> subprocess.Popen:
+    """Start the worker process for `run_dir` in its own session, output appended to train.log.
+
+    A thread waits for it so that a worker that dies without a word is marked failed at once."""
+    argv = [
+        sys.executable, "-m", "studio", "--workspace", str(workspace.root),
+        "train", "--config", str(run_dir / CONFIG_FILE),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    with open(run_dir / LOG_FILE, "ab") as log_file:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            cwd=str(run_dir), env=env, start_new_session=True,
+        )
+    update_status(run_dir, pid=process.pid, pid_started=psutil.Process(process.pid).create_time())
+    threading.Thread(target=lambda: _record_exit(run_dir, process.wait()), daemon=True).start()
+    return process
+
+
+def launch(workspace: Workspace, config: cfg.RunConfig) -> Path:
+    """Create a run for `config` and start its worker; returns the run folder."""
+    run_dir = create_run(workspace, config)
+    start_worker(workspace, run_dir)
+    return run_dir
+
+
+def _worker_alive(status: dict[str, Any]) -> bool:
+    pid, started = status.get("pid"), status.get("pid_started")
+    if not pid:
+        return False
+    try:
+        process = psutil.Process(int(pid))
+        return abs(process.create_time() - float(started or 0)) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
+
+
+def run_status(run_dir: Path) -> dict[str, Any]:
+    """The run's status, after marking it failed if its worker died without recording an outcome."""
+    status = read_status(run_dir)
+    if status.get("state") in FINAL_STATES:
+        return status
+    fresh = time.time() - float(status.get("created", 0)) < 10 and not status.get("pid")
+    if not fresh and not _worker_alive(status):
+        return update_status(
+            run_dir, state=FAILED, phase="failed", ended=time.time(),
+            error="the worker process is gone (killed, out of memory, or the machine restarted); last log lines:\n"
+            + tail_text(run_dir / LOG_FILE, 8),
+        )
+    return status
+
+
+def request_stop(run_dir: Path) -> bool:
+    """Ask the run's worker to stop after its current step (STOP file and SIGTERM); False if not running."""
+    status = run_status(run_dir)
+    if status.get("state") in FINAL_STATES:
+        return False
+    (run_dir / STOP_FILE).touch()
+    if _worker_alive(status):
+        try:
+            os.kill(int(status["pid"]), signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    return True
+
+
+def load_config(run_dir: Path) -> cfg.RunConfig:
+    """The config a run was started with."""
+    return cfg.from_yaml((run_dir / CONFIG_FILE).read_text(encoding="utf-8"), str(run_dir / CONFIG_FILE))
+
+
+def read_metrics(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Metric rows logged since byte `offset` of metrics.jsonl, and the next offset."""
+    return read_jsonl_from(run_dir / METRICS_FILE, offset)
+
+
+def list_runs(workspace: Workspace) -> list[RunSummary]:
+    """Every run in the workspace, newest first, with its current state."""
+    summaries = []
+    for run_id in workspace.run_ids():
+        run_dir = workspace.runs_dir / run_id
+        status = run_status(run_dir)
+        try:
+            config = load_config(run_dir)
+        except cfg.ConfigError:
+            continue
+        summaries.append(
+            RunSummary(
+                run_id=run_id,
+                state=status.get("state", QUEUED),
+                model=config.model.model,
+                dataset=config.data.dataset,
+                method=config.method.method,
+                created=float(status.get("created", (run_dir / CONFIG_FILE).stat().st_mtime)),
+                final_loss=status.get("final_loss"),
+                error=(status.get("error") or "").split("\n")[0],
+                run_name=config.run_name,
+            )
+        )
+    return summaries
+
+
+def wait(run_dir: Path, poll_s: float = 0.5) -> dict[str, Any]:
+    """Block until the run reaches a final state; returns its status."""
+    while True:
+        status = run_status(run_dir)
+        if status.get("state") in FINAL_STATES:
+            return status
+        time.sleep(poll_s)

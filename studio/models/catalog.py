@@ -1,0 +1,67 @@
+"""The model catalog (presets/models/*.yaml) and turning a model choice into something loadable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from studio.models.demo import DEMO_NAME, ensure_demo_model
+from studio.workspace import PRESETS_DIR, PathError, Workspace
+
+MODELS_DIR = PRESETS_DIR / "models"
+
+
+@dataclass
+class ModelPreset:
+    """One catalog entry: where the weights come from and what works well with them."""
+
+    name: str
+    hub_id: str | None
+    license: str = ""
+    template: str = ""
+    lora_targets: str = "all-linear"
+    architecture: dict[str, Any] = field(default_factory=dict)
+    recommended: dict[str, Any] = field(default_factory=dict)
+
+
+def load_catalog() -> dict[str, ModelPreset]:
+    """Every preset in presets/models, by name, in file-name order."""
+    presets = {}
+    for path in sorted(MODELS_DIR.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        preset = ModelPreset(**data)
+        presets[preset.name] = preset
+    return presets
+
+
+def recommended_overrides(model: str) -> dict[str, Any]:
+    """Hyperparameters the catalog recommends for `model` (empty for models not in the catalog)."""
+    preset = load_catalog().get(model)
+    return dict(preset.recommended) if preset else {}
+
+
+def resolve_model(workspace: Workspace, model: str) -> str:
+    """What to pass to `from_pretrained` for a model choice: a local folder or a Hugging Face id.
+
+    `tiny-demo` is built on first use; a preset name maps to its hub id; a path (absolute, or starting with
+    `.` or `/`, or an existing folder in the workspace) must lie inside the workspace or an allowed folder."""
+    model = model.strip()
+    if model == DEMO_NAME:
+        return str(ensure_demo_model(workspace.models_dir))
+    preset = load_catalog().get(model)
+    if preset and preset.hub_id:
+        return preset.hub_id
+    looks_like_path = model.startswith((".", "/", "~")) or (workspace.root / model).exists()
+    if looks_like_path:
+        folder = workspace.confine(model)
+        if not (folder / "config.json").is_file():
+            raise PathError(f"{model} has no config.json; choose a folder saved with save_pretrained")
+        return str(folder)
+    if model.count("/") != 1 or any(part == "" for part in model.split("/")):
+        raise PathError(
+            f"{model!r} is not tiny-demo, a catalog preset, a local folder or a Hugging Face id like Qwen/Qwen2.5-0.5B-Instruct"
+        )
+    return model

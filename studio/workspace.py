@@ -1,0 +1,180 @@
+"""The workspace: the one place that knows folder and file names, and that confines user paths.
+
+Layout:
+    <root>/datasets/           uploaded datasets
+    <root>/models/             built models (tiny-demo)
+    <root>/runs/<run_id>/      config.yaml status.json metrics.jsonl train.log STOP adapter/ model/
+    <root>/locks/              the training lock (one training at a time)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PRESETS_DIR = PROJECT_ROOT / "presets"
+
+CONFIG_FILE = "config.yaml"
+STATUS_FILE = "status.json"
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "train.log"
+STOP_FILE = "STOP"
+ADAPTER_DIR = "adapter"
+FULL_MODEL_DIR = "model"
+
+RUN_ID_PATTERN = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,40}$")
+
+
+class PathError(ValueError):
+    """A path the user gave that does not exist or lies outside the folders the studio may read."""
+
+
+@dataclass
+class Workspace:
+    """A workspace folder plus the extra folders the operator allowed at launch."""
+
+    root: Path
+    allowed: tuple[Path, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).expanduser().resolve()
+        self.allowed = tuple(Path(p).expanduser().resolve() for p in self.allowed)
+        for folder in (self.root, self.datasets_dir, self.models_dir, self.runs_dir, self.locks_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.root / "locks"
+
+    @property
+    def training_lock(self) -> Path:
+        return self.locks_dir / "training.lock"
+
+    def confine(self, user_path: str | os.PathLike, must_exist: bool = True) -> Path:
+        """Resolve a user-given path (relative ones against the workspace) and return it if it lies inside
+        the workspace, an operator-allowed folder or the bundled presets; raise PathError otherwise."""
+        text = str(user_path).strip()
+        if not text or "\x00" in text:
+            raise PathError(f"{text!r} is not a usable path")
+        candidate = Path(text).expanduser()
+        if not candidate.is_absolute():
+            candidate = self.root / candidate
+        resolved = candidate.resolve()
+        roots = (self.root, *self.allowed, PRESETS_DIR)
+        if not any(os.path.commonpath([resolved, r]) == str(r) for r in roots):
+            raise PathError(
+                f"{text} is outside the workspace ({self.root}); copy it into the workspace or start the "
+                "studio with --allow-dir for its folder"
+            )
+        if must_exist and not resolved.exists():
+            raise PathError(f"{text} does not exist (looked at {resolved})")
+        return resolved
+
+    def new_run_dir(self, run_name: str = "") -> Path:
+        """Create and return a fresh, uniquely named run folder."""
+        slug = re.sub(r"[^a-z0-9]+", "-", run_name.lower()).strip("-")[:30] or "run"
+        for _ in range(100):
+            run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(2)}"
+            path = self.runs_dir / run_id
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+        raise RuntimeError("could not create a unique run folder")
+
+    def run_dir(self, run: str | os.PathLike) -> Path:
+        """The folder of run `run`, given as a run id or a path to an existing run folder in this workspace."""
+        text = str(run).strip().rstrip("/")
+        if RUN_ID_PATTERN.match(text):
+            path = self.runs_dir / text
+        else:
+            path = self.confine(text)
+            if path.parent != self.runs_dir:
+                raise PathError(f"{text} is not a run folder of this workspace ({self.runs_dir})")
+        if not (path / CONFIG_FILE).is_file():
+            raise PathError(f"no run {text!r} in {self.runs_dir}: list runs with `python -m studio runs`")
+        return path
+
+    def run_ids(self) -> list[str]:
+        """Ids of every run folder, newest first."""
+        ids = [p.name for p in self.runs_dir.iterdir() if RUN_ID_PATTERN.match(p.name) and (p / CONFIG_FILE).is_file()]
+        return sorted(ids, reverse=True)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON so that readers never see a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path`, or None if it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    """Append one whole JSON line and flush it, so a reader sees either all of it or nothing."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.flush()
+
+
+def read_jsonl_from(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Rows appended to `path` since byte `offset`, and the offset to continue from.
+
+    A partial last line (a writer mid-append) is left for the next call."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            chunk = handle.read()
+    except FileNotFoundError:
+        return [], offset
+    end = chunk.rfind(b"\n") + 1
+    rows = []
+    for line in chunk[:end].splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows, offset + end
+
+
+def tail_text(path: Path, max_lines: int = 40, max_bytes: int = 64_000) -> str:
+    """The last lines of a text file (empty string when it does not exist)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except FileNotFoundError:
+        return ""
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return "\n".join(lines[-max_lines:])
