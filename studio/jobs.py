@@ -65,23 +65,36 @@ def _record_exit(run_dir: Path, returncode: int) -> None:
     update_status(run_dir, state=FAILED, phase="failed", ended=time.time(), error=f"the worker process {how} before finishing; last log lines:\n{tail_text(run_dir / LOG_FILE, 8)}")
 
 
+def worker_env(pass_hub_token: bool) -> dict[str, str]:
+    """The worker's environment: ours, minus secrets it does not need (Hub tokens only for Hub models)."""
+    secret_prefixes = ("OPENAI_", "ANTHROPIC_") + (() if pass_hub_token else ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(secret_prefixes)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+_children: dict[int, subprocess.Popen] = {}  # workers started by this process, by pid
+
+
 def start_worker(workspace: Workspace, run_dir: Path) -> subprocess.Popen:
     """Start the worker process for `run_dir` in its own session, output appended to train.log.
 
     A thread waits for it so that a worker that dies without a word is marked failed at once."""
+    from studio.models.catalog import is_hub_model
+
     argv = [
         sys.executable, "-m", "studio", "--workspace", str(workspace.root),
         "train", "--config", str(run_dir / CONFIG_FILE),
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_"))}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")]))
-    env["PYTHONUNBUFFERED"] = "1"
+    env = worker_env(pass_hub_token=is_hub_model(workspace, load_config(run_dir).model.model))
     with open(run_dir / LOG_FILE, "ab") as log_file:
         process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             cwd=str(run_dir), env=env, start_new_session=True,
         )
     update_status(run_dir, pid=process.pid, pid_started=psutil.Process(process.pid).create_time())
+    _children[process.pid] = process
     threading.Thread(target=lambda: _record_exit(run_dir, process.wait()), daemon=True).start()
     return process
 
@@ -111,6 +124,13 @@ def run_status(run_dir: Path) -> dict[str, Any]:
         return status
     fresh = time.time() - float(status.get("created", 0)) < 10 and not status.get("pid")
     if not fresh and not _worker_alive(status):
+        child = _children.get(int(status.get("pid") or 0))
+        if child is not None:  # our own child: its exit code says exactly how it died (e.g. SIGKILL)
+            try:
+                _record_exit(run_dir, child.wait(timeout=5))
+                return read_status(run_dir)
+            except subprocess.TimeoutExpired:
+                pass
         return update_status(
             run_dir, state=FAILED, phase="failed", ended=time.time(),
             error="the worker process is gone (killed, out of memory, or the machine restarted); last log lines:\n"

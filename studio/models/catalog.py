@@ -43,6 +43,16 @@ def recommended_overrides(model: str) -> dict[str, Any]:
     return dict(preset.recommended) if preset else {}
 
 
+def is_hub_model(workspace: Workspace, model: str) -> bool:
+    """True when `model` is fetched from the Hugging Face Hub (a preset with a hub id, or an `org/name` id
+    that is not a folder in the workspace): only then does the worker need the user's Hub token."""
+    model = model.strip()
+    preset = load_catalog().get(model)
+    if preset is not None:
+        return preset.hub_id is not None
+    return not model.startswith((".", "/", "~")) and not (workspace.root / model).exists() and model.count("/") == 1
+
+
 def resolve_model(workspace: Workspace, model: str) -> str:
     """What to pass to `from_pretrained` for a model choice: a local folder or a Hugging Face id.
 
