@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 
 from studio import config as cfg
+from studio.data.loading import load_dataset_file, resolve_dataset
 from studio.train.status import FAILED, FINAL_STATES, QUEUED, read_status, update_status
 from studio.workspace import CONFIG_FILE, LOG_FILE, METRICS_FILE, STOP_FILE, PROJECT_ROOT, Workspace, read_jsonl_from, tail_text
 
@@ -41,8 +42,12 @@ class RunSummary:
 
 
 def create_run(workspace: Workspace, config: cfg.RunConfig) -> Path:
-    """Validate `config`, make a new run folder holding its config.yaml, and return the folder."""
+    """Validate `config` and its dataset, make a new run folder holding its config.yaml, and return it.
+
+    Raises ConfigError for bad values, and DataError or PathError (naming the file and line) for a
+    dataset that cannot be used, before any folder is made or worker started."""
     cfg.check(config)
+    load_dataset_file(resolve_dataset(workspace, config.data.dataset))
     run_dir = workspace.new_run_dir(config.run_name)
     (run_dir / CONFIG_FILE).write_text(cfg.to_yaml(config), encoding="utf-8")
     update_status(run_dir, state=QUEUED, phase="starting the worker", created=time.time())

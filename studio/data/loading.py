@@ -109,6 +109,12 @@ def _text(value: Any, name: str) -> str:
     return value
 
 
+def _required(record: dict[str, Any], name: str) -> str:
+    if name not in record:
+        raise ValueError(f"missing field `{name}`")
+    return _text(record[name], name)
+
+
 def _detect(record: dict[str, Any]) -> str:
     if "messages" in record:
         return "openai-chat"
@@ -148,17 +154,17 @@ def to_conversation(record: Any, fmt: str) -> list[dict[str, str]]:
     elif fmt == "sharegpt":
         messages = _message_list(record.get("conversations"), "conversations", "from", "value", SHAREGPT_ROLES)
     elif fmt == "alpaca":
-        prompt = _text(record.get("instruction"), "instruction")
+        prompt = _required(record, "instruction")
         extra = _text(record.get("input"), "input")
         messages = [{"role": "user", "content": f"{prompt}\n\n{extra}" if extra else prompt}]
-        messages.append({"role": "assistant", "content": _text(record.get("output"), "output")})
+        messages.append({"role": "assistant", "content": _required(record, "output")})
         system = _text(record.get("system"), "system")
         if system:
             messages.insert(0, {"role": "system", "content": system})
     else:
         messages = [
-            {"role": "user", "content": _text(record.get("prompt"), "prompt")},
-            {"role": "assistant", "content": _text(record.get("completion"), "completion")},
+            {"role": "user", "content": _required(record, "prompt")},
+            {"role": "assistant", "content": _required(record, "completion")},
         ]
     if not any(m["role"] == "assistant" for m in messages):
         raise ValueError("the conversation has no assistant message to learn from")

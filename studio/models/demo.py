@@ -98,6 +98,12 @@ def _build_model(tokenizer):
     return model
 
 
+def _make_readable(folder: Path) -> None:
+    folder.chmod(0o755)
+    for path in folder.iterdir():
+        path.chmod(0o644)
+
+
 def ensure_demo_model(models_dir: Path) -> Path:
     """Return the tiny-demo folder under `models_dir`, building it first if it is not there yet."""
     target = models_dir / DEMO_NAME
@@ -111,6 +117,7 @@ def ensure_demo_model(models_dir: Path) -> Path:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / BUILD_MARKER).write_text(json.dumps({"name": DEMO_NAME, **ARCHITECTURE}, indent=2))
+        _make_readable(staging)  # mkdtemp and safetensors create owner-only files; a model folder is shared
         try:
             os.rename(staging, target)
         except OSError:

@@ -26,7 +26,7 @@ from studio.data.loading import load_dataset_file, resolve_dataset
 from studio.data.masking import tokenize_conversation
 from studio.models.catalog import resolve_model
 from studio.train.status import COMPLETED, FAILED, QUEUED, RUNNING, STOPPED, update_status
-from studio.workspace import ADAPTER_DIR, CONFIG_FILE, FULL_MODEL_DIR, Workspace
+from studio.workspace import ADAPTER_DIR, CONFIG_FILE, FULL_MODEL_DIR, STOP_FILE, Workspace
 
 
 def log(message: str) -> None:
@@ -60,7 +60,7 @@ def _training_turn(workspace: Workspace, run_dir: Path, stop: threading.Event):
                     log("another run is training: this run is queued and starts when it finishes")
                     update_status(run_dir, state=QUEUED, phase="waiting for the running training to finish")
                     announced = True
-                if stop.is_set() or (run_dir / "STOP").exists():
+                if stop.is_set() or (run_dir / STOP_FILE).exists():
                     yield False
                     return
                 time.sleep(0.5)

@@ -14,7 +14,7 @@ import gradio as gr
 
 from studio import config as cfg
 from studio import jobs
-from studio.data.loading import DataError, load_dataset_file, resolve_dataset
+from studio.data.loading import DataError
 from studio.models.catalog import recommended_overrides
 from studio.train.status import FINAL_STATES
 from studio.ui.context import UIContext
@@ -122,15 +122,15 @@ def create_train_tab(ctx: UIContext) -> dict:
         *config_values, lang_choice = values
         lang = lang_code(lang_choice)
         config, problems = config_from_values(dict(zip(CONFIG_KEYS, config_values)))
+        run_dir = None
         if config is not None:
             try:
-                load_dataset_file(resolve_dataset(ctx.workspace, config.data.dataset))
+                run_dir = jobs.launch(ctx.workspace, config)
             except (DataError, PathError) as error:
                 problems = [f"dataset: {error}"]
-        if problems:
+        if run_dir is None:
             listed = "\n".join(f"- {p}" for p in problems)
             return t("train.invalid", lang) + "\n\n" + listed, gr.skip(), gr.skip(), gr.skip()
-        run_dir = jobs.launch(ctx.workspace, config)
         return t("train.started", lang, run=run_dir.name), run_dir.name, 0, NOTHING_SEEN
 
     def on_stop(run_id: str, lang_choice: str):

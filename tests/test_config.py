@@ -1,0 +1,163 @@
+"""RunConfig: every problem reported at once, unknown keys named, safe YAML round trip, CLI key=value parsing."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from studio import config as cfg
+from studio.models.catalog import MODELS_DIR
+
+
+def _problem_keys(problems) -> list[str]:
+    return sorted(p.key for p in problems)
+
+
+def test_default_config_is_valid():
+    assert cfg.validate(cfg.RunConfig()) == []
+
+
+def test_validate_returns_every_problem_at_once_each_naming_its_key():
+    config = cfg.apply_overrides(cfg.RunConfig(), {"learning_rate": 0, "batch_size": 0, "method": "bogus"})
+    problems = cfg.validate(config)
+    assert _problem_keys(problems) == ["batch_size", "learning_rate", "method"]
+    text = "\n".join(str(p) for p in problems)
+    assert "learning_rate:" in text and "batch_size:" in text and "'bogus'" in text
+
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.check(config)
+    assert _problem_keys(caught.value.problems) == ["batch_size", "learning_rate", "method"]
+    for key in ("learning_rate", "batch_size", "method"):
+        assert key in str(caught.value)
+
+
+def test_lora_values_are_checked_only_for_lora():
+    bad_lora = {"lora_rank": 0, "lora_dropout": 1.0, "lora_targets": "q_proj;rm -rf"}
+    problems = cfg.validate(cfg.apply_overrides(cfg.RunConfig(), bad_lora))
+    assert _problem_keys(problems) == ["lora_dropout", "lora_rank", "lora_targets"]
+    full = cfg.apply_overrides(cfg.RunConfig(), {**bad_lora, "method": "full"})
+    assert cfg.validate(full) == []
+
+
+def test_unknown_key_in_yaml_is_rejected_and_named():
+    text = "run_name: x\ntrain:\n  learnig_rate: 0.1\n  batch_size: 2\nmystery: 1\n"
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.from_yaml(text)
+    keys = _problem_keys(caught.value.problems)
+    assert keys == ["mystery", "train.learnig_rate"]
+    assert "learnig_rate" in str(caught.value) and "mystery" in str(caught.value)
+    # the message says what IS accepted, so the typo can be fixed
+    assert "learning_rate" in str(caught.value)
+
+
+def test_unknown_key_in_overrides_is_rejected_and_named():
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.apply_overrides(cfg.RunConfig(), {"learnig_rate": 0.1, "batch_size": 2})
+    assert _problem_keys(caught.value.problems) == ["learnig_rate"]
+    assert "learnig_rate" in str(caught.value)
+
+
+def test_yaml_round_trip_of_a_non_default_config():
+    original = cfg.apply_overrides(
+        cfg.RunConfig(),
+        {
+            "run_name": "round trip 1",
+            "model": "qwen2.5-0.5b-instruct",
+            "trust_remote_code": True,
+            "dataset": "datasets/mine.jsonl",
+            "method": "full",
+            "lora_rank": 32,
+            "lora_alpha": 64,
+            "lora_dropout": 0.05,
+            "lora_targets": "q_proj,v_proj",
+            "epochs": 1.5,
+            "max_steps": 123,
+            "learning_rate": 3e-5,
+            "batch_size": 2,
+            "grad_accum": 8,
+            "cutoff_len": 512,
+            "seed": 7,
+            "logging_steps": 5,
+        },
+    )
+    assert original != cfg.RunConfig()
+    text = cfg.to_yaml(original)
+    assert cfg.from_yaml(text) == original
+    # every field differs from its default, so nothing was silently dropped on the way
+    defaults = cfg.to_flat(cfg.RunConfig())
+    assert all(value != defaults[key] for key, value in cfg.to_flat(original).items())
+
+
+def test_cli_override_reads_scientific_notation_as_float():
+    overrides = cfg.parse_cli_overrides(["learning_rate=1e-3", "batch_size=16", "run_name=my run"])
+    assert overrides["learning_rate"] == 0.001 and isinstance(overrides["learning_rate"], float)
+    assert overrides["batch_size"] == 16
+    config = cfg.apply_overrides(cfg.RunConfig(), overrides)
+    assert config.train.learning_rate == 0.001
+    assert config.train.batch_size == 16
+    assert config.run_name == "my run"
+
+
+def test_cli_override_without_equals_sign_is_named():
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.parse_cli_overrides(["learning_rate"])
+    assert "learning_rate" in str(caught.value) and "key=value" in str(caught.value)
+
+
+def test_bad_type_names_the_key_and_the_value():
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.apply_overrides(cfg.RunConfig(), cfg.parse_cli_overrides(["batch_size=abc", "learning_rate=fast"]))
+    assert _problem_keys(caught.value.problems) == ["batch_size", "learning_rate"]
+    message = str(caught.value)
+    assert "batch_size" in message and "'abc'" in message and "int" in message
+    assert "'fast'" in message
+
+
+def test_bad_type_in_yaml_is_named():
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.from_yaml("train:\n  batch_size: abc\n")
+    assert _problem_keys(caught.value.problems) == ["batch_size"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["train: [unclosed", "model:\n  model: tiny-demo\n bad indent: 1\n", "\t- tab", "train: {a: 1"],
+)
+def test_bad_yaml_text_gives_config_error(text):
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.from_yaml(text, source="my.yaml")
+    assert "my.yaml" in str(caught.value)
+
+
+def test_yaml_that_is_not_a_mapping_is_rejected():
+    with pytest.raises(cfg.ConfigError):
+        cfg.from_yaml("- just\n- a list\n")
+    with pytest.raises(cfg.ConfigError):
+        cfg.from_yaml("train: 5\n")
+
+
+def test_yaml_python_object_tag_is_rejected_and_never_run(tmp_path):
+    marker = tmp_path / "pwned"
+    text = f'run_name: !!python/object/apply:os.system ["touch {marker}"]\n'
+    with pytest.raises(cfg.ConfigError):
+        cfg.from_yaml(text)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in MODELS_DIR.glob("*.yaml")))
+def test_every_preset_recommendation_is_a_valid_config(preset):
+    data = yaml.safe_load((MODELS_DIR / preset).read_text(encoding="utf-8"))
+    config = cfg.apply_overrides(cfg.RunConfig(), {"model": data["name"], **(data.get("recommended") or {})})
+    assert cfg.validate(config) == []
+
+
+def test_every_field_has_help_text_in_both_languages():
+    for key in cfg.flat_keys():
+        metadata = cfg.field_info(key).metadata
+        assert metadata.get("help"), key
+        assert metadata.get("help_zh"), key
+    assert len(cfg.flat_keys()) == len(set(cfg.flat_keys())), "a key appears in two sections"
+    assert set(cfg.flat_keys()) == set(cfg.to_flat(cfg.RunConfig()))
+    assert dataclasses.is_dataclass(cfg.RunConfig)

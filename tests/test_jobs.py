@@ -1,0 +1,175 @@
+"""Worker processes: a killed worker is reported as killed, a vanished one is noticed on re-attach, a stop is
+graceful and saves, runs queue behind each other, and the CLI refuses bad input with a message that names it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from conftest import run_cli, wait_for
+from studio import config as cfg
+from studio import jobs
+from studio.train.status import FINAL_STATES, update_status
+
+pytestmark = pytest.mark.slow
+
+
+def long_config(name: str) -> cfg.RunConfig:
+    """A tiny-demo run that would train for a very long time unless stopped."""
+    return cfg.apply_overrides(cfg.RunConfig(), {
+        "run_name": name, "model": "tiny-demo", "dataset": "demo-chat", "max_steps": 100000,
+        "batch_size": 2, "cutoff_len": 128, "learning_rate": 1e-3, "logging_steps": 1,
+    })
+
+
+def state_of(run_dir) -> str:
+    return jobs.run_status(run_dir).get("state")
+
+
+def wait_training(run_dir, timeout: float = 180) -> dict:
+    """Wait until the run is `running` and has logged at least one metrics row."""
+    def ready():
+        status = jobs.run_status(run_dir)
+        assert status.get("state") not in FINAL_STATES, f"run ended early: {status}\n{(run_dir / 'train.log').read_text()}"
+        return status if status.get("state") == "running" and jobs.read_metrics(run_dir)[0] else None
+    return wait_for(ready, timeout, f"{run_dir.name} to start training")
+
+
+def wait_final(run_dir, timeout: float = 60) -> dict:
+    def final():
+        status = jobs.run_status(run_dir)
+        return status if status.get("state") in FINAL_STATES else None
+    return wait_for(final, timeout, f"{run_dir.name} to end")
+
+
+def test_worker_killed_with_sigkill_is_marked_failed_naming_the_kill(workspace):
+    run_dir = jobs.launch(workspace, long_config("killed"))
+    status = wait_training(run_dir)
+    os.kill(int(status["pid"]), signal.SIGKILL)
+    final = wait_final(run_dir, timeout=30)
+    assert final["state"] == "failed"
+    # the studio launched this worker, so it knows exactly how it died
+    assert "killed by SIGKILL" in final["error"], final["error"]
+    assert not psutil.pid_exists(int(status["pid"])) or psutil.Process(int(status["pid"])).status() == psutil.STATUS_ZOMBIE
+    # the runs list shows it as failed too
+    (summary,) = [r for r in jobs.list_runs(workspace) if r.run_id == run_dir.name]
+    assert summary.state == "failed" and summary.error
+
+
+def test_reattach_to_a_run_whose_worker_is_gone_marks_it_failed(workspace):
+    run_dir = jobs.create_run(workspace, long_config("orphan"))
+    (run_dir / "train.log").write_text("step 7 of 100000\nlast words of the worker\n", encoding="utf-8")
+    finished = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    started = psutil.Process(finished.pid).create_time()
+    finished.wait()
+    update_status(run_dir, state="running", phase="training", pid=finished.pid, pid_started=started)
+
+    status = jobs.run_status(run_dir)
+    assert status["state"] == "failed"
+    assert "gone" in status["error"] and "killed" in status["error"]
+    assert "last words of the worker" in status["error"]
+    # the verdict is written down, not only returned
+    assert jobs.run_status(run_dir)["state"] == "failed"
+
+
+def test_reattach_does_not_mistake_a_reused_pid_for_the_worker(workspace):
+    run_dir = jobs.create_run(workspace, long_config("reused-pid"))
+    # our own (alive) pid, but with a start time that is not ours: the pid was reused by another process
+    update_status(run_dir, state="running", pid=os.getpid(), pid_started=psutil.Process().create_time() - 3600)
+    status = jobs.run_status(run_dir)
+    assert status["state"] == "failed" and "gone" in status["error"]
+
+
+def test_reattach_keeps_a_live_worker_running(workspace):
+    run_dir = jobs.create_run(workspace, long_config("alive"))
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        update_status(run_dir, state="running", pid=sleeper.pid, pid_started=psutil.Process(sleeper.pid).create_time())
+        assert jobs.run_status(run_dir)["state"] == "running"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert jobs.run_status(run_dir)["state"] == "failed"
+
+
+def test_graceful_stop_saves_the_adapter(workspace):
+    run_dir = jobs.launch(workspace, long_config("stopped"))
+    wait_training(run_dir)
+    assert jobs.request_stop(run_dir) is True
+    final = wait_final(run_dir, timeout=30)
+    assert final["state"] == "stopped", final
+    assert isinstance(final["stopped_at_step"], int) and final["stopped_at_step"] >= 1
+    assert final["steps"] == final["stopped_at_step"]
+    rows, _ = jobs.read_metrics(run_dir)
+    assert rows and rows[-1]["step"] <= final["stopped_at_step"]
+    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    assert (run_dir / "adapter" / "studio_config.yaml").is_file()
+    assert jobs.request_stop(run_dir) is False  # nothing left to stop
+    assert "stopping after the current step" in (run_dir / "train.log").read_text(encoding="utf-8")
+
+
+def test_runs_queue_one_at_a_time(workspace):
+    first = jobs.launch(workspace, long_config("first"))
+    wait_training(first)
+    second = jobs.launch(workspace, long_config("second"))
+    third = jobs.launch(workspace, long_config("third"))
+
+    def waiting(run_dir):
+        status = jobs.run_status(run_dir)
+        return status.get("state") == "queued" and "waiting" in status.get("phase", "")
+
+    wait_for(lambda: waiting(second) and waiting(third), 60, "the later runs to report that they wait")
+    assert state_of(first) == "running"
+    assert not (second / "metrics.jsonl").exists()
+
+    # a queued run can be cancelled without ever training
+    assert jobs.request_stop(third)
+    final_third = wait_final(third)
+    assert final_third["state"] == "stopped" and "queued" in final_third["phase"]
+    assert not (third / "metrics.jsonl").exists()
+    assert state_of(first) == "running" and state_of(second) == "queued"
+
+    # when the first stops, the second gets its turn
+    assert jobs.request_stop(first)
+    assert wait_final(first)["state"] == "stopped"
+    wait_for(lambda: state_of(second) == "running", 60, "the queued run to start")
+    assert jobs.request_stop(second)
+    assert wait_final(second)["state"] == "stopped"
+    assert [r.state for r in jobs.list_runs(workspace)] == ["stopped"] * 3
+
+
+def test_cli_train_with_an_unknown_key_exits_2_naming_it(workspace):
+    result = run_cli("train", "learnig_rate=1e-3", "batch_size=abc", workspace=workspace.root)
+    assert result.returncode == 2
+    assert "learnig_rate" in result.stderr and "batch_size" in result.stderr
+    assert workspace.run_ids() == [], "no run is created for a bad config"
+
+
+def test_cli_train_with_a_missing_dataset_names_the_file(workspace):
+    result = run_cli("train", "dataset=missing.jsonl", "max_steps=1", workspace=workspace.root)
+    assert result.returncode == 2
+    assert "missing.jsonl" in result.stderr and "does not exist" in result.stderr
+    assert workspace.run_ids() == [], "no run is created for a dataset that cannot be read"
+
+
+def test_cli_train_with_a_bad_row_names_the_line_before_starting(workspace):
+    bad = workspace.datasets_dir / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "c"}\n', encoding="utf-8")
+    result = run_cli("train", "dataset=datasets/bad.jsonl", "max_steps=1", workspace=workspace.root)
+    assert result.returncode == 2
+    assert "bad.jsonl" in result.stderr and "line 2: missing field `completion`" in result.stderr
+    assert workspace.run_ids() == []
+
+
+def test_cli_train_with_a_dataset_outside_the_workspace_is_refused(workspace, tmp_path):
+    outside = tmp_path / "elsewhere.jsonl"
+    outside.write_text('{"prompt": "a", "completion": "b"}\n', encoding="utf-8")
+    result = run_cli("train", f"dataset={outside}", "max_steps=1", workspace=workspace.root)
+    assert result.returncode != 0
+    assert "outside the workspace" in result.stdout + result.stderr
