@@ -27,10 +27,9 @@ class GenerationSettings:
 class ChatModel:
     """A loaded model and tokenizer ready to answer conversations."""
 
-    def __init__(self, model, tokenizer, label: str):
+    def __init__(self, model, tokenizer):
         self.model = model
         self.tokenizer = tokenizer
-        self.label = label
 
     def _inputs(self, messages: list[dict[str, str]]):
         return self.tokenizer.apply_chat_template(
@@ -109,8 +108,7 @@ def load_run(workspace: Workspace, run: str, base: bool = False) -> ChatModel:
 
             model = PeftModel.from_pretrained(model, trained)
     model.to(_device()).eval()
-    label = f"{run_dir.name} ({'base model' if base else 'tuned'})"
-    return ChatModel(model, tokenizer, label)
+    return ChatModel(model, tokenizer)
 
 
 def run_has_weights(run_dir: Path) -> bool:

@@ -41,10 +41,10 @@ def build_app(workspace: Workspace) -> gr.Blocks:
         ctx.language.change(L.relabel, [ctx.language], L.components())
 
         # One click from a finished run to chatting with it.
-        def on_chat_with_run(run_id: str):
-            return gr.Tabs(selected="chat"), gr.update(choices=chat["on_refresh"]()["choices"], value=run_id)
+        def on_chat_with_run(run_id: str, lang_choice: str):
+            return gr.Tabs(selected="chat"), gr.update(choices=chat["on_refresh"](lang_choice)["choices"], value=run_id)
 
-        train["chat_button"].click(on_chat_with_run, [train["watched"]], [tabs, chat["run"]]).then(
+        train["chat_button"].click(on_chat_with_run, [train["watched"], ctx.language], [tabs, chat["run"]]).then(
             chat["on_load"], [chat["run"], chat["base"], ctx.language], [chat["status"], chat["chatbot"]]
         )
         refresh_runs, refresh_inputs, refresh_outputs = runs["refresh"]
@@ -53,5 +53,5 @@ def build_app(workspace: Workspace) -> gr.Blocks:
         page_load, page_outputs = train["page_load"]
         app.load(page_load, None, page_outputs)
         app.load(refresh_runs, refresh_inputs, refresh_outputs)
-        app.load(chat["on_refresh"], None, [chat["run"]])
+        app.load(chat["on_refresh"], [ctx.language], [chat["run"]])
     return app

@@ -13,13 +13,13 @@ from studio.ui.locales import lang_code, t
 from studio.workspace import PathError
 
 
-def chattable_runs(ctx: UIContext) -> list[tuple[str, str]]:
+def chattable_runs(ctx: UIContext, lang: str = "en") -> list[tuple[str, str]]:
     """(label, run id) of every run with saved weights, newest first."""
     choices = []
     for summary in jobs.list_runs(ctx.workspace):
         if run_has_weights(ctx.workspace.runs_dir / summary.run_id):
             name = f" · {summary.run_name}" if summary.run_name else ""
-            choices.append((f"{summary.run_id}{name} · {summary.state}", summary.run_id))
+            choices.append((f"{summary.run_id}{name} · {t(f'state.{summary.state}', lang)}", summary.run_id))
     return choices
 
 
@@ -46,7 +46,7 @@ def load_into_chat(ctx: UIContext, run_id: str, base: bool, lang: str) -> str:
         except (PathError, OSError, ValueError) as error:
             return f"**{type(error).__name__}**: {error}"
         ctx.chat.run_id = run_id
-        return t("chat.loaded", lang, label=ctx.chat.model.label)
+        return t("chat.loaded_base" if base else "chat.loaded", lang, run=run_id)
 
 
 def create_chat_tab(ctx: UIContext) -> dict:
@@ -70,8 +70,8 @@ def create_chat_tab(ctx: UIContext) -> dict:
             top_p = L.add(gr.Slider(0.05, 1.0, value=1.0, step=0.05, label=t("chat.top_p")), "chat.top_p")
     L.add(settings_box, "chat.settings")
 
-    def on_refresh():
-        return gr.update(choices=chattable_runs(ctx))
+    def on_refresh(lang_choice: str = "English"):
+        return gr.update(choices=chattable_runs(ctx, lang_code(lang_choice)))
 
     def on_load(run_id: str, use_base: bool, lang_choice: str):
         return load_into_chat(ctx, run_id, use_base, lang_code(lang_choice)), []
@@ -95,7 +95,7 @@ def create_chat_tab(ctx: UIContext) -> dict:
                 yield history, ""
         yield history, ""
 
-    refresh.click(on_refresh, None, [run])
+    refresh.click(on_refresh, [ctx.language], [run])
     load.click(on_load, [run, base, ctx.language], [status, chatbot])
     send_inputs = [message, chatbot, max_new, temperature, top_p, ctx.language]
     send.click(on_send, send_inputs, [chatbot, message])
