@@ -1,10 +1,14 @@
 """`python -m studio <verb>`: train, runs, chat. Thin over jobs, chat and config.
 
-    python -m studio train [CONFIG.yaml] [key=value ...]   start a run, follow its log, exit non-zero on failure
+    python -m studio train [CONFIG.yaml] [key=value ...] [--detach]   start a run, follow its log (or return
+                                                           at once with --detach), exit non-zero on failure
     python -m studio train --config RUN_DIR/config.yaml    the worker itself (what the studio launches)
     python -m studio runs [--json]                         list runs
+    python -m studio runs stop RUN [--kill]                stop a run after its current step (or kill it now)
+    python -m studio runs resume RUN [--detach]            continue a stopped or failed run from its checkpoint
     python -m studio chat RUN --prompt TEXT [--base]       print the run's (or its base model's) reply
-Every verb takes --workspace DIR (default: ./workspace, or $STUDIO_WORKSPACE).
+Every verb takes --workspace DIR (default: ./workspace, or $STUDIO_WORKSPACE). Exit codes: 0 ok, 1 the run
+failed, 2 bad input (a bad key or value, an unknown run, a run that cannot be stopped or resumed).
 """
 
 from __future__ import annotations
@@ -51,11 +55,11 @@ def _keys_in_yaml(text: str) -> set[str]:
     return keys
 
 
-def _follow(run_dir: Path) -> dict:
-    """Print the run's log as it grows until the run ends; Ctrl-C asks the worker to stop gracefully."""
+def _follow(run_dir: Path, offset: int = 0) -> dict:
+    """Print the run's log (from byte `offset`) as it grows until the run ends; Ctrl-C asks the worker to
+    stop gracefully."""
     from studio import jobs
 
-    offset = 0
     interrupted = False
     while True:
         try:
@@ -89,7 +93,13 @@ def cmd_train(args, workspace: Workspace) -> int:
     config = build_config(args.config_file, args.overrides, workspace)
     run_dir = jobs.launch(workspace, config)
     print(f"run folder: {run_dir}", flush=True)
-    status = _follow(run_dir)
+    if args.detach:
+        return 0
+    return _report(run_dir, _follow(run_dir))
+
+
+def _report(run_dir: Path, status: dict) -> int:
+    """Print how a followed run ended; the exit code (0 completed or stopped, 1 failed)."""
     print(f"\nrun {run_dir.name}: {status.get('state')}" + (f" — {status['error']}" if status.get("error") else ""))
     if status.get("final_loss") is not None:
         print(f"final loss: {status['final_loss']:.4f}")
@@ -100,6 +110,10 @@ def cmd_train(args, workspace: Workspace) -> int:
 def cmd_runs(args, workspace: Workspace) -> int:
     from studio import jobs
 
+    if args.action == "stop":
+        return cmd_runs_stop(args, workspace)
+    if args.action == "resume":
+        return cmd_runs_resume(args, workspace)
     runs = jobs.list_runs(workspace)
     if args.json:
         print(json.dumps([dataclasses.asdict(r) for r in runs], indent=2, ensure_ascii=False))
@@ -114,6 +128,39 @@ def cmd_runs(args, workspace: Workspace) -> int:
     return 0
 
 
+def cmd_runs_stop(args, workspace: Workspace) -> int:
+    from studio import jobs
+
+    run_dir = workspace.run_dir(args.run)
+    if args.kill:
+        if not jobs.kill_run(run_dir):
+            print(f"error: run {run_dir.name} is not running or queued (state: {jobs.run_status(run_dir).get('state')})", file=sys.stderr)
+            return 2
+        print(f"run {run_dir.name}: killed; resume it from its last checkpoint with: python -m studio runs resume {run_dir.name}")
+        return 0
+    if not jobs.request_stop(run_dir):
+        print(f"error: run {run_dir.name} is not running or queued (state: {jobs.run_status(run_dir).get('state')})", file=sys.stderr)
+        return 2
+    print(f"run {run_dir.name}: stopping after the current step…", flush=True)
+    status = jobs.wait(run_dir)
+    print(f"run {run_dir.name}: {status.get('state')}" + (f" — {status['error']}" if status.get("error") else ""))
+    return 0 if status.get("state") in ("completed", "stopped") else 1
+
+
+def cmd_runs_resume(args, workspace: Workspace) -> int:
+    from studio import jobs
+
+    run_dir = workspace.run_dir(args.run)
+    log_file = run_dir / LOG_FILE
+    start = log_file.stat().st_size if log_file.exists() else 0  # follow only what this attempt writes
+    jobs.resume_run(workspace, run_dir)
+    print(f"resuming from {jobs.run_status(run_dir).get('resumed_from')}")
+    print(f"run folder: {run_dir}", flush=True)
+    if args.detach:
+        return 0
+    return _report(run_dir, _follow(run_dir, start))
+
+
 def cmd_chat(args, workspace: Workspace) -> int:
     from studio.chat import GenerationSettings, load_run
 
@@ -126,7 +173,7 @@ def cmd_chat(args, workspace: Workspace) -> int:
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser for every verb."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--workspace", default=argparse.SUPPRESS, help="workspace folder (default: %(default)s)")
+    common.add_argument("--workspace", default=argparse.SUPPRESS, help="workspace folder (default: ./workspace, or $STUDIO_WORKSPACE)")
     parser = argparse.ArgumentParser(prog="python -m studio", description="Fine-tuning Studio command line", parents=[common])
     verbs = parser.add_subparsers(dest="verb", required=True)
 
@@ -134,9 +181,17 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("config_file", nargs="?", default=None, metavar="CONFIG.yaml", help="a config YAML to start from")
     train.add_argument("overrides", nargs="*", metavar="key=value", help=f"config keys: {', '.join(cfg.flat_keys())}")
     train.add_argument("--config", default=None, help="run the worker for this run folder's config.yaml")
+    train.add_argument("--detach", action="store_true", help="print the run folder and return at once (the run goes on)")
 
-    runs = verbs.add_parser("runs", parents=[common], help="list runs")
+    runs = verbs.add_parser("runs", parents=[common], help="list runs; stop or resume one")
     runs.add_argument("--json", action="store_true", help="print JSON")
+    actions = runs.add_subparsers(dest="action")
+    stop = actions.add_parser("stop", parents=[common], help="stop a run after its current step (saves what it trained)")
+    stop.add_argument("run", help="run id or run folder")
+    stop.add_argument("--kill", action="store_true", help="kill the worker now (nothing saved; resume from its last checkpoint)")
+    resume = actions.add_parser("resume", parents=[common], help="continue a stopped or failed run from its latest checkpoint")
+    resume.add_argument("run", help="run id or run folder")
+    resume.add_argument("--detach", action="store_true", help="print the run folder and return at once")
 
     chat = verbs.add_parser("chat", parents=[common], help="print a run's reply to one prompt")
     chat.add_argument("run", help="run id or run folder")

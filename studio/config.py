@@ -21,6 +21,7 @@ def _field(default: Any, help_en: str, help_zh: str, **extra: Any) -> Any:
 
 
 METHODS = ("lora", "full")
+MAX_PROBE_PROMPTS = 10
 
 
 @dataclass
@@ -44,6 +45,12 @@ class DataSection:
         "demo-chat",
         "A bundled sample name (e.g. `demo-chat`) or a JSONL/JSON/CSV file inside the workspace.",
         "内置示例数据集名称（如 `demo-chat`），或工作区内的 JSONL/JSON/CSV 文件。",
+    )
+    val_size: float = _field(
+        0.0,
+        "Rows held out for validation: a fraction below 1 (0.1 = 10%) or a row count of 1 or more, "
+        "picked with the run's seed; 0 = no validation.",
+        "留作验证集的样本：小于 1 的比例（0.1 即 10%）或不小于 1 的条数，按运行的随机种子抽取；0 表示不验证。",
     )
 
 
@@ -87,6 +94,34 @@ class TrainSection:
     )
     seed: int = _field(42, "Random seed, for a reproducible run.", "随机种子，用于复现训练。")
     logging_steps: int = _field(1, "Write metrics every N steps.", "每 N 步记录一次指标。")
+    eval_steps: int = _field(
+        0,
+        "Evaluate on the validation rows every N steps; 0 = once per epoch (needs val_size).",
+        "每 N 步在验证集上评估一次；0 表示每轮评估一次（需要设置 val_size）。",
+    )
+    early_stop_patience: int = _field(
+        0,
+        "Stop when the validation loss has not improved for N evaluations; 0 = never (needs val_size).",
+        "验证损失连续 N 次评估没有改善时提前停止；0 表示不提前停止（需要设置 val_size）。",
+    )
+    save_steps: int = _field(
+        100,
+        "Save a checkpoint every N steps, so a stopped, killed or crashed run can be resumed; 0 = no checkpoints.",
+        "每 N 步保存一个检查点，停止、被终止或崩溃的运行可以从中恢复；0 表示不保存检查点。",
+    )
+    save_total_limit: int = _field(
+        2, "Keep only the newest N checkpoints (older ones are deleted).", "只保留最新的 N 个检查点（更早的会被删除）。"
+    )
+    probe_steps: int = _field(
+        50,
+        "Every N steps, answer the probe prompts (greedy) so you can watch the model learn; 0 = off.",
+        "每 N 步用探测提示生成回答（贪心解码），便于观察模型的学习过程；0 表示关闭。",
+    )
+    probe_prompts: str = _field(
+        "",
+        "Probe prompts, one per line; empty = the prompts of up to 3 validation rows (or the first 3 rows).",
+        "探测提示，每行一个；留空则使用最多 3 条验证样本（或前 3 条样本）的提示。",
+    )
 
 
 SECTIONS = {"model": ModelSection, "data": DataSection, "method": MethodSection, "train": TrainSection}
@@ -312,9 +347,27 @@ def validate(config: RunConfig) -> list[Problem]:
         problems.append(Problem("cutoff_len", f"must be between 16 and 1048576 tokens, got {t.cutoff_len}"))
     if t.logging_steps < 1:
         problems.append(Problem("logging_steps", f"must be at least 1, got {t.logging_steps}"))
+    if d.val_size < 0 or (d.val_size >= 1 and not float(d.val_size).is_integer()):
+        problems.append(Problem("val_size", f"use a fraction below 1 (e.g. 0.1), a whole row count, or 0 for none; got {d.val_size}"))
+    for key in ("eval_steps", "early_stop_patience", "save_steps", "probe_steps"):
+        if getattr(t, key) < 0:
+            problems.append(Problem(key, f"must be 0 (off) or more, got {getattr(t, key)}"))
+    for key, what in (("eval_steps", "evaluate"), ("early_stop_patience", "stop early")):
+        if getattr(t, key) > 0 and d.val_size <= 0:
+            problems.append(Problem(key, f"needs validation rows to {what} on: set val_size (e.g. 0.1), or set {key}=0"))
+    if t.save_total_limit < 1:
+        problems.append(Problem("save_total_limit", f"must be at least 1, got {t.save_total_limit}"))
+    prompts = probe_prompt_list(t.probe_prompts)
+    if len(prompts) > MAX_PROBE_PROMPTS:
+        problems.append(Problem("probe_prompts", f"use at most {MAX_PROBE_PROMPTS} prompts (one per line), got {len(prompts)}"))
     if len(config.run_name) > 80 or not re.fullmatch(r"[\w .\-]*", config.run_name):
         problems.append(Problem("run_name", "use at most 80 letters, digits, spaces, dots, dashes or underscores"))
     return problems
+
+
+def probe_prompt_list(text: str) -> list[str]:
+    """The probe prompts in `probe_prompts`: one per non-empty line."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def check(config: RunConfig) -> RunConfig:

@@ -1,9 +1,12 @@
-"""Start, stop and list training runs. Each run is a separate worker process that outlives the studio.
+"""Start, stop, kill, resume and list training runs. Each run is a separate worker process that outlives
+the studio.
 
-A run is a folder: jobs.py writes its config.yaml and starts `python -m studio train --config …` (an
-argv list, never a shell). Whoever reads a run's status checks that a `running` or `queued` worker is
-still alive (same pid *and* same process start time, so a reused pid is not mistaken for ours); a dead
-one is marked failed with the cause and the last lines of its log.
+A run is a folder: jobs.py writes its config.yaml, queues it (a ticket, so queued runs start in launch
+order) and starts `python -m studio train --config …` (an argv list, never a shell). Whoever reads a run's
+status checks that a `running` or `queued` worker is still alive (same pid *and* same process start time,
+so a reused pid is not mistaken for ours); a dead one is marked failed with the cause and the last lines
+of its log, unless the user killed it (a KILLED marker), which is recorded as stopped. A stopped or failed
+run with a checkpoint can be resumed in the same folder.
 """
 
 from __future__ import annotations
@@ -22,8 +25,18 @@ import psutil
 
 from studio import config as cfg
 from studio.data.loading import load_dataset_file, resolve_dataset
-from studio.train.status import FAILED, FINAL_STATES, QUEUED, read_status, update_status
+from studio.train import queue
+from studio.train.status import (
+    CHECKPOINTS_DIR, FAILED, FINAL_STATES, KILLED_FILE, QUEUED, SAMPLES_FILE, STOPPED, SYSTEM_FILE, read_status,
+    update_status,
+)
 from studio.workspace import CONFIG_FILE, LOG_FILE, METRICS_FILE, STOP_FILE, PROJECT_ROOT, Workspace, read_jsonl_from, tail_text
+
+KILLED_PHASE = "killed by the user"
+
+
+class ResumeError(ValueError):
+    """A run that cannot be resumed (still running, completed, or no checkpoint); the message says why."""
 
 
 @dataclass
@@ -50,7 +63,8 @@ def create_run(workspace: Workspace, config: cfg.RunConfig) -> Path:
     load_dataset_file(resolve_dataset(workspace, config.data.dataset))
     run_dir = workspace.new_run_dir(config.run_name)
     (run_dir / CONFIG_FILE).write_text(cfg.to_yaml(config), encoding="utf-8")
-    update_status(run_dir, state=QUEUED, phase="starting the worker", created=time.time())
+    now = time.time()
+    update_status(run_dir, state=QUEUED, phase="starting the worker", created=now, queued_at=now)
     return run_dir
 
 
@@ -61,13 +75,21 @@ def _signal_name(returncode: int) -> str:
         return f"signal {-returncode}"
 
 
-def _record_exit(run_dir: Path, returncode: int) -> None:
-    """After the worker exits: if it did not record an outcome itself, record that it died and how."""
+def _record_killed(run_dir: Path) -> dict[str, Any]:
+    return update_status(run_dir, state=STOPPED, phase=KILLED_PHASE, killed=True, ended=time.time(), progress=None)
+
+
+def _record_exit(run_dir: Path, returncode: int, pid: int) -> None:
+    """After worker `pid` exits: if it did not record an outcome itself, record that it died and how (or that
+    the user killed it). Nothing is written when the run has a newer worker by now (it was resumed)."""
     status = read_status(run_dir)
-    if status.get("state") in FINAL_STATES:
+    if status.get("state") in FINAL_STATES or status.get("pid") != pid:
+        return
+    if (run_dir / KILLED_FILE).exists():
+        _record_killed(run_dir)
         return
     how = f"was killed by {_signal_name(returncode)}" if returncode < 0 else f"exited with code {returncode}"
-    update_status(run_dir, state=FAILED, phase="failed", ended=time.time(), error=f"the worker process {how} before finishing; last log lines:\n{tail_text(run_dir / LOG_FILE, 8)}")
+    update_status(run_dir, state=FAILED, phase="failed", ended=time.time(), progress=None, error=f"the worker process {how} before finishing; last log lines:\n{tail_text(run_dir / LOG_FILE, 8)}")
 
 
 def worker_env(pass_hub_token: bool) -> dict[str, str]:
@@ -83,7 +105,7 @@ _children: dict[int, subprocess.Popen] = {}  # workers started by this process, 
 
 
 def start_worker(workspace: Workspace, run_dir: Path) -> subprocess.Popen:
-    """Start the worker process for `run_dir` in its own session, output appended to train.log.
+    """Queue `run_dir` and start its worker process in its own session, output appended to train.log.
 
     A thread waits for it so that a worker that dies without a word is marked failed at once."""
     from studio.models.catalog import is_hub_model
@@ -93,14 +115,21 @@ def start_worker(workspace: Workspace, run_dir: Path) -> subprocess.Popen:
         "train", "--config", str(run_dir / CONFIG_FILE),
     ]
     env = worker_env(pass_hub_token=is_hub_model(workspace, load_config(run_dir).model.model))
-    with open(run_dir / LOG_FILE, "ab") as log_file:
-        process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            cwd=str(run_dir), env=env, start_new_session=True,
-        )
-    update_status(run_dir, pid=process.pid, pid_started=psutil.Process(process.pid).create_time())
+    ticket = queue.take_ticket(workspace, run_dir)  # before the process starts: the queue keeps launch order
+    try:
+        with open(run_dir / LOG_FILE, "ab") as log_file:
+            process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                cwd=str(run_dir), env=env, start_new_session=True,
+            )
+    except OSError:
+        queue.drop_ticket(ticket)  # a ticket with no worker would hold up the queue
+        raise
+    pid_started = psutil.Process(process.pid).create_time()
+    queue.claim_ticket(ticket, process.pid, pid_started)
+    update_status(run_dir, pid=process.pid, pid_started=pid_started)
     _children[process.pid] = process
-    threading.Thread(target=lambda: _record_exit(run_dir, process.wait()), daemon=True).start()
+    threading.Thread(target=lambda: _record_exit(run_dir, process.wait(), process.pid), daemon=True).start()
     return process
 
 
@@ -127,17 +156,20 @@ def run_status(run_dir: Path) -> dict[str, Any]:
     status = read_status(run_dir)
     if status.get("state") in FINAL_STATES:
         return status
-    fresh = time.time() - float(status.get("created", 0)) < 10 and not status.get("pid")
+    queued_at = float(status.get("queued_at") or status.get("created") or 0)
+    fresh = time.time() - queued_at < 10 and not status.get("pid")
     if not fresh and not _worker_alive(status):
+        if (run_dir / KILLED_FILE).exists():
+            return _record_killed(run_dir)
         child = _children.get(int(status.get("pid") or 0))
         if child is not None:  # our own child: its exit code says exactly how it died (e.g. SIGKILL)
             try:
-                _record_exit(run_dir, child.wait(timeout=5))
+                _record_exit(run_dir, child.wait(timeout=5), child.pid)
                 return read_status(run_dir)
             except subprocess.TimeoutExpired:
                 pass
         return update_status(
-            run_dir, state=FAILED, phase="failed", ended=time.time(),
+            run_dir, state=FAILED, phase="failed", ended=time.time(), progress=None,
             error="the worker process is gone (killed, out of memory, or the machine restarted); last log lines:\n"
             + tail_text(run_dir / LOG_FILE, 8),
         )
@@ -158,6 +190,72 @@ def request_stop(run_dir: Path) -> bool:
     return True
 
 
+def kill_run(run_dir: Path, timeout: float = 10.0) -> bool:
+    """Kill the run's worker now (SIGKILL to its process group) and record it as stopped, killed by the
+    user; False if it was not running or queued. Nothing is saved: resume it from its last checkpoint."""
+    status = run_status(run_dir)
+    if status.get("state") in FINAL_STATES:
+        return False
+    (run_dir / KILLED_FILE).write_text(f"{time.time()}\n", encoding="utf-8")  # before the kill: no one calls it a failure
+    if _worker_alive(status):
+        pid = int(status["pid"])
+        try:
+            if os.getpgid(pid) == pid:  # its own session (as start_worker makes it): take its children too
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        child = _children.get(pid)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if child is not None and child.poll() is not None:
+                break
+            if child is None and not _worker_alive(status):
+                break
+            time.sleep(0.05)
+    if read_status(run_dir).get("state") not in FINAL_STATES:  # unless it finished on its own just before
+        _record_killed(run_dir)
+    return True
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The run's newest complete checkpoint folder (checkpoints/checkpoint-N with its trainer state), or None."""
+    folder = run_dir / CHECKPOINTS_DIR
+    found = []
+    for path in folder.glob("checkpoint-*") if folder.is_dir() else ():
+        step = path.name.removeprefix("checkpoint-")
+        if step.isdigit() and (path / "trainer_state.json").is_file():
+            found.append((int(step), path))
+    return max(found)[1] if found else None
+
+
+def resume_run(workspace: Workspace, run_dir: Path) -> Path:
+    """Continue a stopped or failed run from its latest checkpoint, in the same folder: it is queued again
+    (status `queued`, `resumed_from` naming the checkpoint folder) and its worker started. Returns the run
+    folder (the same one).
+
+    ResumeError says why when the run is still going, has completed, or has no checkpoint."""
+    status = run_status(run_dir)
+    state = status.get("state")
+    if state not in (STOPPED, FAILED):
+        raise ResumeError(f"run {run_dir.name} is {state}; only a stopped or failed run can be resumed")
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        save_steps = load_config(run_dir).train.save_steps
+        why = "checkpoints were off (save_steps=0)" if save_steps == 0 else f"it ended before its first checkpoint (save_steps={save_steps})"
+        raise ResumeError(f"run {run_dir.name} has no checkpoint to resume from: {why}; start it again instead")
+    for marker in (STOP_FILE, KILLED_FILE):
+        (run_dir / marker).unlink(missing_ok=True)
+    update_status(
+        run_dir, drop=("pid", "pid_started", "error", "ended", "killed", "early_stopped", "stopped_at_step", "progress",
+                       "final_loss", "mean_loss", "steps"),
+        state=QUEUED, phase=f"resuming from {checkpoint.name}", resumed_from=checkpoint.name, queued_at=time.time(),
+    )
+    start_worker(workspace, run_dir)
+    return run_dir
+
+
 def load_config(run_dir: Path) -> cfg.RunConfig:
     """The config a run was started with."""
     return cfg.from_yaml((run_dir / CONFIG_FILE).read_text(encoding="utf-8"), str(run_dir / CONFIG_FILE))
@@ -166,6 +264,16 @@ def load_config(run_dir: Path) -> cfg.RunConfig:
 def read_metrics(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Metric rows logged since byte `offset` of metrics.jsonl, and the next offset."""
     return read_jsonl_from(run_dir / METRICS_FILE, offset)
+
+
+def read_samples(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Probe answers written since byte `offset` of samples.jsonl, and the next offset."""
+    return read_jsonl_from(run_dir / SAMPLES_FILE, offset)
+
+
+def read_system(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """System samples (CPU, RAM, GPUs) written since byte `offset` of system.jsonl, and the next offset."""
+    return read_jsonl_from(run_dir / SYSTEM_FILE, offset)
 
 
 def list_runs(workspace: Workspace) -> list[RunSummary]:

@@ -80,6 +80,13 @@ def test_yaml_round_trip_of_a_non_default_config():
             "cutoff_len": 512,
             "seed": 7,
             "logging_steps": 5,
+            "val_size": 0.1,
+            "eval_steps": 20,
+            "early_stop_patience": 3,
+            "save_steps": 25,
+            "save_total_limit": 4,
+            "probe_steps": 10,
+            "probe_prompts": "What is Amberlee known for?\n你好",
         },
     )
     assert original != cfg.RunConfig()

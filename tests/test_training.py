@@ -39,7 +39,8 @@ def test_demo_run_completed(demo_run):
     assert status["output"] == "adapter"
     assert not status.get("error")
     assert status["steps"] == _metrics(run_dir)[-1]["step"]
-    assert not (run_dir / "checkpoints").exists(), "intermediate checkpoints are cleaned up"
+    # checkpoints stay (a stopped or killed run resumes from them), but only save_total_limit of them
+    assert 1 <= len(list((run_dir / "checkpoints").glob("checkpoint-*"))) <= 2
 
 
 def test_demo_run_used_the_catalog_recommendations(demo_run):

@@ -1,43 +1,92 @@
-"""TrainerCallbacks the worker adds to TRL's trainer: live metrics to JSONL and a graceful stop."""
+"""TrainerCallbacks the worker adds to TRL's trainer: live metrics to JSONL, a graceful stop, early stopping,
+and the `save` phase in status.json while a checkpoint is written.
+
+A resumed run appends to the same files: rows for steps that an earlier attempt already logged (the steps
+between the checkpoint and where it was killed) are not written again, so steps in metrics.jsonl only grow.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from transformers import TrainerCallback
 
+from studio.train.phases import Progress
+from studio.train.status import update_status
 from studio.workspace import METRICS_FILE, STOP_FILE, append_jsonl
 
 
+def last_row(path: Path, key: str | None = None, max_bytes: int = 256_000) -> dict[str, Any] | None:
+    """The last whole JSON line of a JSONL file (the last one having `key`, if given), or None."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - max_bytes))
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and (key is None or key in row):
+            return row
+    return None
+
+
 class MetricsCallback(TrainerCallback):
-    """Appends one JSON line per logging step to metrics.jsonl: step, total_steps, epoch, loss,
-    learning_rate, grad_norm, tokens_per_s, elapsed and eta (seconds)."""
+    """Appends to metrics.jsonl one JSON line per logging step: step, total_steps, epoch, loss, learning_rate,
+    grad_norm, tokens_per_s, elapsed and eta (seconds); and one line per evaluation: step, eval_loss, elapsed.
+
+    On a resumed run, elapsed continues from the last row written before."""
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / METRICS_FILE
-        self.started = time.monotonic()
-        self.last_time = self.started
+        previous = last_row(self.path)
+        self.elapsed_before = float(previous.get("elapsed") or 0.0) if previous else 0.0
+        train_row, eval_row = last_row(self.path, "loss"), last_row(self.path, "eval_loss")
+        self.logged_step = int(train_row["step"]) if train_row else 0
+        self.evaluated_step = int(eval_row["step"]) if eval_row else -1
+        self.started = self.last_time = time.monotonic()
+        self.first_step = 0
         self.last_tokens = 0.0
-        self.last_loss: float | None = None
+        self.last_loss: float | None = float(train_row["loss"]) if train_row else None
+        self.last_eval_loss: float | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = self.last_time = time.monotonic()
+        self.first_step = state.global_step
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.started
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
+        if "eval_loss" in logs and state.global_step > self.evaluated_step:
+            self.evaluated_step = state.global_step
+            self.last_eval_loss = float(logs["eval_loss"])
+            append_jsonl(self.path, {"step": state.global_step, "eval_loss": self.last_eval_loss, "elapsed": round(self.elapsed(), 2)})
+            return
         if "loss" not in logs or state.global_step == 0:
             return
         now = time.monotonic()
-        elapsed = now - self.started
         tokens = float(logs.get("num_tokens", 0.0))
         window = max(now - self.last_time, 1e-6)
         tokens_per_s = (tokens - self.last_tokens) / window if tokens else None
         self.last_time, self.last_tokens = now, tokens
+        if state.global_step <= self.logged_step:  # an earlier attempt of this run already logged this step
+            return
+        self.logged_step = state.global_step
         self.last_loss = float(logs["loss"])
         total = max(state.max_steps, state.global_step)
-        eta = elapsed / state.global_step * (total - state.global_step)
+        done_here = max(state.global_step - self.first_step, 1)
+        eta = (now - self.started) / done_here * (total - state.global_step)
         row = {
             "step": state.global_step,
             "total_steps": total,
@@ -46,7 +95,7 @@ class MetricsCallback(TrainerCallback):
             "learning_rate": logs.get("learning_rate"),
             "grad_norm": logs.get("grad_norm"),
             "tokens_per_s": round(tokens_per_s, 1) if tokens_per_s is not None else None,
-            "elapsed": round(elapsed, 2),
+            "elapsed": round(self.elapsed(), 2),
             "eta": round(eta, 2),
         }
         append_jsonl(self.path, row)
@@ -54,7 +103,8 @@ class MetricsCallback(TrainerCallback):
 
 class StopCallback(TrainerCallback):
     """Ends training after the current step when a stop was requested (SIGTERM sets `event`, or a STOP
-    file appears in the run folder); the trainer then returns normally and the worker saves."""
+    file appears in the run folder); the trainer then returns normally and the worker saves. When the run
+    writes checkpoints, one is saved at the step it stopped on, so resuming continues from exactly there."""
 
     def __init__(self, run_dir: Path, event: threading.Event):
         self.stop_file = run_dir / STOP_FILE
@@ -68,7 +118,75 @@ class StopCallback(TrainerCallback):
         return self.event.is_set()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.requested():
+        if self.requested() and self.stopped_at is None:
             control.should_training_stop = True
+            control.should_save = args.save_strategy != "no"
             self.stopped_at = state.global_step
         return control
+
+
+class EarlyStopCallback(TrainerCallback):
+    """Stops training when eval_loss has not improved for `patience` evaluations in a row; records the best
+    eval loss in status.json after every evaluation. On a resumed run it recounts from the trainer's log
+    history, so patience carries over. (The weights saved at the end are the last ones, not the best.)"""
+
+    def __init__(self, run_dir: Path, patience: int):
+        self.run_dir = run_dir
+        self.patience = patience
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.bad_evals = 0
+        self.stopped = False
+
+    def _see(self, step: int, loss: float) -> None:
+        if self.best is None or loss < self.best:
+            self.best, self.best_step, self.bad_evals = loss, step, 0
+        else:
+            self.bad_evals += 1
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        for entry in state.log_history:  # filled in from the checkpoint when resuming
+            if "eval_loss" in entry:
+                self._see(int(entry.get("step", 0)), float(entry["eval_loss"]))
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if not metrics or "eval_loss" not in metrics:
+            return control
+        self._see(state.global_step, float(metrics["eval_loss"]))
+        update_status(self.run_dir, best_eval_loss=self.best, best_eval_step=self.best_step)
+        if self.patience and self.bad_evals >= self.patience and not control.should_training_stop:
+            self.stopped = True
+            control.should_training_stop = True
+        return control
+
+
+class SavePhaseCallback(TrainerCallback):
+    """Shows phase `save` in status.json's progress while the trainer writes a checkpoint. Add it last, so
+    every other callback has already decided whether this step saves."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.progress: Progress | None = None
+
+    def _begin(self, state, control) -> None:
+        if control.should_save and self.progress is None:
+            update_status(self.run_dir, phase=f"saving checkpoint-{state.global_step}")
+            self.progress = Progress(self.run_dir, "save", f"Saving checkpoint-{state.global_step}",
+                                     total=state.max_steps, unit="steps", done=state.global_step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if not control.should_evaluate:  # otherwise evaluation runs first; on_evaluate begins the save phase
+            self._begin(state, control)
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if not control.should_evaluate:
+            self._begin(state, control)
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self._begin(state, control)
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress.finish()
+            self.progress = None
+            update_status(self.run_dir, phase="training")

@@ -1,4 +1,13 @@
-"""status.json: the state of a run as the worker last wrote it, and the states a run can be in."""
+"""status.json: the state of a run as the worker last wrote it, the states a run can be in, and the names of
+the files the worker writes beside it in the run folder.
+
+status.json keys (all optional except state): state, phase (human text), created, queued_at, started, ended,
+pid, pid_started, error, final_loss, mean_loss, steps, output, stopped_at_step, resumed_from (checkpoint
+folder name), killed (true when a user killed it), best_eval_loss, early_stopped, and `progress`: while a
+long phase runs `{"phase": "download"|"tokenize"|"load"|"save", "label", "done", "total" (or null),
+"unit": "B"|"rows"|"steps", "rate" (per second, or null)}`, null otherwise. `last_progress` keeps the final
+progress of each phase that ran, by phase name.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +20,23 @@ from studio.workspace import STATUS_FILE, read_json, write_json_atomic
 QUEUED, RUNNING, COMPLETED, FAILED, STOPPED = "queued", "running", "completed", "failed", "stopped"
 FINAL_STATES = (COMPLETED, FAILED, STOPPED)
 
+SYSTEM_FILE = "system.jsonl"  # one line per 2 s sample of CPU, RAM and GPUs while the run loads and trains
+SAMPLES_FILE = "samples.jsonl"  # probe generations: step, prompt_index, prompt, answer, seconds
+CHECKPOINTS_DIR = "checkpoints"  # the Trainer's checkpoint-N folders
+KILLED_FILE = "KILLED"  # marker: the user killed the worker (so its death is not reported as a failure)
+PROGRESS_PHASES = ("download", "tokenize", "load", "save")
+
 
 def read_status(run_dir: Path) -> dict[str, Any]:
     """The run's status.json as a dict (state `queued` if the worker has not written one yet)."""
     return read_json(run_dir / STATUS_FILE) or {"state": QUEUED}
 
 
-def update_status(run_dir: Path, **changes: Any) -> dict[str, Any]:
-    """Merge `changes` into status.json (atomically) and return the new status."""
+def update_status(run_dir: Path, drop: tuple[str, ...] = (), **changes: Any) -> dict[str, Any]:
+    """Merge `changes` into status.json (atomically), remove the keys in `drop`, and return the new status."""
     status = read_status(run_dir)
+    for key in drop:
+        status.pop(key, None)
     status.update(changes)
     status["updated"] = time.time()
     write_json_atomic(run_dir / STATUS_FILE, status)
