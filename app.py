@@ -1,4 +1,5 @@
-"""Launch Fine-tuning Studio in the browser: python app.py [--host H] [--port P] [--share] [--auth USER:PASS] [--workspace DIR]"""
+"""Launch Fine-tuning Studio in the browser:
+python app.py [--host H] [--port P] [--share] [--auth USER:PASS] [--viewer-auth USER:PASS] [--workspace DIR]"""
 
 from __future__ import annotations
 
@@ -18,35 +19,57 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="also open a public Gradio link (always behind a login)")
     parser.add_argument("--auth", default=None, metavar="USER:PASS", help="require this login")
+    parser.add_argument(
+        "--viewer-auth", default=None, metavar="USER:PASS",
+        help="also accept this read-only login: it can watch runs and charts but not change anything",
+    )
     parser.add_argument("--workspace", default=os.environ.get("STUDIO_WORKSPACE", str(PROJECT_ROOT / "workspace")))
     parser.add_argument("--allow-dir", action="append", default=[], metavar="DIR", help="a folder outside the workspace the studio may read (models, data); repeatable")
     return parser.parse_args(argv)
 
 
+def _login(text: str, flag: str) -> tuple[str, str]:
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password:
+        sys.exit(f"error: {flag} must look like USER:PASS")
+    return user, password
+
+
 def resolve_auth(args: argparse.Namespace) -> tuple[str, str] | None:
-    """The login to require: --auth if given; with --share and no --auth, a random password printed once."""
+    """The operator login to require: --auth if given; with --share or --viewer-auth and no --auth, user
+    `studio` with a random password printed once (a viewer login never comes without an operator one)."""
     if args.auth:
-        user, sep, password = args.auth.partition(":")
-        if not sep or not user or not password:
-            sys.exit("error: --auth must look like USER:PASS")
-        return user, password
-    if args.share:
+        return _login(args.auth, "--auth")
+    if args.share or args.viewer_auth:
         password = secrets.token_urlsafe(12)
-        print(f"Public link is protected. Log in with user: studio  password: {password}", flush=True)
+        why = "Public link is protected." if args.share else "Operator login (full control; the --viewer-auth login is read-only)."
+        print(f"{why} Log in with user: studio  password: {password}", flush=True)
         return "studio", password
     return None
 
 
+def resolve_viewer_auth(args: argparse.Namespace, operator: tuple[str, str] | None) -> tuple[str, str] | None:
+    """The read-only login from --viewer-auth, which must not reuse the operator's user name."""
+    if not args.viewer_auth:
+        return None
+    viewer = _login(args.viewer_auth, "--viewer-auth")
+    if operator and viewer[0] == operator[0]:
+        sys.exit("error: --viewer-auth needs a different user name from the operator login")
+    return viewer
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    auth = resolve_auth(args)
+    operator = resolve_auth(args)
+    viewer = resolve_viewer_auth(args, operator)
     workspace = Workspace(Path(args.workspace), allowed=tuple(Path(d) for d in args.allow_dir))
-    from studio.ui import build_app
+    from studio.ui import CSS, build_app
 
-    app = build_app(workspace)
+    app = build_app(workspace, viewers=[viewer[0]] if viewer else [])
+    logins = [login for login in (operator, viewer) if login]
     app.queue(default_concurrency_limit=4).launch(
-        server_name=args.host, server_port=args.port, share=args.share, auth=auth,
-        max_file_size="1gb", footer_links=["api"], show_error=False,
+        server_name=args.host, server_port=args.port, share=args.share, auth=logins or None,
+        max_file_size="1gb", footer_links=["api"], show_error=False, css=CSS,
     )
 
 

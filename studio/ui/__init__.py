@@ -1,22 +1,34 @@
-"""The studio's web UI: `build_app(workspace)` returns the Gradio Blocks with every tab wired."""
+"""The studio's web UI: `build_app(workspace, viewers)` returns the Gradio Blocks with every tab wired.
+
+Logins named in `viewers` are read-only: on page load they see only the Train tab's live view and the
+Runs tab, without any control that changes something, and every mutating handler refuses them
+server-side (studio.ui.context.refuse_viewer)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import gradio as gr
 
 from studio.ui.chat_tab import create_chat_tab
 from studio.ui.context import UIContext
 from studio.ui.data_tab import create_data_tab
-from studio.ui.locales import LANGUAGES, t
+from studio.ui.locales import LANGUAGES, lang_code, t
 from studio.ui.model_tab import create_model_tab
 from studio.ui.runs_tab import create_runs_tab
 from studio.ui.train_tab import create_train_tab
 from studio.workspace import Workspace
 
+# Pass to launch(css=...): Gradio 6 takes page CSS there. The UI's HTML carries inline styles too.
+CSS = """
+@keyframes studio-stripes { from { background-position: 0 0; } to { background-position: 34px 0; } }
+#train-log, #probes, #runs-probes { width: 100%; }
+"""
 
-def build_app(workspace: Workspace) -> gr.Blocks:
+
+def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
     """Build the whole UI over `workspace`: Data, Model, Train, Chat and Runs tabs and the language switch."""
-    ctx = UIContext(workspace=workspace)
+    ctx = UIContext(workspace=workspace, viewers=frozenset(viewers))
     L = ctx.localizer
     with gr.Blocks(title="Fine-tuning Studio") as app:
         with gr.Row():
@@ -26,15 +38,27 @@ def build_app(workspace: Workspace) -> gr.Blocks:
             ctx.language = L.add(
                 gr.Radio(choices=list(LANGUAGES), value="English", label=t("language"), scale=1, elem_id="language"), "language"
             )
+        banner = gr.Markdown("", visible=False, elem_id="viewer-banner")
+        # Tab headers cannot be hidden after the page is built (Gradio 6), so for a viewer the Data, Model
+        # and Chat tabs show a read-only note instead of their controls.
+        closed: list[tuple[gr.Tab, gr.Markdown, gr.Column]] = []  # (tab, its note, its controls)
         with gr.Tabs() as tabs:
-            with L.add(gr.Tab(t("tab.data"), id="data"), "tab.data"):
-                create_data_tab(ctx)
-            with L.add(gr.Tab(t("tab.model"), id="model"), "tab.model"):
-                create_model_tab(ctx)
+            ctx.shared["tabs"] = tabs
+            with L.add(gr.Tab(t("tab.data"), id="data"), "tab.data") as data_tab:
+                data_note = gr.Markdown("", elem_classes="viewer-note")
+                with gr.Column() as data_body:
+                    create_data_tab(ctx)
+            with L.add(gr.Tab(t("tab.model"), id="model"), "tab.model") as model_tab:
+                model_note = gr.Markdown("", elem_classes="viewer-note")
+                with gr.Column() as model_body:
+                    create_model_tab(ctx)
             with L.add(gr.Tab(t("tab.train"), id="train"), "tab.train"):
                 train = create_train_tab(ctx)
-            with L.add(gr.Tab(t("tab.chat"), id="chat"), "tab.chat"):
-                chat = create_chat_tab(ctx)
+            with L.add(gr.Tab(t("tab.chat"), id="chat"), "tab.chat") as chat_tab:
+                chat_note = gr.Markdown("", elem_classes="viewer-note")
+                with gr.Column() as chat_body:
+                    chat = create_chat_tab(ctx)
+            closed += [(data_tab, data_note, data_body), (model_tab, model_note, model_body), (chat_tab, chat_note, chat_body)]
             with L.add(gr.Tab(t("tab.runs"), id="runs"), "tab.runs") as runs_tab:
                 runs = create_runs_tab(ctx)
 
@@ -47,11 +71,29 @@ def build_app(workspace: Workspace) -> gr.Blocks:
         train["chat_button"].click(on_chat_with_run, [train["watched"], ctx.language], [tabs, chat["run"]]).then(
             chat["on_load"], [chat["run"], chat["base"], ctx.language], [chat["status"], chat["chatbot"]]
         )
+
+        # A viewer login sees the live view and the runs, and no control that changes anything.
+        def on_role(lang_choice: str, request: gr.Request):
+            if not ctx.is_viewer(request):
+                return [gr.skip()] * (len(ctx.operator_only) + 2)
+            banner_text = t("viewer.banner", lang_code(lang_choice), user=request.username)
+            return [*[gr.update(visible=False)] * len(ctx.operator_only), gr.update(value=banner_text, visible=True), gr.Tabs(selected="train")]
+
+        def on_closed_tab(lang_choice: str, request: gr.Request):
+            # (on selecting the tab: an update sent before a tab was first opened can be lost)
+            if not ctx.is_viewer(request):
+                return gr.skip(), gr.skip()
+            return t("viewer.closed_tab", lang_code(lang_choice)), gr.update(visible=False)
+
+        for tab, note, body in closed:
+            tab.select(on_closed_tab, [ctx.language], [note, body])
+
         refresh_runs, refresh_inputs, refresh_outputs = runs["refresh"]
         runs_tab.select(refresh_runs, refresh_inputs, refresh_outputs)
         train["start"].click(refresh_runs, refresh_inputs, refresh_outputs)
-        page_load, page_outputs = train["page_load"]
-        app.load(page_load, None, page_outputs)
+        page_load, page_inputs, page_outputs = train["page_load"]
+        app.load(on_role, [ctx.language], [*ctx.operator_only, banner, tabs])
+        app.load(page_load, page_inputs, page_outputs)
         app.load(refresh_runs, refresh_inputs, refresh_outputs)
         app.load(chat["on_refresh"], [ctx.language], [chat["run"]])
     return app

@@ -8,7 +8,7 @@ import gradio as gr
 
 from studio import jobs
 from studio.chat import GenerationSettings, load_run, run_has_weights
-from studio.ui.context import UIContext
+from studio.ui.context import UIContext, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError
 
@@ -73,10 +73,12 @@ def create_chat_tab(ctx: UIContext) -> dict:
     def on_refresh(lang_choice: str = "English"):
         return gr.update(choices=chattable_runs(ctx, lang_code(lang_choice)))
 
-    def on_load(run_id: str, use_base: bool, lang_choice: str):
+    def on_load(run_id: str, use_base: bool, lang_choice: str, request: gr.Request):
+        refuse_viewer(ctx, request, lang_code(lang_choice))
         return load_into_chat(ctx, run_id, use_base, lang_code(lang_choice)), []
 
-    def on_send(text: str, history: list, tokens: int, temp: float, nucleus: float, lang_choice: str):
+    def on_send(text: str, history: list, tokens: int, temp: float, nucleus: float, lang_choice: str, request: gr.Request):
+        refuse_viewer(ctx, request, lang_code(lang_choice))
         history = list(history or [])
         if not (text or "").strip():
             yield history, gr.skip()
@@ -96,9 +98,9 @@ def create_chat_tab(ctx: UIContext) -> dict:
         yield history, ""
 
     refresh.click(on_refresh, [ctx.language], [run])
-    load.click(on_load, [run, base, ctx.language], [status, chatbot])
+    load.click(on_load, [run, base, ctx.language], [status, chatbot], api_name="chat_load")
     send_inputs = [message, chatbot, max_new, temperature, top_p, ctx.language]
-    send.click(on_send, send_inputs, [chatbot, message])
+    send.click(on_send, send_inputs, [chatbot, message], api_name="chat_send")
     message.submit(on_send, send_inputs, [chatbot, message])
     clear.click(lambda: [], None, [chatbot])
     return {"run": run, "base": base, "status": status, "chatbot": chatbot, "on_load": on_load, "on_refresh": on_refresh}

@@ -1,4 +1,5 @@
-"""What every tab builder receives: the workspace, the localizer, the language selector, shared components."""
+"""What every tab builder receives: the workspace, the localizer, the language selector, shared components,
+and who may change things (a read-only viewer login may only watch)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import gradio as gr
+
 from studio import config as cfg
 from studio.models.catalog import recommended_overrides
-from studio.ui.locales import Localizer
+from studio.ui.locales import Localizer, t
 from studio.workspace import Workspace
 
 
@@ -29,6 +32,21 @@ class UIContext:
     shared: dict[str, Any] = field(default_factory=dict)  # components other tabs read, by name
     chat: LoadedChat = field(default_factory=LoadedChat)
     initial: cfg.RunConfig = field(default_factory=lambda: initial_config())
+    viewers: frozenset[str] = frozenset()  # logins that may watch but not change anything
+    operator_only: list[Any] = field(default_factory=list)  # components hidden from a viewer on page load
+
+    def is_viewer(self, request: gr.Request | None) -> bool:
+        """True when the request comes from a read-only viewer login."""
+        return request is not None and getattr(request, "username", None) in self.viewers
+
+
+def refuse_viewer(ctx: UIContext, request: gr.Request | None, lang: str = "en") -> None:
+    """Raise gr.Error when a read-only viewer calls a handler that changes something.
+
+    Every mutating handler calls this first: hiding its button is not enough, because any handler can be
+    called over Gradio's HTTP API."""
+    if ctx.is_viewer(request):
+        raise gr.Error(t("viewer.refused", lang), print_exception=False)
 
 
 def initial_config() -> cfg.RunConfig:

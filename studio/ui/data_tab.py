@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio.data.loading import SUPPORTED_SUFFIXES, DataError, list_samples, load_dataset_file, resolve_dataset
-from studio.ui.context import UIContext
+from studio.ui.context import UIContext, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError, Workspace
 
@@ -65,8 +65,9 @@ def create_data_tab(ctx: UIContext) -> dict:
         text, table = describe(ctx.workspace, name, lang_code(lang_choice))
         return name if table else gr.skip(), text, table if table else gr.skip()
 
-    def on_upload(temp_path: str | None, lang_choice: str):
+    def on_upload(temp_path: str | None, lang_choice: str, request: gr.Request):
         lang = lang_code(lang_choice)
+        refuse_viewer(ctx, request, lang)
         if not temp_path:
             return gr.skip(), gr.skip(), gr.skip()
         try:
@@ -77,6 +78,6 @@ def create_data_tab(ctx: UIContext) -> dict:
         return (ref if table else gr.skip()), text, (table if table else gr.skip())
 
     sample.change(on_sample_change, [sample, ctx.language], [dataset, summary, preview])
-    upload.upload(on_upload, [upload, ctx.language], [dataset, summary, preview])
+    upload.upload(on_upload, [upload, ctx.language], [dataset, summary, preview], api_name="upload_dataset")
     ctx.shared["dataset"] = dataset
     return {"sample": sample, "upload": upload, "dataset": dataset, "summary": summary, "preview": preview}

@@ -1,27 +1,44 @@
-"""Runs tab: every run with its state, model, final loss; pick one to see its config and status."""
+"""Runs tab: every run with its state, duration, losses, tags and notes. Select one run to open its charts
+(the monitor's chart builders, fed with the whole series), edit its tags and notes, clone its config into
+the Train tab, watch it live or delete it; select two or more to overlay their loss curves and see which
+config keys differ. Deleting is refused for a queued or running run by the engine (run_library), and every
+change refuses a read-only viewer server-side.
+"""
 
 from __future__ import annotations
 
 import json
-import time
 
 import gradio as gr
 
+from studio import config as cfg
 from studio import jobs
-from studio.ui.context import UIContext
+from studio import run_library as library
+from studio.ui import charts
+from studio.ui.context import UIContext, refuse_viewer
 from studio.ui.locales import lang_code, t
+from studio.ui.monitor import format_duration, probes_html
 from studio.workspace import CONFIG_FILE, PathError
 
-COLUMNS = ("run", "name", "state", "model", "dataset", "method", "loss", "created", "error")
+COLUMNS = ("run", "name", "state", "duration", "best", "loss", "tags", "notes", "model", "dataset", "error")
+WIDTHS = ["19%", "9%", "8%", "6%", "6%", "6%", "9%", "11%", "8%", "9%", "9%"]
 
 
-def runs_table(ctx: UIContext, lang: str) -> dict:
-    """The runs list as a table value (headers in the chosen language)."""
+def _loss(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else ""
+
+
+def runs_table(ctx: UIContext, lang: str, query: str = "") -> dict:
+    """The runs list as a table value (headers in the chosen language), keeping rows that match `query`."""
+    needle = (query or "").strip().lower()
     rows = []
-    for r in jobs.list_runs(ctx.workspace):
+    for r in library.list_records(ctx.workspace):
+        haystack = " ".join([r.run_id, r.run_name, r.state, r.model, r.dataset, r.method, *r.tags, r.notes]).lower()
+        if needle and needle not in haystack:
+            continue
         rows.append([
-            r.run_id, r.run_name, t(f"state.{r.state}", lang), r.model, r.dataset, r.method,
-            f"{r.final_loss:.4f}" if r.final_loss is not None else "", time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)), r.error,
+            r.run_id, r.run_name, t(f"state.{r.state}", lang), format_duration(r.duration) if r.duration is not None else "",
+            _loss(r.best_eval_loss), _loss(r.final_loss), ", ".join(r.tags), r.notes[:120], r.model, r.dataset, r.error,
         ])
     return {"headers": [t(f"runs.col.{c}", lang) for c in COLUMNS], "data": rows}
 
@@ -37,23 +54,166 @@ def run_details(ctx: UIContext, run_id: str) -> tuple[str, str]:
     return (run_dir / CONFIG_FILE).read_text(encoding="utf-8"), json.dumps(jobs.run_status(run_dir), indent=2, ensure_ascii=False)
 
 
+def run_summary(run_id: str, status: dict, config: cfg.RunConfig | None, lang: str) -> str:
+    """One line about a run: name, state, duration, steps, final and best validation loss (and its error)."""
+    name = f"· {config.run_name}" if config and config.run_name else ""
+    line = t(
+        "runs.summary", lang, run=run_id, name=name, state=t(f"state.{status.get('state', 'queued')}", lang),
+        duration=format_duration(library.duration_of(status)), steps=status.get("steps", "–"),
+        final=_loss(status.get("final_loss")) or "–", best=_loss(status.get("best_eval_loss")) or "–",
+    )
+    error = status.get("error")
+    return line + (f"\n\n```\n{error}\n```" if error else "")
+
+
+def compare(ctx: UIContext, run_ids: list[str], lang: str) -> tuple:
+    """The overlay chart of the runs' losses and the table of config keys whose values differ."""
+    loaded = []
+    for run_id in run_ids:
+        try:
+            run_dir = ctx.workspace.run_dir(run_id)
+            loaded.append((run_id, jobs.load_config(run_dir), library.load_series(run_dir)))
+        except (PathError, cfg.ConfigError):
+            continue
+    labels = [config.run_name or run_id for run_id, config, _series in loaded]
+    labels = [label if labels.count(label) == 1 else f"{label} ({run_id})" for label, (run_id, _c, _s) in zip(labels, loaded)]
+    figure = charts.overlay_figure([(label, series) for label, (_r, _c, series) in zip(labels, loaded)], lang)
+    rows = library.config_diff([(run_id, config) for run_id, config, _series in loaded])
+    rows = [[key, *(str(v) for v in values)] for key, *values in rows] or [[t("runs.no_diff", lang), *[""] * len(loaded)]]
+    return figure, {"headers": [t("runs.col.key", lang), *labels], "data": rows}
+
+
 def create_runs_tab(ctx: UIContext) -> dict:
-    """Build the Runs tab; returns `refresh`, a handler the app also runs on page load."""
+    """Build the Runs tab; returns `refresh` (a handler the app also runs on page load) and hooks."""
     L = ctx.localizer
-    refresh = L.add(gr.Button(t("runs.refresh"), elem_id="runs-refresh"), "runs.refresh")
-    table = L.add(gr.Dataframe(label=t("runs.table"), interactive=False, wrap=True, elem_id="runs-table"), "runs.table")
-    pick = L.add(gr.Dropdown(choices=[], label=t("runs.pick"), elem_id="runs-pick"), "runs.pick")
-    with gr.Row():
-        config_view = L.add(gr.Code(language="yaml", label=t("runs.config"), interactive=False), "runs.config")
-        status_view = L.add(gr.Code(language="json", label=t("runs.status"), interactive=False), "runs.status")
+    with gr.Row(equal_height=True):
+        query = L.add(gr.Textbox(label=t("runs.filter"), elem_id="runs-filter", scale=5), "runs.filter")
+        refresh = L.add(gr.Button(t("runs.refresh"), elem_id="runs-refresh", scale=0, min_width=120), "runs.refresh")
+    table = L.add(gr.Dataframe(label=t("runs.table"), interactive=False, wrap=True, max_height=420, column_widths=WIDTHS, elem_id="runs-table"), "runs.table")
+    pick = L.add(gr.Dropdown(choices=[], multiselect=True, label=t("runs.pick"), elem_id="runs-pick"), "runs.pick")
+    message = gr.Markdown("", elem_id="runs-message")
+    with gr.Column(visible=False, elem_id="runs-compare") as compare_box:
+        L.add(gr.Markdown(t("runs.compare")), "runs.compare")
+        overlay = L.add(gr.Plot(label=t("chart.overlay"), elem_id="runs-overlay"), "chart.overlay")
+        diff = L.add(gr.Dataframe(label=t("runs.diff"), interactive=False, wrap=True, elem_id="runs-diff"), "runs.diff")
+    with gr.Column(visible=False, elem_id="runs-details") as details_box:
+        summary = gr.Markdown("", elem_id="runs-summary")
+        with gr.Row(equal_height=False):
+            loss_chart = L.add(gr.Plot(label=t("train.loss_chart"), elem_id="runs-loss", scale=3), "train.loss_chart")
+            metrics_chart = L.add(gr.Plot(label=t("train.metrics_chart"), elem_id="runs-metrics", scale=2), "train.metrics_chart")
+        L.add(gr.Markdown(t("probe.title")), "probe.title")
+        probes = gr.HTML("", elem_id="runs-probes")
+        system_chart = L.add(gr.Plot(label=t("train.system_chart"), elem_id="runs-system"), "train.system_chart")
+        with gr.Row() as editor:
+            tags = L.add(gr.Textbox(label=t("runs.tags"), elem_id="runs-tags", scale=1), "runs.tags")
+            notes = L.add(gr.Textbox(label=t("runs.notes"), lines=2, elem_id="runs-notes", scale=2), "runs.notes")
+        with gr.Row():
+            watch = L.add(gr.Button(t("runs.watch"), elem_id="runs-watch"), "runs.watch")
+            save = L.add(gr.Button(t("runs.save_meta"), elem_id="runs-save"), "runs.save_meta")
+            clone = L.add(gr.Button(t("runs.clone"), elem_id="runs-clone"), "runs.clone")
+            delete = L.add(gr.Button(t("runs.delete"), variant="stop", elem_id="runs-delete"), "runs.delete")
+        with gr.Row(visible=False, elem_id="runs-delete-confirm") as delete_confirm:
+            delete_question = gr.Markdown("")
+            delete_yes = L.add(gr.Button(t("runs.delete_yes"), variant="stop", elem_id="runs-delete-yes", scale=0), "runs.delete_yes")
+            delete_no = L.add(gr.Button(t("train.cancel"), elem_id="runs-delete-no", scale=0), "train.cancel")
+        with gr.Accordion(t("runs.files"), open=False) as files_box:
+            with gr.Row():
+                config_view = L.add(gr.Code(language="yaml", label=t("runs.config"), interactive=False), "runs.config")
+                status_view = L.add(gr.Code(language="json", label=t("runs.status"), interactive=False), "runs.status")
+        L.add(files_box, "runs.files")
+    ctx.operator_only += [editor, save, clone, delete]
 
-    def on_refresh(lang_choice: str):
-        table_value = runs_table(ctx, lang_code(lang_choice))
-        return table_value, gr.update(choices=[row[0] for row in table_value["data"]])
+    def one(selected: list[str] | None) -> str:
+        return selected[0] if selected and len(selected) == 1 else ""
 
-    def on_pick(run_id: str):
-        return run_details(ctx, run_id)
+    def on_refresh(filter_text: str, selected: list[str] | None, lang_choice: str):
+        value = runs_table(ctx, lang_code(lang_choice), filter_text)
+        ids = [row[0] for row in value["data"]]
+        names = {row[0]: row[1] for row in value["data"]}
+        choices = [(f"{i} · {names[i]}" if names[i] else i, i) for i in ids]
+        return value, gr.update(choices=choices, value=[i for i in (selected or []) if i in ids])
 
-    refresh.click(on_refresh, [ctx.language], [table, pick])
-    pick.change(on_pick, [pick], [config_view, status_view])
-    return {"refresh": (on_refresh, [ctx.language], [table, pick])}
+    def on_pick(selected: list[str] | None, lang_choice: str):
+        lang, selected = lang_code(lang_choice), selected or []
+        hidden = gr.update(visible=False)
+        if len(selected) >= 2:
+            figure, diff_value = compare(ctx, selected, lang)
+            return [gr.update(visible=True), figure, diff_value, hidden] + [gr.skip()] * 9 + [hidden]
+        if not selected:
+            return [hidden, gr.skip(), gr.skip(), hidden] + [gr.skip()] * 9 + [hidden]
+        try:
+            run_dir = ctx.workspace.run_dir(selected[0])
+        except PathError as error:
+            return [hidden, gr.skip(), gr.skip(), hidden, str(error)] + [gr.skip()] * 8 + [hidden]
+        series, status, meta = library.load_series(run_dir), jobs.run_status(run_dir), library.read_meta(run_dir)
+        try:
+            config = jobs.load_config(run_dir)
+        except cfg.ConfigError:
+            config = None
+        config_text, status_text = run_details(ctx, selected[0])
+        return [
+            hidden, gr.skip(), gr.skip(), gr.update(visible=True), run_summary(run_dir.name, status, config, lang),
+            charts.loss_figure(series, lang), charts.training_figure(series, lang), charts.system_figure(series, lang),
+            probes_html(series, lang), ", ".join(meta["tags"]), meta["notes"], config_text, status_text, hidden,
+        ]
+
+    def on_save_meta(selected: list[str] | None, tag_text: str, note_text: str, filter_text: str, lang_choice: str, request: gr.Request):
+        lang = lang_code(lang_choice)
+        refuse_viewer(ctx, request, lang)
+        try:
+            run_dir = ctx.workspace.run_dir(one(selected))
+            library.write_meta(run_dir, tag_text, note_text)
+        except (PathError, library.MetaError) as error:
+            return t("runs.refused", lang, reason=str(error)), gr.skip()
+        return t("runs.saved", lang, run=run_dir.name), runs_table(ctx, lang, filter_text)
+
+    def on_clone(selected: list[str] | None, lang_choice: str, request: gr.Request):
+        lang = lang_code(lang_choice)
+        refuse_viewer(ctx, request, lang)
+        try:
+            config = library.clone_config(ctx.workspace, one(selected))
+        except (PathError, cfg.ConfigError) as error:
+            return [t("runs.refused", lang, reason=str(error))] + [gr.skip()] * (len(clone_targets) + 3)
+        flat = cfg.to_flat(config)
+        note = t("train.cloned", lang, run=one(selected), name=config.run_name)
+        return [note, note, config, gr.Tabs(selected="train"), *(flat[key] for key in clone_keys)]
+
+    def on_watch(selected: list[str] | None, lang_choice: str):
+        run_id = one(selected)
+        if not run_id:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return run_id, None, t("train.watching", lang_code(lang_choice), run=run_id), gr.Tabs(selected="train")
+
+    def on_delete_ask(selected: list[str] | None, lang_choice: str, request: gr.Request):
+        refuse_viewer(ctx, request, lang_code(lang_choice))
+        if not one(selected):
+            return gr.skip(), gr.skip()
+        return gr.update(visible=True), t("runs.delete_confirm", lang_code(lang_choice), run=one(selected))
+
+    def on_delete(selected: list[str] | None, filter_text: str, lang_choice: str, request: gr.Request):
+        lang = lang_code(lang_choice)
+        refuse_viewer(ctx, request, lang)
+        run_id = one(selected)
+        try:
+            library.delete_run(ctx.workspace, run_id)
+        except (PathError, library.RunBusyError) as error:
+            return gr.update(visible=False), t("runs.refused", lang, reason=str(error)), gr.skip(), gr.skip(), gr.skip()
+        table_value, pick_update = on_refresh(filter_text, [], lang_choice)
+        return gr.update(visible=False), t("runs.deleted", lang, run=run_id), table_value, pick_update, gr.update(visible=False)
+
+    from studio.ui.train_tab import CONFIG_KEYS
+
+    clone_keys = CONFIG_KEYS
+    clone_targets = [ctx.shared[key] for key in clone_keys]
+    refresh_io = (on_refresh, [query, pick, ctx.language], [table, pick])
+    refresh.click(*refresh_io, api_name="list_runs")
+    query.submit(*refresh_io)
+    pick_outputs = [compare_box, overlay, diff, details_box, summary, loss_chart, metrics_chart, system_chart, probes, tags, notes, config_view, status_view, delete_confirm]
+    pick.change(on_pick, [pick, ctx.language], pick_outputs, api_name="open_runs")
+    save.click(on_save_meta, [pick, tags, notes, query, ctx.language], [message, table], api_name="save_run_meta")
+    clone.click(on_clone, [pick, ctx.language], [message, ctx.shared["train_message"], ctx.shared["base_config"], ctx.shared["tabs"], *clone_targets])
+    watch.click(on_watch, [pick, ctx.language], [ctx.shared["watched_run"], ctx.shared["watch"], ctx.shared["train_message"], ctx.shared["tabs"]])
+    delete.click(on_delete_ask, [pick, ctx.language], [delete_confirm, delete_question])
+    delete_no.click(lambda: gr.update(visible=False), None, [delete_confirm])
+    delete_yes.click(on_delete, [pick, query, ctx.language], [delete_confirm, message, table, pick, details_box], api_name="delete_run")
+    return {"refresh": refresh_io}
