@@ -74,11 +74,14 @@ class ChatModel:
             raise errors[0]
 
     def reply(self, messages: list[dict[str, str]], settings: GenerationSettings) -> str:
-        """The whole reply to `messages`."""
-        reply = ""
-        for reply in self.stream(messages, settings):
-            pass
-        return reply.strip()
+        """The whole reply to `messages`, generated in this thread (no streaming)."""
+        import torch
+
+        inputs = self._inputs(messages)
+        with torch.no_grad():
+            output = self.model.generate(**inputs, **self._generate_kwargs(settings))
+        new_tokens = output[0, inputs["input_ids"].shape[1]:]
+        return self.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
 
 
 def _device():

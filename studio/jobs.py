@@ -26,11 +26,11 @@ import psutil
 from studio import config as cfg
 from studio.data.loading import load_dataset_file, resolve_dataset
 from studio.train import queue
-from studio.train.status import (
-    CHECKPOINTS_DIR, FAILED, FINAL_STATES, KILLED_FILE, QUEUED, SAMPLES_FILE, STOPPED, SYSTEM_FILE, read_status,
-    update_status,
+from studio.train.status import FAILED, FINAL_STATES, QUEUED, STOPPED, read_status, update_status
+from studio.workspace import (
+    CHECKPOINTS_DIR, CONFIG_FILE, KILLED_FILE, LOG_FILE, METRICS_FILE, PROJECT_ROOT, SAMPLES_FILE, STOP_FILE, SYSTEM_FILE,
+    Workspace, read_jsonl_from, tail_text,
 )
-from studio.workspace import CONFIG_FILE, LOG_FILE, METRICS_FILE, STOP_FILE, PROJECT_ROOT, Workspace, read_jsonl_from, tail_text
 
 KILLED_PHASE = "killed by the user"
 

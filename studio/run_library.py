@@ -18,10 +18,11 @@ from typing import Any
 
 from studio import config as cfg
 from studio import jobs
-from studio.train.status import FAILED, FINAL_STATES, SAMPLES_FILE, STOPPED, SYSTEM_FILE, read_status
-from studio.workspace import METRICS_FILE, Workspace, read_json, read_jsonl_from, write_json_atomic
+from studio.train.status import FAILED, FINAL_STATES, STOPPED, read_status
+from studio.workspace import (
+    META_FILE, METRICS_FILE, SAMPLES_FILE, SYSTEM_FILE, Workspace, read_json, read_jsonl_from, write_json_atomic,
+)
 
-META_FILE = "meta.json"  # the run's tags and notes, written only by the studio (never by the worker)
 
 MAX_TAGS, MAX_TAG_CHARS, MAX_NOTES_CHARS = 20, 40, 5000
 

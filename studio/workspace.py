@@ -28,6 +28,11 @@ LOG_FILE = "train.log"
 STOP_FILE = "STOP"
 ADAPTER_DIR = "adapter"
 FULL_MODEL_DIR = "model"
+SYSTEM_FILE = "system.jsonl"  # one line per 2 s sample of CPU, RAM and GPUs while the run loads and trains
+SAMPLES_FILE = "samples.jsonl"  # probe generations: step, prompt_index, prompt, answer, seconds
+CHECKPOINTS_DIR = "checkpoints"  # the Trainer's checkpoint-N folders
+KILLED_FILE = "KILLED"  # marker: the user killed the worker (so its death is not reported as a failure)
+META_FILE = "meta.json"  # the run's tags and notes, written only by the studio (never by the worker)
 
 RUN_ID_PATTERN = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,40}$")
 

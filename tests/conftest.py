@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,55 @@ def workspace(tmp_path, tiny_demo_dir):
     shutil.copytree(tiny_demo_dir, ws.models_dir / tiny_demo_dir.name)
     yield ws
     _kill_leftover_workers(ws)
+
+
+# --- the studio as a user starts it, for browser and HTTP tests ---
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_studio(workspace: Path, *flags: str, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """`python app.py` on `workspace` (and a free port unless given); returns once it serves its page."""
+    port = port or free_port()
+    log = open(workspace / "app.log", "ab")
+    server = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port), "--workspace", str(workspace), *flags],
+        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )
+    log.close()
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return server, url
+        except OSError:
+            if server.poll() is not None or time.time() > deadline:
+                server.kill()
+                raise RuntimeError("the studio did not start:\n" + (workspace / "app.log").read_text())
+            time.sleep(0.3)
+
+
+def stop_studio(server: subprocess.Popen) -> None:
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def new_workspace(root: Path, tiny_demo_dir: Path):
+    """A workspace with the tiny-demo model already built in it."""
+    from studio.workspace import Workspace
+
+    workspace = Workspace(root)
+    shutil.copytree(tiny_demo_dir, workspace.models_dir / tiny_demo_dir.name)
+    return workspace

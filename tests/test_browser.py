@@ -6,57 +6,24 @@ Starts `python app.py` on a free port over a fresh workspace and clicks through 
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from conftest import CHROMIUM, CHROMIUM_FLAGS, start_studio, stop_studio
+from studio import jobs
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def studio_url(tmp_path_factory):
     workspace = tmp_path_factory.mktemp("browser-ws")
-    port = _free_port()
-    log = open(workspace / "app.log", "wb")
-    server = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), "--workspace", str(workspace)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            if server.poll() is not None or time.time() > deadline:
-                raise RuntimeError("the studio did not start:\n" + (workspace / "app.log").read_text())
-            time.sleep(0.3)
+    server, url = start_studio(workspace)
     yield url
-    server.terminate()
-    server.wait(timeout=20)
-    log.close()
-    from studio import jobs
-
+    stop_studio(server)
     for run_dir in (workspace / "runs").iterdir():  # workers outlive the studio by design; end ours
         if jobs.request_stop(run_dir):
             jobs.wait(run_dir)

@@ -11,73 +11,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import _kill_leftover_workers, wait_for
+from conftest import CHROMIUM, CHROMIUM_FLAGS, _kill_leftover_workers, free_port, new_workspace, start_studio, stop_studio, wait_for
 from studio import jobs
-from studio.workspace import Workspace
 from test_run_library import write_run
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_studio(workspace: Path, *flags: str, port: int | None = None) -> tuple[subprocess.Popen, str]:
-    """`python app.py` on `workspace` (and a free port unless given); returns once it serves its page."""
-    port = port or free_port()
-    log = open(workspace / "app.log", "ab")
-    server = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), "--workspace", str(workspace), *flags],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )
-    log.close()
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return server, url
-        except OSError:
-            if server.poll() is not None or time.time() > deadline:
-                server.kill()
-                raise RuntimeError("the studio did not start:\n" + (workspace / "app.log").read_text())
-            time.sleep(0.3)
-
-
-def stop_studio(server: subprocess.Popen) -> None:
-    server.terminate()
-    server.wait(timeout=30)
-
-
-def new_workspace(root: Path, tiny_demo_dir: Path) -> Workspace:
-    """A workspace with the tiny-demo model already built in it."""
-    workspace = Workspace(root)
-    shutil.copytree(tiny_demo_dir, workspace.models_dir / tiny_demo_dir.name)
-    return workspace
-
-
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory, tiny_demo_dir):
     """One studio for this module's tests: (url, workspace)."""

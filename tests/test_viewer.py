@@ -13,7 +13,7 @@ import app
 from conftest import _kill_leftover_workers
 from studio import config as cfg
 from studio import jobs
-from test_browser_monitor import CHROMIUM, CHROMIUM_FLAGS, new_workspace, start_studio, stop_studio
+from conftest import CHROMIUM, CHROMIUM_FLAGS, new_workspace, start_studio, stop_studio
 from test_run_library import write_run
 
 OPERATOR = ("boss", "boss-pass-1")

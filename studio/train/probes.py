@@ -16,8 +16,7 @@ from transformers import TrainerCallback
 
 from studio.config import probe_prompt_list
 from studio.train.callbacks import last_row
-from studio.train.status import SAMPLES_FILE
-from studio.workspace import append_jsonl
+from studio.workspace import SAMPLES_FILE, append_jsonl
 
 MAX_NEW_TOKENS = 48
 DEFAULT_PROBES = 3
@@ -44,18 +43,10 @@ def prompt_text(messages: list[dict]) -> str:
 
 
 def generate_answer(model, tokenizer, messages: list[dict], max_new_tokens: int = MAX_NEW_TOKENS) -> str:
-    """The model's greedy reply to `messages`, decoded without special tokens (as chat.py does)."""
-    import torch
+    """The model's greedy reply to `messages`, produced exactly as the Chat tab produces it."""
+    from studio.chat import ChatModel, GenerationSettings
 
-    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    inputs = {k: v.to(model.device) for k, v in inputs.items()}
-    with torch.no_grad():
-        output = model.generate(
-            **inputs, max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None, top_k=None,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-        )
-    new_tokens = output[0, inputs["input_ids"].shape[1]:]
-    return tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+    return ChatModel(model, tokenizer).reply(messages, GenerationSettings(max_new_tokens=max_new_tokens))
 
 
 class ProbeCallback(TrainerCallback):

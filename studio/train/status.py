@@ -1,5 +1,4 @@
-"""status.json: the state of a run as the worker last wrote it, the states a run can be in, and the names of
-the files the worker writes beside it in the run folder.
+"""status.json: the state of a run as the worker last wrote it, and the states a run can be in.
 
 status.json keys (all optional except state): state, phase (human text), created, queued_at, started, ended,
 pid, pid_started, error, final_loss, mean_loss, steps, output, stopped_at_step, resumed_from (checkpoint
@@ -20,10 +19,6 @@ from studio.workspace import STATUS_FILE, read_json, write_json_atomic
 QUEUED, RUNNING, COMPLETED, FAILED, STOPPED = "queued", "running", "completed", "failed", "stopped"
 FINAL_STATES = (COMPLETED, FAILED, STOPPED)
 
-SYSTEM_FILE = "system.jsonl"  # one line per 2 s sample of CPU, RAM and GPUs while the run loads and trains
-SAMPLES_FILE = "samples.jsonl"  # probe generations: step, prompt_index, prompt, answer, seconds
-CHECKPOINTS_DIR = "checkpoints"  # the Trainer's checkpoint-N folders
-KILLED_FILE = "KILLED"  # marker: the user killed the worker (so its death is not reported as a failure)
 PROGRESS_PHASES = ("download", "tokenize", "load", "save")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from studio.train.status import SYSTEM_FILE
+from studio.workspace import SYSTEM_FILE
 from studio.workspace import append_jsonl
 
 INTERVAL_S = 2.0

@@ -31,10 +31,8 @@ from studio.data.masking import tokenize_conversation
 from studio.models.catalog import is_hub_model, resolve_model
 from studio.train import queue
 from studio.train.phases import Progress
-from studio.train.status import (
-    CHECKPOINTS_DIR, COMPLETED, FAILED, QUEUED, RUNNING, STOPPED, read_status, update_status,
-)
-from studio.workspace import ADAPTER_DIR, CONFIG_FILE, FULL_MODEL_DIR, STOP_FILE, Workspace
+from studio.train.status import COMPLETED, FAILED, QUEUED, RUNNING, STOPPED, read_status, update_status
+from studio.workspace import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, FULL_MODEL_DIR, STOP_FILE, Workspace
 
 # Files a fine-tune never needs: other frameworks' weights, quantised copies, the original checkpoints.
 HUB_IGNORE = ["*.onnx", "*.onnx_data", "onnx/*", "*.msgpack", "*.h5", "*.ot", "*.tflite", "*.gguf", "*.pth",
