@@ -243,10 +243,13 @@ def parse_cli_overrides(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             problems.append(Problem(item, "expected key=value, for example learning_rate=1e-3"))
             continue
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        if "\n" in raw:
+            value = raw  # text with line breaks (probe_prompts): YAML would fold them into spaces
+        else:
+            try:
+                value = yaml.safe_load(raw) if raw.strip() else ""
+            except yaml.YAMLError:
+                value = raw
         if isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+", raw.strip()):
             value = float(raw)  # YAML 1.1 reads "1e-3" as a string
         overrides[key.strip()] = value

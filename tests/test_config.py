@@ -168,3 +168,9 @@ def test_every_field_has_help_text_in_both_languages():
     assert len(cfg.flat_keys()) == len(set(cfg.flat_keys())), "a key appears in two sections"
     assert set(cfg.flat_keys()) == set(cfg.to_flat(cfg.RunConfig()))
     assert dataclasses.is_dataclass(cfg.RunConfig)
+
+
+def test_cli_value_with_line_breaks_keeps_them():
+    overrides = cfg.parse_cli_overrides(["probe_prompts=What is Amberlee known for?\nWho is the mayor of Dunmere?"])
+    assert overrides["probe_prompts"] == "What is Amberlee known for?\nWho is the mayor of Dunmere?"
+    assert cfg.probe_prompt_list(overrides["probe_prompts"]) == ["What is Amberlee known for?", "Who is the mayor of Dunmere?"]

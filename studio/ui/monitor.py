@@ -178,10 +178,10 @@ def probes_html(series: Series, lang: str) -> str:
             took = f"<span style='color:#9ca3af'> · {seconds:.1f} s</span>" if isinstance(seconds, (int, float)) else ""
             shade = "background:#f3f4f6;" if step == 0 else ""
             rows.append(
-                f"<tr class='probe-row' data-step='{step}' style='{shade}'><td style='white-space:nowrap;vertical-align:top;padding:3px 8px'>{html.escape(label)}{took}</td>"
-                f"<td style='padding:3px 8px;white-space:pre-wrap'>{html.escape(answer)}</td></tr>"
+                f"<tr class='probe-row' data-step='{step}' style='{shade}'><td style='vertical-align:top;padding:3px 8px'>{html.escape(label)}{took}</td>"
+                f"<td style='padding:3px 8px;white-space:pre-wrap;overflow-wrap:anywhere'>{html.escape(answer)}</td></tr>"
             )
-        head = f"<tr><th style='text-align:left;padding:3px 8px'>{html.escape(t('probe.step', lang))}</th><th style='text-align:left;padding:3px 8px'>{html.escape(t('probe.answer', lang))}</th></tr>"
+        head = f"<tr><th style='text-align:left;padding:3px 8px;width:9em'>{html.escape(t('probe.step', lang))}</th><th style='text-align:left;padding:3px 8px'>{html.escape(t('probe.answer', lang))}</th></tr>"
         if len(rows) > PROBE_ROWS + 2:  # base first, the newest last, the ones between folded away
             hidden = rows[1 : len(rows) - PROBE_ROWS + 1]
             rows = [rows[0], f"<tr><td colspan='2'><details><summary>{html.escape(t('probe.earlier', lang, count=len(hidden)))}</summary>"
@@ -189,7 +189,7 @@ def probes_html(series: Series, lang: str) -> str:
         cards.append(
             f"<div class='probe-card' style='border:1px solid #e5e7eb;border-radius:8px;padding:8px 10px'>"
             f"<div class='probe-prompt'><b>{html.escape(t('probe.prompt', lang, n=number))}</b>: {html.escape(probe['prompt'])}</div>"
-            f"<table style='width:100%;border-collapse:collapse;font-size:0.92em'>{head}{''.join(rows)}</table></div>"
+            f"<table style='width:100%;table-layout:fixed;border-collapse:collapse;font-size:0.92em'>{head}{''.join(rows)}</table></div>"
         )
     grid = "display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:8px"
     return f"<div class='probe-panel' style='{grid}'>{''.join(cards)}</div>"
