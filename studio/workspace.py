@@ -171,15 +171,34 @@ def read_jsonl_from(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], 
     return rows, offset + end
 
 
-def tail_text(path: Path, max_lines: int = 40, max_bytes: int = 64_000) -> str:
-    """The last lines of a text file (empty string when it does not exist)."""
+def read_tail_bytes(path: Path, max_bytes: int) -> bytes | None:
+    """The last `max_bytes` bytes of a file (all of it when smaller), or None when it does not exist."""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - max_bytes))
-            data = handle.read()
+            handle.seek(max(0, handle.tell() - max_bytes))
+            return handle.read()
     except FileNotFoundError:
+        return None
+
+
+def tail_text(path: Path, max_lines: int = 40, max_bytes: int = 64_000) -> str:
+    """The last lines of a text file (empty string when it does not exist)."""
+    data = read_tail_bytes(path, max_bytes)
+    if data is None:
         return ""
     lines = data.decode("utf-8", errors="replace").splitlines()
     return "\n".join(lines[-max_lines:])
+
+
+def last_row(path: Path, key: str | None = None, max_bytes: int = 256_000) -> dict[str, Any] | None:
+    """The last whole JSON line of a JSONL file (the last one having `key`, if given), or None."""
+    data = read_tail_bytes(path, max_bytes)
+    for line in reversed((data or b"").splitlines()):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and (key is None or key in row):
+            return row
+    return None

@@ -7,37 +7,15 @@ between the checkpoint and where it was killed) are not written again, so steps 
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from transformers import TrainerCallback
 
 from studio.train.phases import Progress
 from studio.train.status import update_status
-from studio.workspace import METRICS_FILE, STOP_FILE, append_jsonl
-
-
-def last_row(path: Path, key: str | None = None, max_bytes: int = 256_000) -> dict[str, Any] | None:
-    """The last whole JSON line of a JSONL file (the last one having `key`, if given), or None."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - max_bytes))
-            lines = handle.read().splitlines()
-    except FileNotFoundError:
-        return None
-    for line in reversed(lines):
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and (key is None or key in row):
-            return row
-    return None
+from studio.workspace import METRICS_FILE, STOP_FILE, append_jsonl, last_row
 
 
 class MetricsCallback(TrainerCallback):

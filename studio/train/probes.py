@@ -15,8 +15,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from studio.config import probe_prompt_list
-from studio.train.callbacks import last_row
-from studio.workspace import SAMPLES_FILE, append_jsonl
+from studio.workspace import SAMPLES_FILE, append_jsonl, last_row
 
 MAX_NEW_TOKENS = 48
 DEFAULT_PROBES = 3
