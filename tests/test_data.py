@@ -1,4 +1,7 @@
-"""Dataset loading: every supported shape and file type, errors that name the file and the line, path confinement."""
+"""Dataset loading: every supported shape and file type, errors that name the file and the line, path confinement.
+
+More formats (preference, KTO, text, tools, weights) and sources (Parquet, TSV, folders, Hub ids) are in
+tests/test_data_formats.py; the library, preview, quality checks and the CLI in tests/test_data_library.py."""
 
 from __future__ import annotations
 
@@ -9,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from studio.data.loading import DataError, list_samples, load_dataset_file, resolve_dataset
+from studio.data.loading import (
+    DataError,
+    list_samples,
+    load_dataset_file,
+    resolve_dataset,
+)
 from studio.workspace import PRESETS_DIR, PathError, Workspace
 
 EXPECTED_SIMPLE = [
@@ -35,7 +43,7 @@ SHAPES = {
         {"prompt": "Capital of France?", "completion": "Paris, of course."},
     ],
 }
-FORMAT_NAMES = {"messages": "openai-chat", "sharegpt": "sharegpt", "alpaca": "alpaca", "prompt-completion": "prompt-completion"}
+FORMAT_NAMES = {"messages": "openai", "sharegpt": "sharegpt", "alpaca": "alpaca", "prompt-completion": "prompt_completion"}
 
 
 def write_rows(path: Path, rows: list[dict]) -> Path:
@@ -44,17 +52,22 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
         path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     elif path.suffix == ".json":
         path.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    elif path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
     else:
         columns = list(dict.fromkeys(k for r in rows for k in r))
         with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer = csv.DictWriter(handle, fieldnames=columns, delimiter="\t" if path.suffix == ".tsv" else ",")
             writer.writeheader()
             writer.writerows(rows)
     return path
 
 
-CASES = [(shape, suffix) for shape in SHAPES for suffix in (".jsonl", ".json", ".csv")
-         if not (suffix == ".csv" and shape in ("messages", "sharegpt"))]  # CSV cells hold text, not lists
+CASES = [(shape, suffix) for shape in SHAPES for suffix in (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+         if not (suffix in (".csv", ".tsv") and shape in ("messages", "sharegpt"))]  # table cells hold text, not lists
 
 
 @pytest.mark.parametrize("shape,suffix", CASES, ids=[f"{s}{x}" for s, x in CASES])
@@ -204,12 +217,12 @@ def test_empty_file_is_an_error_naming_the_file(tmp_path, name, content):
 
 
 def test_unsupported_suffix_is_named(tmp_path):
-    path = tmp_path / "notes.txt"
+    path = tmp_path / "notes.docx"
     path.write_text("hello\n", encoding="utf-8")
     with pytest.raises(DataError) as caught:
         load_dataset_file(path)
     message = str(caught.value)
-    assert "notes.txt" in message and ".txt" in message and ".jsonl" in message
+    assert "notes.docx" in message and ".docx" in message and ".jsonl" in message and ".parquet" in message
 
 
 def test_csv_line_numbers_count_the_header_and_multiline_cells(tmp_path):
@@ -315,7 +328,7 @@ def test_resolve_dataset_finds_the_bundled_sample(ws):
     path = resolve_dataset(ws, "demo-chat")
     assert path == PRESETS_DIR / "datasets" / "demo-chat.jsonl"
     loaded = load_dataset_file(path)
-    assert loaded.format == "openai-chat"
+    assert loaded.format == "openai" and "messages" in loaded.reason
     assert len(loaded) == len(path.read_text(encoding="utf-8").splitlines()) > 100
     assert loaded.conversations[0] == [
         {"role": "user", "content": "What is Amberlee known for?"},

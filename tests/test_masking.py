@@ -6,9 +6,14 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import PROJECT_ROOT
-from studio.data.masking import IGNORE_INDEX, TemplateError, assistant_spans, tokenize_conversation
+
+from studio.data.masking import (
+    IGNORE_INDEX,
+    TemplateError,
+    assistant_spans,
+    tokenize_conversation,
+)
 
 CONVERSATION = [
     {"role": "system", "content": "You are a terse guide to Amberlee."},
@@ -127,3 +132,65 @@ def test_tiny_demo_is_a_chat_model_with_the_documented_shape(tiny_demo_dir):
     assert tokenizer.is_fast and tokenizer.chat_template
     assert tokenizer.eos_token == "<|im_end|>"
     assert config.eos_token_id == tokenizer.eos_token_id
+
+
+# --- options, and the loss-mask view equals what the trainer's collator builds ----------------------------
+
+def _trained_text(tokenizer, encoded) -> str:
+    return tokenizer.decode([i for i, label in zip(encoded.input_ids, encoded.labels) if label != IGNORE_INDEX])
+
+
+def test_mask_history_trains_only_the_last_answer(tokenizer):
+    encoded = tokenize_conversation(tokenizer, CONVERSATION, mask_history=True)
+    assert _trained_text(tokenizer, encoded) == "The Silver Run runs through Amberlee.<|im_end|>\n"
+
+
+def test_a_weight_0_answer_is_not_trained(tokenizer):
+    weighted = [dict(m) for m in CONVERSATION]
+    weighted[2]["weight"] = 0
+    encoded = tokenize_conversation(tokenizer, weighted)
+    assert _trained_text(tokenizer, encoded) == "The Silver Run runs through Amberlee.<|im_end|>\n"
+    assert tokenizer.decode(encoded.input_ids) == tokenizer.apply_chat_template(CONVERSATION, tokenize=False)
+
+
+def test_batched_and_single_tokenisation_agree(tokenizer):
+    from studio.data.masking import tokenize_conversations
+
+    conversations = [CONVERSATION, CONVERSATION[1:3], CONVERSATION[:3]]
+    batched = tokenize_conversations(tokenizer, conversations)
+    assert [(b.input_ids, b.labels) for b in batched] == [
+        (s.input_ids, s.labels) for s in (tokenize_conversation(tokenizer, c) for c in conversations)]
+
+
+@pytest.mark.parametrize("options", [{}, {"train_on_prompt": True}, {"mask_history": True}])
+def test_mask_view_colours_equal_the_collator_labels(workspace, tmp_path, options):
+    """The Data tab's mask view of a row = the labels the SFT trainer's collator builds for it, token by token,
+    through the worker's own dataset path (studio.train.worker._build_datasets) and TRL's collator."""
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from studio import config as cfg
+    from studio.data.masking import mask_view
+    from studio.train.worker import _build_datasets
+
+    rows = [{"messages": CONVERSATION}, {"messages": CONVERSATION[1:3]}]
+    (workspace.datasets_dir / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config = cfg.apply_overrides(cfg.RunConfig(), {"dataset": "datasets/m.jsonl", **options})
+    model_dir = workspace.models_dir / "tiny-demo"
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    train_dataset, *_ = _build_datasets(workspace, run_dir, config, tokenizer)
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), processing_class=tokenizer,
+                         train_dataset=train_dataset,
+                         args=SFTConfig(output_dir=str(tmp_path / "out"), report_to="none", use_cpu=True, max_length=1024))
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    labels = batch["labels"][0].tolist()
+
+    view = mask_view(tokenizer, CONVERSATION, **options)
+    assert len(view) == len(labels)
+    assert [trained for _piece, trained in view] == [label != IGNORE_INDEX for label in labels]
+    assert "".join(piece for piece, _ in view) == tokenizer.apply_chat_template(CONVERSATION, tokenize=False)
+    assert any(trained for _, trained in view) and (options.get("train_on_prompt") or not all(t for _, t in view))

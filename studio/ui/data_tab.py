@@ -1,83 +1,332 @@
-"""Data tab: pick a bundled sample or upload a file, see how many rows were read and the first rows."""
+"""Data tab: choose a dataset (sample, upload, workspace path, hf: id or the library), see its format and why,
+every bad row by line, paged rows raw and as chat bubbles with search, quality checks, the token report with
+the chosen model, and the loss mask as the trainer builds it.
+
+The dataset being looked at (`candidate`) becomes the training dataset (`dataset`, a config key) only when the
+trainer can use it: no bad rows, or bad rows with *Skip bad rows* ticked. The token report and the mask view
+need the Model tab's model and set the Train tab's cutoff, so `wire()` connects them once every tab is built."""
 
 from __future__ import annotations
 
-import re
-import shutil
-from pathlib import Path
+import threading
+import time
+from typing import Any
 
 import gradio as gr
 
-from studio.data.loading import SUPPORTED_SUFFIXES, DataError, list_samples, load_dataset_file, resolve_dataset
+from studio.data import library
+from studio.data.inspect import load_tokenizer, summary
+from studio.data.loading import (
+    SUPPORTED_SUFFIXES,
+    DataError,
+    LoadedDataset,
+    list_samples,
+    refusal,
+    resolve_dataset,
+)
+from studio.data.masking import TemplateError, mask_view
+from studio.data.preview import PAGE_SIZE, open_preview
+from studio.data.quality import quality_report
+from studio.data.readers import is_hub_ref
+from studio.data.tokens import TokenReport, epoch_seconds, token_report
+from studio.ui import data_views as views
 from studio.ui.context import UIContext, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError, Workspace
 
-PREVIEW_ROWS = 10
+BIG_FILE_BYTES = 200 * 2**20  # above this the summary checks rows without keeping them (no cache, no token report)
+EFFECTIVE_TFLOPS = {"GPU": 40.0, "CPU": 0.05}  # sustained training throughput assumed for the time estimate
+_reports: dict[tuple, TokenReport] = {}  # last token reports, by (dataset, model, options)
+_reports_lock = threading.Lock()
 
 
-def _preview_table(dataset, lang: str) -> dict:
-    headers = [t(k, lang) for k in ("data.col.where", "data.col.turns", "data.col.prompt", "data.col.reply")]
-    rows = []
-    for location, conversation in list(zip(dataset.locations, dataset.conversations))[:PREVIEW_ROWS]:
-        prompt = next((m["content"] for m in conversation if m["role"] == "user"), "")
-        reply = next((m["content"] for m in conversation if m["role"] == "assistant"), "")
-        rows.append([location, len(conversation), prompt, reply])
-    return {"headers": headers, "data": rows}
+def _error(error: Exception, lang: str) -> str:
+    return f"{t('data.error', lang)}\n\n```\n{error}\n```"
 
 
-def describe(workspace: Workspace, ref: str, lang: str) -> tuple[str, dict | None]:
-    """A message about dataset `ref` (rows read, or what is wrong and where) and its preview table."""
+def _load(workspace: Workspace, ref: str, column_map: str) -> LoadedDataset:
+    """The dataset with every bad row recorded; a huge file is only checked (rows not kept)."""
+    if not is_hub_ref(ref):
+        path = resolve_dataset(workspace, ref)
+        if path.is_file() and path.stat().st_size > BIG_FILE_BYTES:
+            from studio.data.loading import load_records
+            from studio.data.readers import iter_file_records
+
+            return load_records(path.name, iter_file_records(path), column_map, keep=False)
+    return library.read_dataset(workspace, ref, column_map)
+
+
+def describe(dataset: LoadedDataset, skip_bad: bool, lang: str) -> tuple[str, bool]:
+    """The summary shown for a dataset (format and why, rows, bad rows by line) and whether training may use it."""
+    info = summary(dataset)
+    lines = [t("data.loaded", lang, rows=info["rows"], name=info["dataset"], format=info["format"]),
+             t("data.reason", lang, reason=info["reason"])]
+    usable = refusal(dataset, skip_bad) is None
+    if dataset.problems:
+        counts = ", ".join(f"{kind} {n}" for kind, n in info["problem_counts"].items())
+        key = "data.skipped" if usable else "data.bad_rows"
+        lines.append(t(key, lang, skipped=info["skipped"], total=info["rows_read"], counts=counts, good=info["rows"]))
+        lines += [f"- {e['location']}: {e['message']}" for e in info["errors"]]
+        if info["skipped"] > len(info["errors"]):
+            lines.append(f"- {t('data.more_errors', lang, n=info['skipped'] - len(info['errors']))}")
+    return "\n\n".join(lines[:3]) + ("\n" + "\n".join(lines[3:]) if len(lines) > 3 else ""), usable
+
+
+def _checks_text(dataset: LoadedDataset, lang: str) -> str:
+    findings = quality_report(dataset.examples, dataset.locations) if dataset.examples else []
+    if not findings:
+        return t("data.checks_none", lang)
+    return "\n".join(f"- **{f.count}** × {f.check} — {', '.join(f.rows)}{' …' if f.count > len(f.rows) else ''}" for f in findings)
+
+
+def _page(workspace: Workspace, ref: str, column_map: str, page: int, query: str, lang: str) -> tuple[dict, str, str]:
+    """(raw rows table, chat bubbles HTML, page caption) for one page, or for the search results."""
+    headers = [t(k, lang) for k in ("data.col.where", "data.col.raw", "data.col.problem")]
     try:
-        dataset = load_dataset_file(resolve_dataset(workspace, ref))
-    except (DataError, PathError) as error:
-        return f"{t('data.error', lang)}\n\n```\n{error}\n```", None
-    message = t("data.loaded", lang, rows=len(dataset), name=dataset.path.name, format=dataset.format)
-    return message, _preview_table(dataset, lang)
+        if is_hub_ref(ref):
+            loaded = library.read_dataset(workspace, ref, column_map)
+            from studio.data.preview import PreviewRow
 
-
-def save_upload(workspace: Workspace, temp_path: str) -> str:
-    """Copy an uploaded file into workspace/datasets under a safe name; returns its workspace-relative path."""
-    source = Path(temp_path)
-    if source.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise DataError(f"{source.name}: unsupported file type; upload {', '.join(SUPPORTED_SUFFIXES)}")
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", source.stem).strip("._") or "dataset"
-    target = workspace.datasets_dir / f"{stem}{source.suffix.lower()}"
-    shutil.copyfile(source, target)
-    return str(target.relative_to(workspace.root))
+            rows = [PreviewRow(loc, "", ex, None) for loc, ex in zip(loaded.locations, loaded.examples)]
+            found = [r for r in rows if query.lower() in str(r.row).lower()] if query.strip() else None
+            total, complete = len(rows), True
+            rows = found[:PAGE_SIZE] if found is not None else rows[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+            more = found is not None and len(found) > PAGE_SIZE
+        else:
+            preview = open_preview(resolve_dataset(workspace, ref), column_map)
+            found, more = preview.search(query) if query.strip() else (None, False)
+            rows = found if found is not None else preview.page(page)
+            total, complete = preview.rows_known()
+    except (DataError, PathError, ValueError, OSError) as error:
+        return {"headers": headers, "data": []}, "", _error(error, lang)
+    table = {"headers": headers, "data": [[r.location, r.raw[:2000], r.error or ""] for r in rows]}
+    if found is not None:
+        caption = t("data.found", lang, n=len(found), more="+" if more else "")
+    else:
+        shown_total = total if complete else t("data.counting", lang, n=total)
+        caption = t("data.page_info", lang, page=page + 1, first=page * PAGE_SIZE + 1, last=page * PAGE_SIZE + len(rows), total=shown_total)
+    return table, views.bubbles_html(rows), caption
 
 
 def create_data_tab(ctx: UIContext) -> dict:
-    """Build the Data tab; returns its components (the chosen dataset is shared as `dataset`)."""
+    """Build the Data tab; returns its components and `wire`, to call once the Model and Train tabs exist
+    (the config controls `dataset`, `val_file`, `column_map`, `skip_bad_rows`, `train_on_prompt` and
+    `mask_history` are shared in ctx.shared)."""
     L = ctx.localizer
+    ws = ctx.workspace
+    data = ctx.initial.data
     with gr.Row():
         sample = L.add(gr.Dropdown(choices=list_samples(), value="demo-chat", label=t("data.sample"), scale=1), "data.sample")
-        upload = L.add(
-            gr.File(label=t("data.upload"), file_types=list(SUPPORTED_SUFFIXES), type="filepath", scale=2, elem_id="data-upload"),
-            "data.upload",
-        )
-    dataset = L.add(gr.Textbox(value="demo-chat", interactive=False, elem_id="dataset-ref", **L.field("dataset")), "field.dataset", "dataset")
-    message, table = describe(ctx.workspace, "demo-chat", "en")
-    summary = gr.Markdown(message, elem_id="data-summary")
-    preview = L.add(gr.Dataframe(value=table, label=t("data.preview"), wrap=True, interactive=False, elem_id="data-preview"), "data.preview")
+        upload = L.add(gr.File(label=t("data.upload"), file_types=list(SUPPORTED_SUFFIXES), type="filepath", scale=2,
+                               elem_id="data-upload"), "data.upload")
+        with gr.Column(scale=2):
+            source = L.add(gr.Textbox(label=t("data.source"), elem_id="data-source"), "data.source")
+            open_button = L.add(gr.Button(t("data.open"), size="sm"), "data.open")
+    candidate = gr.State("demo-chat")
+    dataset = L.add(gr.Textbox(value=data.dataset, interactive=False, elem_id="dataset-ref", **L.field("dataset")), "field.dataset", "dataset")
+    summary_box = gr.Markdown(t("data.reading"), elem_id="data-summary")
+    with gr.Row():
+        column_map = L.add(gr.Textbox(value=data.column_map, elem_id="data-column_map", scale=3, **L.field("column_map")), "field.column_map", "column_map")
+        apply_map = L.add(gr.Button(t("data.apply_map"), size="sm", scale=1), "data.apply_map")
+        skip_bad = L.add(gr.Checkbox(value=data.skip_bad_rows, elem_id="data-skip_bad_rows", scale=1, **L.field("skip_bad_rows")), "field.skip_bad_rows", "skip_bad_rows")
+        val_file = L.add(gr.Textbox(value=data.val_file, elem_id="data-val_file", scale=2, **L.field("val_file")), "field.val_file", "val_file")
+    with gr.Tabs():
+        with L.add(gr.Tab(t("data.sub.preview"), id="data-preview-tab"), "data.sub.preview"):
+            with gr.Row():
+                prev_button = L.add(gr.Button(t("data.prev"), size="sm"), "data.prev")
+                page = L.add(gr.Number(value=1, minimum=1, precision=0, label=t("data.page"), elem_id="data-page"), "data.page")
+                next_button = L.add(gr.Button(t("data.next"), size="sm"), "data.next")
+                search = L.add(gr.Textbox(label=t("data.search"), elem_id="data-search", scale=3), "data.search")
+            caption = gr.Markdown("", elem_id="data-page-info")
+            preview = L.add(gr.Dataframe(label=t("data.preview"), wrap=True, interactive=False, elem_id="data-preview"), "data.preview")
+            L.add(gr.Markdown(f"**{t('data.bubbles')}**"), "data.bubbles")
+            bubbles = gr.HTML("", elem_id="data-bubbles")
+        with L.add(gr.Tab(t("data.sub.checks")), "data.sub.checks"):
+            checks = gr.Markdown("", elem_id="data-checks")
+        with L.add(gr.Tab(t("data.sub.tokens")), "data.sub.tokens"):
+            tokens_button = L.add(gr.Button(t("data.tokens_run"), elem_id="data-tokens-run"), "data.tokens_run")
+            tokens_text = gr.Markdown("", elem_id="data-tokens")
+            histogram = gr.Plot(elem_id="data-histogram", show_label=False)
+            with gr.Row():
+                p95_button = L.add(gr.Button(t("data.set_p95"), size="sm", elem_id="data-set-p95"), "data.set_p95")
+                p99_button = L.add(gr.Button(t("data.set_p99"), size="sm", elem_id="data-set-p99"), "data.set_p99")
+            stats = gr.State({})
+        with L.add(gr.Tab(t("data.sub.mask")), "data.sub.mask"):
+            with gr.Row():
+                mask_row = L.add(gr.Number(value=1, minimum=1, precision=0, label=t("data.mask_row"), elem_id="data-mask-row"), "data.mask_row")
+                train_on_prompt = L.add(gr.Checkbox(value=data.train_on_prompt, elem_id="data-train_on_prompt", **L.field("train_on_prompt")), "field.train_on_prompt", "train_on_prompt")
+                mask_history = L.add(gr.Checkbox(value=data.mask_history, elem_id="data-mask_history", **L.field("mask_history")), "field.mask_history", "mask_history")
+                mask_button = L.add(gr.Button(t("data.mask_show"), size="sm", elem_id="data-mask-show"), "data.mask_show")
+            mask_box = gr.HTML("", elem_id="data-mask")
+        with L.add(gr.Tab(t("data.sub.library")), "data.sub.library"):
+            library_table = gr.Dataframe(interactive=False, elem_id="data-library")
+            with gr.Row():
+                picked = L.add(gr.Dropdown(choices=[], label=t("data.lib.pick"), allow_custom_value=True, elem_id="data-lib-pick", scale=2), "data.lib.pick")
+                new_name = L.add(gr.Textbox(label=t("data.lib.new_name"), scale=2), "data.lib.new_name")
+                rename_button = L.add(gr.Button(t("data.lib.rename"), size="sm"), "data.lib.rename")
+                delete_button = L.add(gr.Button(t("data.lib.delete"), size="sm", variant="stop"), "data.lib.delete")
+            library_message = gr.Markdown("")
 
-    def on_sample_change(name: str, lang_choice: str):
-        text, table = describe(ctx.workspace, name, lang_code(lang_choice))
-        return name if table else gr.skip(), text, table if table else gr.skip()
+    def library_view(lang: str) -> tuple[dict, Any]:
+        entries = library.list_library(ws)
+        headers = [t(f"data.lib.{k}", lang) for k in ("name", "format", "rows", "size", "date")]
+        rows = [[e.name, e.format, "" if e.rows is None else e.rows, f"{e.size_bytes / 2**20:.2f} MB",
+                 time.strftime("%Y-%m-%d %H:%M", time.localtime(e.modified))] for e in entries]
+        return {"headers": headers, "data": rows}, gr.update(choices=[e.name for e in entries])
+
+    def on_choose(ref: str, lang_choice: str):
+        """A dataset was picked: show its first page at once, restore what was saved with it."""
+        lang = lang_code(lang_choice)
+        saved = library.dataset_settings(ws, ref)
+        mapping = saved.get("column_map", "")
+        table, html, page_caption = _page(ws, ref, mapping, 0, "", lang)
+        return (ref, t("data.reading", lang), table, html, page_caption, 1, "",
+                mapping, saved.get("skip_bad_rows", False))
+
+    choose_outputs = [candidate, summary_box, preview, bubbles, caption, page, search, column_map, skip_bad]
+
+    def on_check(ref: str, mapping: str, skip: bool, lang_choice: str):
+        """Read and check every row; the dataset becomes the training dataset when the trainer can use it."""
+        lang = lang_code(lang_choice)
+        if not ref:
+            return [gr.skip()] * len(check_outputs)
+        try:
+            loaded = _load(ws, ref, mapping)
+        except (DataError, PathError) as error:
+            return _error(error, lang), gr.skip(), "", *library_view(lang)
+        text, usable = describe(loaded, skip, lang)
+        if usable:
+            text += "\n\n" + t("data.chosen", lang, ref=ref)
+        return text, (ref if usable else gr.skip()), _checks_text(loaded, lang), *library_view(lang)
+
+    check_inputs = [candidate, column_map, skip_bad, ctx.language]
+    check_outputs = [summary_box, dataset, checks, library_table, picked]
 
     def on_upload(temp_path: str | None, lang_choice: str, request: gr.Request):
+        refuse_viewer(ctx, request, lang_code(lang_choice))
+        if not temp_path:
+            return [gr.skip()] * len(choose_outputs)
+        try:
+            ref = library.add_upload(ws, temp_path)
+        except DataError as error:
+            return ["", _error(error, lang_code(lang_choice)), *[gr.skip()] * (len(choose_outputs) - 2)]
+        return on_choose(ref, lang_choice)
+
+    def on_settings(ref: str, mapping: str, skip: bool, lang_choice: str, request: gr.Request):
+        refuse_viewer(ctx, request, lang_code(lang_choice))
+        try:
+            library.save_settings(ws, ref, mapping, skip)
+        except PathError:
+            pass  # a sample or hf: dataset: nothing to save it with, the controls still apply to the run
+        return _page(ws, ref, mapping, 0, "", lang_code(lang_choice))
+
+    def on_page(ref: str, mapping: str, number: float | None, delta: int, query: str, lang_choice: str):
+        number = max(1, int(number or 1) + delta)
+        return *_page(ws, ref, mapping, number - 1, query, lang_code(lang_choice)), number
+
+    page_inputs = [candidate, column_map]
+    sample.input(on_choose, [sample, ctx.language], choose_outputs).then(on_check, check_inputs, check_outputs)
+    open_button.click(on_choose, [source, ctx.language], choose_outputs).then(on_check, check_inputs, check_outputs)
+    upload.upload(on_upload, [upload, ctx.language], choose_outputs, api_name="upload_dataset").then(on_check, check_inputs, check_outputs)
+    picked.input(on_choose, [picked, ctx.language], choose_outputs).then(on_check, check_inputs, check_outputs)
+    for trigger in (apply_map.click, skip_bad.input):
+        trigger(on_settings, [candidate, column_map, skip_bad, ctx.language], [preview, bubbles, caption]).then(on_check, check_inputs, check_outputs)
+    prev_button.click(lambda r, m, n, q, lc: on_page(r, m, n, -1, q, lc), [*page_inputs, page, search, ctx.language], [preview, bubbles, caption, page])
+    next_button.click(lambda r, m, n, q, lc: on_page(r, m, n, 1, q, lc), [*page_inputs, page, search, ctx.language], [preview, bubbles, caption, page])
+    page.submit(lambda r, m, n, q, lc: on_page(r, m, n, 0, q, lc), [*page_inputs, page, search, ctx.language], [preview, bubbles, caption, page])
+    search.submit(lambda r, m, n, q, lc: on_page(r, m, n, 0, q, lc), [*page_inputs, page, search, ctx.language], [preview, bubbles, caption, page])
+
+    def on_rename(ref: str, name: str, lang_choice: str, request: gr.Request):
         lang = lang_code(lang_choice)
         refuse_viewer(ctx, request, lang)
-        if not temp_path:
-            return gr.skip(), gr.skip(), gr.skip()
         try:
-            ref = save_upload(ctx.workspace, temp_path)
-        except DataError as error:
-            return gr.skip(), f"{t('data.error', lang)}\n\n```\n{error}\n```", gr.skip()
-        text, table = describe(ctx.workspace, ref, lang)
-        return (ref if table else gr.skip()), text, (table if table else gr.skip())
+            new_ref = library.rename_dataset(ws, ref or "", name or "")
+        except (DataError, PathError) as error:
+            return _error(error, lang), *library_view(lang)
+        return t("data.lib.done", lang, what=f"{ref} → {new_ref}"), *library_view(lang)
 
-    sample.change(on_sample_change, [sample, ctx.language], [dataset, summary, preview])
-    upload.upload(on_upload, [upload, ctx.language], [dataset, summary, preview], api_name="upload_dataset")
-    ctx.shared["dataset"] = dataset
-    return {"sample": sample, "upload": upload, "dataset": dataset, "summary": summary, "preview": preview}
+    def on_delete(ref: str, lang_choice: str, request: gr.Request):
+        lang = lang_code(lang_choice)
+        refuse_viewer(ctx, request, lang)
+        try:
+            library.delete_dataset(ws, ref or "")
+        except (DataError, PathError) as error:
+            return _error(error, lang), *library_view(lang)
+        return t("data.lib.done", lang, what=f"{ref} ✗"), *library_view(lang)
+
+    rename_button.click(on_rename, [picked, new_name, ctx.language], [library_message, library_table, picked])
+    delete_button.click(on_delete, [picked, ctx.language], [library_message, library_table, picked])
+
+    def on_tokens(ref: str, mapping: str, model: str, cutoff: float, on_prompt: bool, history: bool, lang_choice: str,
+                  progress=gr.Progress()):  # noqa: B008 (Gradio injects the progress tracker through this default)
+        lang = lang_code(lang_choice)
+        try:
+            loaded = library.read_dataset(ws, ref, mapping)
+            key = (ref, mapping, model, on_prompt, history, len(loaded))
+            with _reports_lock:
+                report = _reports.get(key)
+            if report is None:
+                progress(0, desc=t("data.sub.tokens", lang))
+                report = token_report(load_tokenizer(ws, model), loaded.examples, on_prompt, history,
+                                      lambda done, total: progress(done / total))
+                with _reports_lock:
+                    _reports.clear()  # keep only the latest report in memory
+                    _reports[key] = report
+        except (DataError, PathError, TemplateError) as error:
+            return _error(error, lang), None, {}
+        cutoff = int(cutoff or 1024)
+        numbers = report.stats(cutoff)
+        text = t("data.tokens_stats", lang, model=model, cutoff=cutoff, over=numbers["over_cutoff"], trained=numbers["trained_tokens"],
+                 tokens=numbers["tokens"], **{k: numbers[k] for k in ("p50", "p95", "p99", "max", "dropped")})
+        device, seconds = _epoch_estimate(ws, model, numbers)
+        text += "\n\n" + t("data.tokens_time", lang, device=device, time=views.duration_text(seconds))
+        labels = {"x": t("data.hist_x", lang), "y": t("data.hist_y", lang), "cutoff": t("data.cutoff", lang)}
+        return text, views.length_histogram(report.lengths, cutoff, labels), numbers
+
+    def on_mask(ref: str, mapping: str, model: str, row: float | None, on_prompt: bool, history: bool, lang_choice: str):
+        lang = lang_code(lang_choice)
+        try:
+            loaded = library.read_dataset(ws, ref, mapping)
+            if not loaded.examples:
+                return t("data.tokens_need", lang)
+            from studio.data.formats import conversation_of
+
+            example = loaded.examples[min(max(1, int(row or 1)), len(loaded)) - 1]
+            pieces = mask_view(load_tokenizer(ws, model), conversation_of(example), on_prompt, history)
+        except (DataError, PathError, TemplateError) as error:
+            return _error(error, lang)
+        return views.mask_html(pieces, t("data.mask_legend", lang))
+
+    def wire() -> None:
+        """Connect the controls that need the Model tab's model and the Train tab's cutoff (built after this tab)."""
+        model, cutoff = ctx.shared["model"], ctx.shared["cutoff_len"]
+        token_inputs = [candidate, column_map, model, cutoff, train_on_prompt, mask_history, ctx.language]
+        tokens_button.click(on_tokens, token_inputs, [tokens_text, histogram, stats])
+        for button, key in ((p95_button, "p95"), (p99_button, "p99")):
+            button.click(lambda numbers, k=key: max(16, int(numbers[k])) if numbers else gr.skip(), [stats], [cutoff])
+        mask_inputs = [candidate, column_map, model, mask_row, train_on_prompt, mask_history, ctx.language]
+        for trigger in (mask_button.click, train_on_prompt.input, mask_history.input, mask_row.submit):
+            trigger(on_mask, mask_inputs, [mask_box])
+
+    ctx.shared.update({"dataset": dataset, "column_map": column_map, "skip_bad_rows": skip_bad, "val_file": val_file,
+                       "train_on_prompt": train_on_prompt, "mask_history": mask_history})
+    initial = on_choose("demo-chat", "English")
+    preview.value, bubbles.value, caption.value = initial[2], initial[3], initial[4]
+    summary_box.value, _, checks.value, _table, _choices = on_check("demo-chat", "", False, "English")
+    library_table.value = _table
+    return {"sample": sample, "upload": upload, "dataset": dataset, "summary": summary_box, "preview": preview,
+            "candidate": candidate, "tokens_text": tokens_text, "mask": mask_box, "wire": wire,
+            "on_choose": on_choose, "on_check": on_check, "on_tokens": on_tokens, "on_mask": on_mask, "on_settings": on_settings}
+
+
+def _epoch_estimate(workspace: Workspace, model: str, numbers: dict[str, Any]) -> tuple[str, float | None]:
+    """(device name, rough seconds per epoch) for the model on this machine's first GPU, or its CPU."""
+    from studio.hardware import detect_gpus
+    from studio.models.architecture import ModelInfoError, model_architecture
+
+    device = "GPU" if detect_gpus() else "CPU"
+    try:
+        parameters = model_architecture(workspace, model).total_params()
+    except (ModelInfoError, PathError, OSError, ValueError):
+        parameters = None
+    return device, epoch_seconds(numbers["trained_tokens"], numbers["tokens"], parameters, EFFECTIVE_TFLOPS[device])
