@@ -1,4 +1,8 @@
-"""The model catalog (presets/models/*.yaml) and turning a model choice into something loadable."""
+"""The model catalog (presets/models/*.yaml) and turning a model choice into something loadable.
+
+Each entry: hub id, licence, chat-template family, default LoRA targets, the size it is known by, the
+architecture numbers (so memory estimates work offline; see studio/models/architecture.py) and the
+hyperparameters recommended for it."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ class ModelPreset:
     license: str = ""
     template: str = ""
     lora_targets: str = "all-linear"
+    params_b: float = 0.0  # the size the model is known by, in billions of parameters (its model card)
     architecture: dict[str, Any] = field(default_factory=dict)
     recommended: dict[str, Any] = field(default_factory=dict)
 

@@ -1,0 +1,110 @@
+"""What this machine can train on: each GPU (nvidia-ml-py), CPU cores, RAM and free disk (psutil).
+
+Without an NVIDIA GPU (no driver, or no nvidia-ml-py) the GPU list is empty and `summary()` says so plainly:
+training then runs on the CPU, which suits only small models. NVML is initialised once per process, shared
+with the system sampler of running trainings (studio/train/system.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+GiB = 2**30
+CPU_FRIENDLY_PARAMS = 0.6e9  # up to about this size, a CPU trains a LoRA in reasonable time (minutes to hours)
+
+
+@dataclass
+class GPU:
+    """One GPU as NVML reports it. Memory in bytes."""
+
+    index: int
+    name: str
+    total: int
+    free: int
+    compute_capability: tuple[int, int]
+    flash_attn_installed: bool = False
+
+    @property
+    def bf16(self) -> bool:
+        """bf16 needs compute capability 8.0 (Ampere) or newer."""
+        return self.compute_capability >= (8, 0)
+
+    @property
+    def flash_attention(self) -> bool:
+        """FlashAttention 2 runs here: an Ampere or newer GPU and the flash_attn package installed."""
+        return self.compute_capability >= (8, 0) and self.flash_attn_installed
+
+
+@dataclass
+class Hardware:
+    """The machine: GPUs (empty without one), CPU cores, RAM (bytes) and free disk in the workspace (bytes)."""
+
+    gpus: list[GPU] = field(default_factory=list)
+    cpu_cores: int = 1
+    ram_total: int = 0
+    ram_available: int = 0
+    disk_free: int = 0
+
+    def gpu(self, index: int = 0) -> GPU | None:
+        """The GPU with this index, or None (no such GPU, or none at all)."""
+        return next((g for g in self.gpus if g.index == index), None)
+
+
+def _flash_attn_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("flash_attn") is not None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def detect_gpus(nvml: Any = None) -> list[GPU]:
+    """Every GPU NVML sees; [] without NVML. `nvml` stands in for the pynvml module (tests pass a fake one)."""
+    if nvml is None:
+        from studio.train.system import _nvml_ready
+
+        if not _nvml_ready():
+            return []
+        import pynvml as nvml
+    flash = _flash_attn_installed()
+    gpus = []
+    for index in range(nvml.nvmlDeviceGetCount()):
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+        major, minor = nvml.nvmlDeviceGetCudaComputeCapability(handle)
+        gpus.append(GPU(index, _text(nvml.nvmlDeviceGetName(handle)), int(memory.total), int(memory.free), (int(major), int(minor)), flash))
+    return gpus
+
+
+def detect(workspace_root: Path | str, nvml: Any = None) -> Hardware:
+    """The machine's hardware, with free disk measured where the workspace lies."""
+    memory = psutil.virtual_memory()
+    return Hardware(
+        gpus=detect_gpus(nvml),
+        cpu_cores=psutil.cpu_count(logical=True) or 1,
+        ram_total=int(memory.total),
+        ram_available=int(memory.available),
+        disk_free=int(psutil.disk_usage(str(workspace_root)).free),
+    )
+
+
+def summary(hardware: Hardware) -> list[str]:
+    """Plain lines about the hardware (English; the UI localises its own panel)."""
+    lines = []
+    for g in hardware.gpus:
+        lines.append(
+            f"GPU {g.index}: {g.name}, {g.free / GiB:.1f} of {g.total / GiB:.1f} GB free, "
+            f"bf16 {'yes' if g.bf16 else 'no'}, FlashAttention 2 {'yes' if g.flash_attention else 'no'}"
+            + ("" if g.flash_attn_installed or not g.bf16 else " (pip install flash-attn to use it)")
+        )
+    if not hardware.gpus:
+        lines.append(f"No GPU: training runs on the CPU, which suits small models (up to about {CPU_FRIENDLY_PARAMS / 1e9:.1f}B parameters, e.g. tiny-demo or SmolLM2).")
+    lines.append(f"CPU: {hardware.cpu_cores} cores; RAM: {hardware.ram_available / GiB:.1f} of {hardware.ram_total / GiB:.1f} GB free; "
+                 f"disk: {hardware.disk_free / GiB:.1f} GB free in the workspace")
+    return lines

@@ -1,0 +1,188 @@
+"""The Model tab's memory panel: this machine's hardware, the chosen model's numbers, the estimate as a
+stacked bar against the chosen GPU's free memory, the verdict, one-click fixes, the largest batch and
+cutoff that fit, and a Dry run that measures instead of guessing.
+
+The estimate reads the Train tab's controls (ctx.shared by flat config key), which are built after the
+Model tab: `create_estimate_panel` builds the components and `wire_estimate_panel` (called at the end of
+build_app) connects them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from studio import config as cfg
+from studio import fit, hardware, jobs
+from studio.memory import GiB
+from studio.models.architecture import ModelInfoError, model_architecture
+from studio.train.status import FINAL_STATES, read_status
+from studio.ui.context import UIContext, refuse_viewer
+from studio.ui.locales import lang_code, t
+from studio.workspace import PathError
+
+FIX_BUTTONS = 4
+COLORS = {"weights": "#4c78a8", "trainable": "#72b7b2", "optimizer": "#f58518", "gradients": "#e45756", "activations": "#54a24b",
+          "logits": "#eeca3b", "reference_model": "#b279a2", "cuda_context": "#9d755d", "workspace": "#bab0ac"}
+
+
+def hardware_text(machine: hardware.Hardware, lang: str) -> str:
+    """The hardware panel in words."""
+    lines = [t("est.gpu_line", lang, index=g.index, name=g.name, free=f"{g.free / GiB:.1f}", total=f"{g.total / GiB:.1f}",
+               bf16=t("est.yes" if g.bf16 else "est.no", lang), flash=t("est.yes" if g.flash_attention else "est.no", lang))
+             for g in machine.gpus]
+    if not machine.gpus:
+        lines.append(t("est.no_gpu", lang))
+    lines.append(t("est.machine_line", lang, cores=machine.cpu_cores, ram=f"{machine.ram_available / GiB:.1f}",
+                   ram_total=f"{machine.ram_total / GiB:.1f}", disk=f"{machine.disk_free / GiB:.1f}"))
+    return "\n\n".join(lines)
+
+
+def config_from_controls(values: dict[str, Any]) -> cfg.RunConfig:
+    """A RunConfig from whatever control values are usable (a half-typed value is skipped, not an error)."""
+    config = cfg.RunConfig()
+    for key, value in values.items():
+        if value is None or value == "":
+            continue
+        try:
+            config = cfg.apply_overrides(config, {key: value})
+        except cfg.ConfigError:
+            continue
+    return config
+
+
+def estimate_chart(result: fit.Assessment):
+    """A stacked horizontal bar of the components against a line at the available memory."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for name, gb in result.estimate.gb().items():
+        if gb > 0:
+            figure.add_bar(y=["estimate"], x=[gb], name=name, orientation="h", marker_color=COLORS.get(name), hovertemplate=f"{name}: %{{x:.2f}} GB<extra></extra>")
+    available = result.available / GiB
+    figure.add_vline(x=available, line_dash="dash", line_color="#dc2626", annotation_text=f"{result.device}: {available:.1f} GB free")
+    figure.update_layout(barmode="stack", height=220, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="GB", yaxis_visible=False,
+                         legend={"orientation": "h", "y": -0.45})
+    return figure
+
+
+def model_details(workspace, model: str, lang: str) -> str:
+    """The model's architecture numbers in one line, or why they cannot be read."""
+    try:
+        a = model_architecture(workspace, model)
+    except (ModelInfoError, PathError) as error:
+        return t("est.model_unknown", lang, error=str(error))
+    moe = f" · {a.num_experts} experts, {a.experts_per_token} active" if a.num_experts else ""
+    return t("est.model_line", lang, params=f"{a.total_params() / 1e9:.2f}", layers=a.num_layers, hidden=a.hidden_size, heads=a.num_heads,
+             kv=a.num_kv_heads, vocab=a.vocab_size, context=a.max_positions) + moe
+
+
+def create_estimate_panel(ctx: UIContext) -> dict:
+    """Build the panel's components (wired later by wire_estimate_panel)."""
+    L = ctx.localizer
+    machine = hardware.detect(ctx.workspace.root)
+    with L.add(gr.Accordion(t("est.title"), open=True, elem_id="estimate-panel"), "est.title"):
+        hardware_md = gr.Markdown(hardware_text(machine, "en"), elem_id="hardware-info")
+        details = gr.Markdown("", elem_id="model-details")
+        with gr.Row():
+            gpu = gr.Dropdown(choices=[(f"GPU {g.index} · {g.name}", g.index) for g in machine.gpus], value=0 if machine.gpus else None,
+                              visible=len(machine.gpus) > 1, label="GPU", elem_id="estimate-gpu")
+            refresh = L.add(gr.Button(t("est.refresh"), size="sm", elem_id="estimate-refresh"), "est.refresh")
+        chart = gr.Plot(elem_id="estimate-chart", show_label=False)
+        verdict = gr.Markdown("", elem_id="estimate-verdict")
+        with gr.Row():
+            fix_buttons = [gr.Button("", visible=False, size="sm", elem_id=f"estimate-fix-{i}") for i in range(FIX_BUTTONS)]
+        with gr.Row():
+            dry = L.add(gr.Button(t("est.dry_run"), elem_id="dry-run-button"), "est.dry_run")
+        dry_result = gr.Markdown("", elem_id="dry-run-result")
+    fixes = gr.State([])
+    dry_run_id = gr.State("")
+    timer = gr.Timer(2.0, active=False)
+    ctx.operator_only += [dry, *fix_buttons]
+    return {"hardware": hardware_md, "details": details, "gpu": gpu, "refresh": refresh, "chart": chart, "verdict": verdict,
+            "fix_buttons": fix_buttons, "fixes": fixes, "dry": dry, "dry_result": dry_result, "dry_run_id": dry_run_id, "timer": timer}
+
+
+def _verdict_text(result: fit.Assessment, lang: str) -> str:
+    e = result.estimate
+    key = {fit.FITS: "est.fits", fit.TIGHT: "est.tight", fit.WONT_FIT: "est.wont_fit"}[result.verdict]
+    text = t(key, lang, total=f"{e.total / GiB:.2f}", available=f"{result.available / GiB:.1f}", device=result.device)
+    text += "\n\n" + t("est.limits", lang, batch=result.max_batch or "—", seq=e.inputs.seq_len, cutoff=result.max_seq or "—", micro=e.inputs.batch_size)
+    return text + "".join(f"\n\n⚠ {w}" for w in result.warnings + e.notes)
+
+
+def wire_estimate_panel(ctx: UIContext, panel: dict) -> None:
+    """Connect the panel to the config controls in ctx.shared (call once every tab is built)."""
+    keys = [k for k in cfg.flat_keys() if k in ctx.shared]
+    controls = [ctx.shared[k] for k in keys]
+
+    def on_estimate(gpu_index, lang_choice, *values):
+        lang = lang_code(lang_choice)
+        config = config_from_controls(dict(zip(keys, values)))
+        machine = hardware.detect(ctx.workspace.root)
+        details = model_details(ctx.workspace, config.model.model, lang)
+        try:
+            result = fit.assess_config(config, machine, ctx.workspace, gpu_index=int(gpu_index or 0))
+        except (ModelInfoError, PathError) as error:
+            return [hardware_text(machine, lang), details, None, t("est.model_unknown", lang, error=str(error)), [],
+                    *[gr.update(visible=False)] * FIX_BUTTONS]
+        fixes = [{"title": f.title, "change": f.change, "total_gb": f.total_gb, "fits": f.fits} for f in result.fixes[:FIX_BUTTONS]]
+        buttons = [gr.update(visible=True, value=f"{f['title']} → {f['total_gb']:.1f} GB") for f in fixes]
+        buttons += [gr.update(visible=False)] * (FIX_BUTTONS - len(fixes))
+        return [hardware_text(machine, lang), details, estimate_chart(result), _verdict_text(result, lang), fixes, *buttons]
+
+    outputs = [panel["hardware"], panel["details"], panel["chart"], panel["verdict"], panel["fixes"], *panel["fix_buttons"]]
+    inputs = [panel["gpu"], ctx.language, *controls]
+    panel["refresh"].click(on_estimate, inputs, outputs)
+    panel["gpu"].change(on_estimate, inputs, outputs, show_progress="hidden")
+    for control in controls:
+        control.change(on_estimate, inputs, outputs, show_progress="hidden")
+
+    def apply_fix(index: int):
+        def on_fix(fixes, lang_choice, request: gr.Request):
+            refuse_viewer(ctx, request, lang_code(lang_choice))
+            change = fixes[index]["change"] if index < len(fixes) else {}
+            return [gr.update(value=change[k]) if k in change else gr.skip() for k in keys]
+        return on_fix
+
+    for index, button in enumerate(panel["fix_buttons"]):
+        button.click(apply_fix(index), [panel["fixes"], ctx.language], controls)
+
+    def on_dry_run(lang_choice, request: gr.Request, *values):
+        lang = lang_code(lang_choice)
+        refuse_viewer(ctx, request, lang)
+        config = config_from_controls({**dict(zip(keys, values)), "dry_run": True, "run_name": "dry-run"})
+        problems = [str(p) for p in cfg.validate(config)]
+        if problems:
+            return t("est.dry_invalid", lang) + "\n\n" + "\n".join(f"- {p}" for p in problems), "", gr.Timer(active=False)
+        try:
+            run_dir = jobs.launch(ctx.workspace, config)
+        except (ValueError, PathError) as error:
+            return f"{t('est.dry_invalid', lang)}\n\n- {error}", "", gr.Timer(active=False)
+        return t("est.dry_started", lang, run=run_dir.name), run_dir.name, gr.Timer(active=True)
+
+    def on_dry_tick(run_id, lang_choice):
+        lang = lang_code(lang_choice)
+        if not run_id:
+            return gr.skip(), gr.Timer(active=False)
+        status = jobs.run_status(ctx.workspace.runs_dir / run_id)
+        if status.get("state") not in FINAL_STATES:
+            return t("est.dry_running", lang, run=run_id, phase=status.get("phase", "")), gr.skip()
+        return dry_run_text(read_status(ctx.workspace.runs_dir / run_id), lang), gr.Timer(active=False)
+
+    panel["dry"].click(on_dry_run, [ctx.language, *controls], [panel["dry_result"], panel["dry_run_id"], panel["timer"]])
+    panel["timer"].tick(on_dry_tick, [panel["dry_run_id"], ctx.language], [panel["dry_result"], panel["timer"]])
+    panel["estimate_handler"] = (on_estimate, inputs, outputs)
+
+
+def dry_run_text(status: dict, lang: str) -> str:
+    """How a dry run ended: measured peak and speed next to the estimate, won't fit, or the failure."""
+    result = status.get("dry_run")
+    if not result:
+        return t("est.dry_failed", lang, error=status.get("error", status.get("phase", "")))
+    if result.get("out_of_memory"):
+        return t("est.dry_oom", lang, phase=status.get("phase", ""))
+    estimated = f"{result['estimated_gb']:.2f}" if result.get("estimated_gb") is not None else "—"
+    speed = f"{result['tokens_per_s']:,.0f}" if result.get("tokens_per_s") else "—"
+    return t("est.dry_done", lang, measured=f"{result['measured_peak_gb']:.2f}", kind=result["measured_kind"], estimated=estimated, speed=speed)

@@ -1,0 +1,76 @@
+"""Hardware detection: the real no-GPU path of this machine, and the GPU path through a pynvml-shaped fake."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import psutil
+
+from studio import config as cfg
+from studio import fit, hardware
+from studio.memory import GiB
+
+
+def test_this_machine_without_a_gpu_says_so_plainly(tmp_path):
+    machine = hardware.detect(tmp_path)
+    assert machine.gpus == [] and machine.gpu(0) is None
+    assert machine.cpu_cores == psutil.cpu_count()
+    assert 0 < machine.ram_available <= machine.ram_total
+    assert machine.disk_free > 0
+    text = "\n".join(hardware.summary(machine))
+    assert "No GPU: training runs on the CPU" in text and "tiny-demo" in text
+
+
+class FakeNVML:
+    """Two GPUs as pynvml reports them: an A100 (Ampere) and a T4 (Turing, no bf16)."""
+
+    boards = ((b"NVIDIA A100-SXM4-80GB", 80 * GiB, 70 * GiB, (8, 0)), ("Tesla T4", 16 * GiB, 15 * GiB, (7, 5)))
+
+    def nvmlDeviceGetCount(self):
+        return len(self.boards)
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return index
+
+    def nvmlDeviceGetName(self, handle):
+        return self.boards[handle][0]
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        _name, total, free, _cc = self.boards[handle]
+        return SimpleNamespace(total=total, free=free, used=total - free)
+
+    def nvmlDeviceGetCudaComputeCapability(self, handle):
+        return self.boards[handle][3]
+
+
+def test_gpus_through_nvml(tmp_path, monkeypatch):
+    monkeypatch.setattr(hardware, "_flash_attn_installed", lambda: True)
+    machine = hardware.detect(tmp_path, nvml=FakeNVML())
+    a100, t4 = machine.gpus
+    assert (a100.name, a100.total, a100.free) == ("NVIDIA A100-SXM4-80GB", 80 * GiB, 70 * GiB)
+    assert a100.bf16 and a100.flash_attention
+    assert t4.name == "Tesla T4" and not t4.bf16 and not t4.flash_attention
+    text = "\n".join(hardware.summary(machine))
+    assert "GPU 0: NVIDIA A100-SXM4-80GB, 70.0 of 80.0 GB free, bf16 yes, FlashAttention 2 yes" in text
+    assert "No GPU" not in text
+
+
+def test_fit_check_on_a_gpu_and_on_the_cpu(tmp_path):
+    machine = hardware.detect(tmp_path, nvml=FakeNVML())
+    big = cfg.apply_overrides(cfg.RunConfig(), {"model": "llama-3.1-8b-instruct", "method": "full"})
+    verdict, message = fit.fit_check(big, machine)
+    assert verdict == fit.WONT_FIT and "GPU 0 (NVIDIA A100-SXM4-80GB)" in message and "Best fix" in message
+    small = cfg.apply_overrides(cfg.RunConfig(), {"model": "qwen2.5-0.5b-instruct", "method": "lora", "cutoff_len": 512})
+    assert fit.fit_check(small, machine)[0] == fit.FITS
+    cpu = hardware.Hardware(cpu_cores=2, ram_total=24 * GiB, ram_available=20 * GiB, disk_free=100 * GiB)
+    verdict, message = fit.fit_check(cfg.apply_overrides(cfg.RunConfig(), {"model": "qwen2.5-7b-instruct"}), cpu)
+    assert "CPU (RAM)" in message and "trains very slowly on a CPU" in message
+    assert fit.fit_check(cfg.RunConfig(), cpu)[0] == fit.FITS  # tiny-demo on the CPU
+    unknown = cfg.apply_overrides(cfg.RunConfig(), {"model": "Some/unknown-model"})
+    assert fit.fit_check(unknown, cpu)[0] == fit.UNKNOWN
+
+
+def test_disk_check_warns_when_the_workspace_is_too_small():
+    cpu = hardware.Hardware(cpu_cores=2, ram_total=64 * GiB, ram_available=60 * GiB, disk_free=1 * GiB)
+    result = fit.assess_config(cfg.apply_overrides(cfg.RunConfig(), {"model": "qwen2.5-1.5b-instruct"}), cpu)
+    assert any(w.startswith("disk: the run needs about") for w in result.warnings)
