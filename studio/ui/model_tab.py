@@ -1,12 +1,13 @@
-"""Model tab: choose the model (catalog, Hugging Face id or local folder) and the method with its settings."""
+"""Model tab: choose the model (catalog, Hugging Face id or local folder). The method and its settings are in
+the Train tab (studio/ui/train_tab.py), built from the config fields."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from studio import config as cfg
 from studio.models.catalog import load_catalog
 from studio.ui.context import UIContext
+from studio.ui.estimate_panel import create_estimate_panel
 from studio.ui.locales import lang_code, t
 
 
@@ -22,9 +23,8 @@ def model_info(name: str, lang: str) -> str:
 
 
 def create_model_tab(ctx: UIContext) -> dict:
-    """Build the Model tab; shares `model`, `trust_remote_code`, `method` and the LoRA fields."""
+    """Build the Model tab; shares `model` and `trust_remote_code`."""
     L = ctx.localizer
-    m = ctx.initial.method
     default_model = ctx.initial.model.model
     catalog = list(load_catalog())
     with gr.Row():
@@ -34,22 +34,11 @@ def create_model_tab(ctx: UIContext) -> dict:
         )
         trust = L.add(gr.Checkbox(value=False, scale=1, **L.field("trust_remote_code")), "field.trust_remote_code", "trust_remote_code")
     info = gr.Markdown(model_info(default_model, "en"), elem_id="model-info")
-    method = L.add(gr.Radio(choices=list(cfg.METHODS), value=m.method, elem_id="method", **L.field("method")), "field.method", "method")
-    with gr.Group(visible=m.method == "lora") as lora_group:
-        lora_title = L.add(gr.Markdown(t("model.lora")), "model.lora")
-        with gr.Row():
-            rank = L.add(gr.Number(value=m.lora_rank, precision=0, minimum=1, **L.field("lora_rank")), "field.lora_rank", "lora_rank")
-            alpha = L.add(gr.Number(value=m.lora_alpha, precision=0, minimum=1, **L.field("lora_alpha")), "field.lora_alpha", "lora_alpha")
-            dropout = L.add(gr.Number(value=m.lora_dropout, minimum=0, maximum=0.99, step=0.05, **L.field("lora_dropout")), "field.lora_dropout", "lora_dropout")
-        targets = L.add(gr.Textbox(value=m.lora_targets, **L.field("lora_targets")), "field.lora_targets", "lora_targets")
+    estimate = create_estimate_panel(ctx)  # wired in build_app once the Train tab's controls exist
 
     def on_model_change(name: str, lang_choice: str):
         return model_info(name or "", lang_code(lang_choice))
 
-    def on_method_change(choice: str):
-        return gr.update(visible=choice == "lora")
-
     model.change(on_model_change, [model, ctx.language], [info])
-    method.change(on_method_change, [method], [lora_group])
-    ctx.shared.update(model=model, trust_remote_code=trust, method=method, lora_rank=rank, lora_alpha=alpha, lora_dropout=dropout, lora_targets=targets, model_info=info)
-    return {"model": model, "info": info, "method": method, "lora_title": lora_title}
+    ctx.shared.update(model=model, trust_remote_code=trust, model_info=info)
+    return {"model": model, "info": info, "estimate": estimate}

@@ -1,4 +1,9 @@
-"""Train tab: hyperparameters and Start, above the live monitor (studio/ui/monitor.py) of the watched run.
+"""Train tab: the run's settings, Start, and the live monitor (studio/ui/monitor.py) of the watched run.
+
+The settings are built from the config fields' metadata (studio/ui/train_form.py): the basics up front, then
+one folded group per method or stage condition (shown only while it applies) and one per config section.
+Every change re-validates the whole config and shows each problem under its field. "Preview command" shows
+the YAML and the exact `python -m studio train` line; Save/Load config write and read that YAML.
 
 A page that loads (or reloads, or a second browser tab) re-attaches to the newest queued or running run,
 and the monitor rebuilds its charts from that run's whole series before following it incrementally.
@@ -6,40 +11,30 @@ and the monitor rebuilds its charts from that run's whole series before followin
 
 from __future__ import annotations
 
+import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from studio import config as cfg
-from studio import jobs
+from studio import fit, hardware, jobs
 from studio.data.loading import DataError
 from studio.models.catalog import recommended_overrides
+from studio.presets import preset_names
 from studio.train.status import FINAL_STATES
+from studio.ui import train_form as form
 from studio.ui.context import UIContext, refuse_viewer
-from studio.ui.locales import lang_code, t
+from studio.ui.locales import TEXT, lang_code, t
 from studio.ui.monitor import create_monitor, create_run_buttons
 from studio.workspace import PathError
 
-TRAIN_KEYS = ("epochs", "max_steps", "learning_rate", "batch_size", "grad_accum", "cutoff_len", "seed")
-# Validation, checkpoints and probes (a folded section of the Train tab).
-MORE_KEYS = ("val_size", "eval_steps", "early_stop_patience", "save_steps", "save_total_limit", "probe_steps", "probe_prompts")
-# Every config key the UI sets, in the order the Start handler receives them.
-CONFIG_KEYS = ("run_name", "model", "trust_remote_code", "dataset", "method", "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", *TRAIN_KEYS, *MORE_KEYS)
-# Keys a catalog model may recommend values for (applied when the user picks the model).
-RECOMMENDABLE = ("lora_rank", "lora_alpha", *TRAIN_KEYS, *MORE_KEYS)
-
-
-def config_from_values(values: dict[str, Any], base: cfg.RunConfig | None = None) -> tuple[cfg.RunConfig | None, list[str]]:
-    """The RunConfig the controls describe (on top of `base`, e.g. a cloned run's config, for keys the
-    controls do not show), or None and every problem found (as lines to show)."""
-    cleaned = {k: v for k, v in values.items() if v is not None and v != ""}
-    cleaned.setdefault("run_name", "")
-    try:
-        config = cfg.apply_overrides(base or cfg.RunConfig(), cleaned)
-    except cfg.ConfigError as error:
-        return None, [str(p) for p in error.problems]
-    problems = [str(p) for p in cfg.validate(config)]
-    return (None if problems else config), problems
+# Every config key, in the order the Start handler receives them (controls of the Data and Model tabs
+# included): the Runs tab's clone and Load config write to all of them.
+CONFIG_KEYS = tuple(cfg.flat_keys())
+CELLS_PER_ROW = 4
+RADIO_MAX_CHOICES = 8  # more choices than this get a dropdown
 
 
 def latest_active_run(ctx: UIContext) -> str:
@@ -50,68 +45,240 @@ def latest_active_run(ctx: UIContext) -> str:
     return ""
 
 
-def create_train_tab(ctx: UIContext) -> dict:
-    """Build the Train tab; needs the Data and Model tabs' shared components."""
+def problem_list(problems: list[cfg.Problem]) -> str:
+    """The problems as a Markdown list, one `key`: message per line."""
+    return "\n".join(f"- `{p.key}`: {p.message}" for p in problems)
+
+
+def problems_text(problems: list[cfg.Problem], lang: str) -> str:
+    """The problems under a "fix these" heading, or a short all-clear line."""
+    return t("train.invalid", lang) + "\n\n" + problem_list(problems) if problems else t("train.ready", lang)
+
+
+def group_title(group: form.Group) -> tuple[str, dict[str, str]]:
+    """The text key (and its placeholder values) that titles a group's accordion."""
+    if group.group_id == "validation":
+        return "train.more", {}
+    if group.switch:
+        return f"train.group.{group.switch}", {"names": " / ".join(form.VALUE_NAMES.get(v, v) for v in group.values)}
+    section = group.group_id.split("=", 1)[1]
+    if f"train.group.section.{section}" in TEXT:
+        return f"train.group.section.{section}", {}
+    return "train.group.section.other", {"section": section}
+
+
+def _make_control(ctx: UIContext, spec: form.FieldSpec, value: Any) -> Any:
+    """The widget for one config field: checkbox, radio for choices, number or text box."""
     L = ctx.localizer
-    train = ctx.initial.train
-    controls: dict[str, Any] = {}
+    options = {"value": value, "elem_id": f"train-{spec.key}", **L.field(spec.key)}
+    if spec.kind == "bool":
+        control = gr.Checkbox(**options)
+    elif spec.choices:
+        widget = gr.Radio if len(spec.choices) <= RADIO_MAX_CHOICES else gr.Dropdown
+        control = widget(choices=list(spec.choices), **options)
+    elif spec.kind in ("int", "float"):
+        control = gr.Number(precision=0 if spec.kind == "int" else None, **options)
+    else:
+        control = gr.Textbox(lines=3 if spec.key in form.MULTILINE_KEYS else 1, **options)
+    return L.add(control, f"field.{spec.key}", spec.key)
+
+
+def _is_wide(spec: form.FieldSpec) -> bool:
+    return spec.kind == "str" and (not spec.choices or len(spec.choices) > CELLS_PER_ROW)
+
+
+def _build_cells(ctx: UIContext, keys: list[str], specs: dict, values: dict, built: dict) -> None:
+    """Lay out the controls of `keys`: narrow ones side by side, text and long choice lists on their own row;
+    each in a cell with its problem line under it."""
+    rows: list[list[str]] = []
+    for key in keys:
+        if _is_wide(specs[key]) or not rows or _is_wide(specs[rows[-1][-1]]) or len(rows[-1]) == CELLS_PER_ROW:
+            rows.append([key])
+        else:
+            rows[-1].append(key)
+    for row in rows:
+        with gr.Row(equal_height=False):
+            for key in row:
+                with gr.Column(min_width=180, visible=form.applies(specs[key], values), elem_id=f"train-{key}-cell") as cell:
+                    built["controls"][key] = _make_control(ctx, specs[key], values[key])
+                    built["problems"][key] = gr.Markdown("", visible=False, elem_id=f"train-{key}-problem", elem_classes=["field-problem"])
+                built["cells"][key] = cell
+
+
+def create_train_tab(ctx: UIContext) -> dict:
+    """Build the Train tab; needs the Data and Model tabs' shared components (it builds a control for every
+    config key they do not already have)."""
+    L = ctx.localizer
+    initial = cfg.to_flat(ctx.initial)
+    own_keys = [key for key in CONFIG_KEYS if key not in ctx.shared]
+    specs = {key: form.field_spec(key) for key in CONFIG_KEYS}
+    groups = form.plan_groups(own_keys)
+    built: dict[str, dict] = {"controls": {}, "problems": {}, "cells": {}}
+    accordions: dict[str, Any] = {}
     with gr.Column() as settings:
-        controls["run_name"] = L.add(gr.Textbox(value="", max_length=80, elem_id="train-run_name", **L.field("run_name")), "field.run_name", "run_name")
+        preset = None
+        if preset_names():
+            preset = L.add(gr.Dropdown(choices=preset_names(), value=None, label=t("train.preset"), elem_id="train-preset"), "train.preset")
+        for group in groups:
+            if group.group_id == "basic":
+                _build_cells(ctx, group.keys, specs, initial, built)
+                continue
+            title_key, title_values = group_title(group)
+            elem_id = "train-more" if group.group_id == "validation" else "train-group-" + re.sub(r"[^\w-]+", "-", group.group_id)
+            accordion = gr.Accordion(
+                t(title_key, **title_values), open=bool(group.switch), elem_id=elem_id,
+                visible=form.group_applies(group, specs, initial),
+            )
+            with L.add(accordion, title_key, **title_values):
+                _build_cells(ctx, group.keys, specs, initial, built)
+            accordions[group.group_id] = accordion
+        summary = gr.Markdown("", elem_id="train-problems")
         with gr.Row():
-            for key in ("epochs", "max_steps", "learning_rate", "batch_size"):
-                precision = None if key in ("epochs", "learning_rate") else 0
-                controls[key] = L.add(gr.Number(value=getattr(train, key), precision=precision, elem_id=f"train-{key}", **L.field(key)), f"field.{key}", key)
-        with gr.Row():
-            for key in ("grad_accum", "cutoff_len", "seed"):
-                controls[key] = L.add(gr.Number(value=getattr(train, key), precision=0, elem_id=f"train-{key}", **L.field(key)), f"field.{key}", key)
-        with L.add(gr.Accordion(t("train.more"), open=False, elem_id="train-more"), "train.more"):
-            with gr.Row():
-                controls["val_size"] = L.add(gr.Number(value=ctx.initial.data.val_size, minimum=0, elem_id="train-val_size", **L.field("val_size")), "field.val_size", "val_size")
-                for key in ("eval_steps", "early_stop_patience"):
-                    controls[key] = L.add(gr.Number(value=getattr(train, key), precision=0, minimum=0, elem_id=f"train-{key}", **L.field(key)), f"field.{key}", key)
-            with gr.Row():
-                for key in ("save_steps", "save_total_limit", "probe_steps"):
-                    controls[key] = L.add(gr.Number(value=getattr(train, key), precision=0, minimum=0, elem_id=f"train-{key}", **L.field(key)), f"field.{key}", key)
-            controls["probe_prompts"] = L.add(gr.Textbox(value=train.probe_prompts, lines=3, elem_id="train-probe_prompts", **L.field("probe_prompts")), "field.probe_prompts", "probe_prompts")
+            preview = L.add(gr.Button(t("train.preview"), elem_id="train-preview", scale=1), "train.preview")
+            save = L.add(gr.Button(t("train.save"), elem_id="train-save", scale=1), "train.save")
+            load = L.add(gr.UploadButton(t("train.load"), file_types=[".yaml", ".yml"], elem_id="train-load", scale=1), "train.load")
+            saved_file = L.add(gr.File(label=t("train.saved_file"), visible=False, interactive=False, elem_id="train-saved", scale=2), "train.saved_file")
+        with gr.Column(visible=False, elem_id="train-preview-box") as preview_box:
+            yaml_view = L.add(gr.Code(language="yaml", label=t("train.preview_yaml"), interactive=False, max_lines=24, elem_id="train-yaml"), "train.preview_yaml")
+            cli_view = L.add(gr.Textbox(label=t("train.preview_cli"), interactive=False, buttons=["copy"], elem_id="train-cli"), "train.preview_cli")
     with gr.Row() as actions:
         start = L.add(gr.Button(t("train.start"), variant="primary", elem_id="start-button", scale=2), "train.start")
+        start_anyway = L.add(gr.Button(t("train.start_anyway"), variant="stop", visible=False, elem_id="start-anyway", scale=2), "train.start_anyway")
         buttons = create_run_buttons(ctx)
     ctx.operator_only += [settings, actions]
+    shown_problems = gr.State({})  # key → problem text shown under that field in this browser session
     watched = gr.State("")  # run id shown in this browser session
     watch = gr.State(None)  # monitor.Watch: what this session has drawn of it (None: draw it all afresh)
-    base_config = gr.State(None)  # the config a "Clone config" loaded, for keys the controls do not show
+    base_config = gr.State(None)  # the config a clone or Load came from, for keys without a control
     monitor = create_monitor(ctx, watched, watch, buttons)
 
+    controls = built["controls"]
     all_controls = {**ctx.shared, **controls}
     inputs = [all_controls[k] for k in CONFIG_KEYS]
+    conditional = [key for key in own_keys if specs[key].show_when]
+    problem_keys = list(built["problems"])
 
-    def on_start(request: gr.Request, *values):  # the request first: Gradio fills only positional ones
+    def read(config_values) -> tuple[cfg.RunConfig | None, list[cfg.Problem]]:
+        return form.config_from_values(dict(zip(CONFIG_KEYS, config_values)))
+
+    def on_validate(*values):
+        *config_values, shown, lang_choice = values
+        _config, problems = read(config_values)
+        grouped = {key: "\n".join(f"⚠ {m}" for m in messages) for key, messages in form.problems_by_key(problems).items()}
+        now = {key: grouped[key] for key in problem_keys if key in grouped}
+        shown = shown or {}
+        # only the problem lines that changed are sent: a Load or a clone sets every control at once
+        boxes = [
+            gr.skip() if now.get(key) == shown.get(key) else gr.update(value=now.get(key, ""), visible=key in now)
+            for key in problem_keys
+        ]
+        return [problems_text(problems, lang_code(lang_choice)), now, *boxes]
+
+    def on_switch(*values):
+        return visibility(dict(zip(CONFIG_KEYS, values)))
+
+    def visibility(current: dict[str, Any]) -> list:
+        cells = [gr.update(visible=form.applies(specs[key], current)) for key in conditional]
+        return cells + [gr.update(visible=form.group_applies(g, specs, current)) for g in groups if g.group_id in accordions]
+
+    def on_preview(*values):
+        *config_values, lang_choice = values
+        config, problems = read(config_values)
+        if config is None:
+            return gr.skip(), gr.skip(), gr.skip(), problems_text(problems, lang_code(lang_choice))
+        line = form.cli_line(config, workspace=str(ctx.workspace.root))
+        return gr.update(visible=True), cfg.to_yaml(config), line, problems_text(problems, lang_code(lang_choice))
+
+    def on_save(*values):
+        *config_values, lang_choice = values
+        config, problems = read(config_values)
+        lang = lang_code(lang_choice)
+        if config is None:
+            return gr.skip(), t("train.cannot_save", lang) + "\n\n" + problem_list(problems)
+        name = re.sub(r"[^\w.-]+", "_", config.run_name).strip("._") or "config"
+        path = Path(tempfile.mkdtemp(prefix="studio-config-")) / f"{name}.yaml"
+        path.write_text(cfg.to_yaml(config), encoding="utf-8")
+        return gr.update(value=str(path), visible=True), problems_text(problems, lang)
+
+    def on_load(uploaded: str | None, lang_choice: str):
+        lang = lang_code(lang_choice)
+        skipped = [gr.skip()] * (len(CONFIG_KEYS) + 1 + len(visibility_outputs))
+        if not uploaded:
+            return [gr.skip(), *skipped]
+        name = Path(uploaded).name
+        try:
+            config = form.read_config_file(Path(uploaded))
+        except cfg.ConfigError as error:
+            return [t("train.load_failed", lang, name=name) + "\n\n" + problem_list(error.problems), *skipped]
+        flat = cfg.to_flat(config)
+        # the visibility comes with the values, not a round trip later
+        return [t("train.loaded", lang, name=name), config, *(flat[key] for key in CONFIG_KEYS), *visibility(flat)]
+
+    def start_run(request: gr.Request, values: tuple, confirmed: bool):
+        """Start the run the controls describe; unless `confirmed`, first ask when the estimate says it won't fit."""
         *config_values, base, lang_choice = values
         lang = lang_code(lang_choice)
         refuse_viewer(ctx, request, lang)
-        config, problems = config_from_values(dict(zip(CONFIG_KEYS, config_values)), base)
-        run_dir = None
-        if config is not None:
-            try:
-                run_dir = jobs.launch(ctx.workspace, config)
-            except (DataError, PathError) as error:
-                problems = [f"dataset: {error}"]
-        if run_dir is None:
-            listed = "\n".join(f"- {p}" for p in problems)
-            return t("train.invalid", lang) + "\n\n" + listed, gr.skip(), gr.skip()
-        return t("train.started", lang, run=run_dir.name), run_dir.name, None
+        config, problems = form.config_from_values(dict(zip(CONFIG_KEYS, config_values)), base)
+        if config is None or problems:
+            return problems_text(problems, lang), gr.skip(), gr.skip(), gr.update(visible=False)
+        if not config.train.dry_run and not confirmed:
+            verdict, message = fit.fit_check(config, hardware.detect(ctx.workspace.root), ctx.workspace, allow_download=False)
+            if verdict == fit.WONT_FIT:  # a dry run is how one finds out for sure, so it is never held back
+                return t("train.wont_fit", lang, details=message), gr.skip(), gr.skip(), gr.update(visible=True)
+        try:
+            run_dir = jobs.launch(ctx.workspace, config)
+        except (DataError, PathError) as error:
+            return problems_text([cfg.Problem("dataset", str(error))], lang), gr.skip(), gr.skip(), gr.update(visible=False)
+        return t("train.started", lang, run=run_dir.name), run_dir.name, None, gr.update(visible=False)
 
-    def on_model_change(name: str):
+    def on_start(request: gr.Request, *values):  # the request first: Gradio fills only positional ones
+        return start_run(request, values, confirmed=False)
+
+    def on_start_anyway(request: gr.Request, *values):
+        return start_run(request, values, confirmed=True)
+
+    recommendable = [key for key in CONFIG_KEYS if key != "model"]
+
+    def on_model_change(name: str, method: str):
         recommended = recommended_overrides(name or "")
-        return [gr.update(value=recommended[key]) if key in recommended else gr.skip() for key in RECOMMENDABLE]
+        if "learning_rate" in recommended:  # the catalog's rates are LoRA rates
+            recommended["learning_rate"] = form.starting_learning_rate(name, method)
+        return [gr.update(value=recommended[key]) if key in recommended else gr.skip() for key in recommendable]
 
-    def on_page_load(lang_choice: str):
+    def on_method_change(method: str, model: str, learning_rate: float | None):
+        rate = form.learning_rate_for_method(model or "", method, learning_rate)
+        return gr.skip() if rate is None else rate
+
+    def on_preset(name: str | None, method: str):
+        values = form.preset_values(name, method) if name else {}
+        return [gr.update(value=values[key]) if key in values else gr.skip() for key in CONFIG_KEYS]
+
+    def on_page_load(*values):  # re-attach to the active run; check the settings the page starts with
+        lang_choice = values[-1]
         run_id = latest_active_run(ctx)
-        return run_id, None, t("train.watching", lang_code(lang_choice), run=run_id) if run_id else gr.skip()
+        watching = t("train.watching", lang_code(lang_choice), run=run_id) if run_id else gr.skip()
+        return [run_id, None, watching, *on_validate(*values)]
 
-    start.click(on_start, [*inputs, base_config, ctx.language], [monitor["message"], watched, watch], api_name="start")
-    # .input, not .change: a model set by "Clone config" keeps the cloned run's settings.
-    ctx.shared["model"].input(on_model_change, [ctx.shared["model"]], [all_controls[k] for k in RECOMMENDABLE])
+    quiet = {"show_progress": "hidden", "trigger_mode": "always_last"}
+    visibility_outputs = [built["cells"][k] for k in conditional] + [accordions[g.group_id] for g in groups if g.group_id in accordions]
+    validation_outputs = [summary, shown_problems, *built["problems"].values()]
+    gr.on([c.change for c in inputs], on_validate, [*inputs, shown_problems, ctx.language], validation_outputs, **quiet)
+    switches = [all_controls[key] for key in form.trigger_keys([specs[k] for k in conditional]) if key in all_controls]
+    if switches:
+        gr.on([c.change for c in switches], on_switch, inputs, visibility_outputs, **quiet)
+    preview.click(on_preview, [*inputs, ctx.language], [preview_box, yaml_view, cli_view, summary])
+    save.click(on_save, [*inputs, ctx.language], [saved_file, summary])
+    load.upload(on_load, [load, ctx.language], [monitor["message"], base_config, *inputs, *visibility_outputs])
+    start.click(on_start, [*inputs, base_config, ctx.language], [monitor["message"], watched, watch, start_anyway], api_name="start")
+    start_anyway.click(on_start_anyway, [*inputs, base_config, ctx.language], [monitor["message"], watched, watch, start_anyway])
+    # .input, not .change: a model set by "Clone config" or Load config keeps that run's settings.
+    ctx.shared["model"].input(on_model_change, [ctx.shared["model"], all_controls["method"]], [all_controls[k] for k in recommendable])
+    # .input: only a method the user picks moves a learning rate they have not chosen themselves.
+    all_controls["method"].input(on_method_change, [all_controls["method"], ctx.shared["model"], all_controls["learning_rate"]], [all_controls["learning_rate"]])
+    if preset is not None:
+        preset.input(on_preset, [preset, all_controls["method"]], inputs)
+    page_load = (on_page_load, [*inputs, shown_problems, ctx.language], [watched, watch, monitor["message"], *validation_outputs])
     ctx.shared.update(controls)
     ctx.shared.update(watched_run=watched, watch=watch, base_config=base_config, train_message=monitor["message"])
-    return {"start": start, "chat_button": buttons["chat"], "watched": watched, "page_load": (on_page_load, [ctx.language], [watched, watch, monitor["message"]])}
+    return {"start": start, "start_anyway": start_anyway, "chat_button": buttons["chat"], "watched": watched, "page_load": page_load}

@@ -1,0 +1,246 @@
+"""What the Train tab shows and how its values become a RunConfig, read from the config fields' metadata.
+
+No gradio here, so the form's logic is tested directly (tests/test_train_form.py). Every control comes from
+a field in studio/config.py: its type picks the widget, `choices` the options, `help`/`help_zh` the info
+text and `show_when` (flat key → allowed values, all must hold) whether it applies. A field added to the
+config appears in the tab without touching this file; only the short list of keys shown up front and the
+validation/checkpoint group are named here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from studio import config as cfg
+from studio.models.catalog import recommended_overrides
+
+# Shown up front, in this order (keys not in the config yet are skipped).
+BASIC_KEYS = ("run_name", "stage", "method", "epochs", "max_steps", "learning_rate", "batch_size", "grad_accum", "cutoff_len")
+# The folded "Validation, checkpoints and probes" group.
+VALIDATION_KEYS = ("val_size", "val_file", "eval_steps", "early_stop_patience", "save_steps", "save_total_limit", "probe_steps", "probe_prompts")
+# Text fields that take several lines.
+MULTILINE_KEYS = ("probe_prompts",)
+# A field whose show_when names one of these keys goes into that method's or stage's own group.
+SWITCH_KEYS = ("method", "stage")
+# Names of method and stage values in group titles (a value not listed is shown as it is).
+VALUE_NAMES = {
+    "lora": "LoRA", "qlora": "QLoRA", "full": "full", "freeze": "freeze", "ia3": "IA³", "prompt_tuning": "prompt tuning",
+    "prefix_tuning": "prefix tuning", "p_tuning": "P-tuning", "pt": "PT", "sft": "SFT", "dpo": "DPO", "orpo": "ORPO",
+    "kto": "KTO", "rm": "RM",
+}
+MAX_CONFIG_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One config field as the form sees it."""
+
+    key: str
+    kind: str  # bool | int | float | str
+    default: Any
+    choices: tuple = ()
+    show_when: tuple[tuple[str, tuple], ...] = ()  # ((flat key, allowed values), ...)
+    section: str = ""  # "" for top-level keys such as run_name
+
+
+@dataclass
+class Group:
+    """A block of controls: the basics, a method's or stage's settings, or the rest of a config section."""
+
+    group_id: str  # "basic", "validation", "method=lora,qlora", "stage=dpo", "section=train", ...
+    keys: list[str]
+    switch: str = ""  # "method" or "stage" for a method's/stage's group
+    values: tuple = ()  # the method/stage values it applies to
+
+
+def field_spec(key: str) -> FieldSpec:
+    """The FieldSpec of flat config key `key` (KeyError when unknown)."""
+    info = cfg.field_info(key)
+    default = info.default if info.default is not dataclasses.MISSING else None
+    show_when = tuple((k, tuple(v)) for k, v in (info.metadata.get("show_when") or {}).items())
+    kind = info.type if info.type in ("bool", "int", "float", "str") else "str"
+    return FieldSpec(key, kind, default, tuple(info.metadata.get("choices") or ()), show_when, section_of(key))
+
+
+def section_of(key: str) -> str:
+    """The config section holding flat key `key` ("" for top-level keys)."""
+    for name, section in cfg.SECTIONS.items():
+        if key in {f.name for f in dataclasses.fields(section)}:
+            return name
+    return ""
+
+
+def applies(spec: FieldSpec, values: dict[str, Any]) -> bool:
+    """True when every condition of the field's show_when holds for the current `values`."""
+    return all(values.get(key) in allowed for key, allowed in spec.show_when)
+
+
+def trigger_keys(specs: list[FieldSpec]) -> list[str]:
+    """The keys whose value decides whether some field applies (their changes re-check visibility)."""
+    keys: list[str] = []
+    for spec in specs:
+        keys += [key for key, _allowed in spec.show_when if key not in keys]
+    return keys
+
+
+def plan_groups(keys: list[str]) -> list[Group]:
+    """Arrange the controls for `keys`: basics first, then one group per method or stage condition, the
+    validation group, then the remaining keys of each section. Empty groups are left out."""
+    specs = [field_spec(k) for k in keys]
+    basic = Group("basic", [k for k in BASIC_KEYS if k in keys])
+    switched: dict[str, Group] = {}
+    validation = Group("validation", [k for k in VALIDATION_KEYS if k in keys])
+    by_section: dict[str, Group] = {}
+    placed = set(basic.keys) | set(validation.keys)
+    for spec in specs:
+        if spec.key in placed:
+            continue
+        condition = next(((k, allowed) for k, allowed in spec.show_when if k in SWITCH_KEYS), None)
+        if condition:
+            switch, allowed = condition
+            group_id = f"{switch}={','.join(allowed)}"
+            switched.setdefault(group_id, Group(group_id, [], switch, allowed)).keys.append(spec.key)
+        else:
+            name = spec.section or "run"
+            by_section.setdefault(name, Group(f"section={name}", [])).keys.append(spec.key)
+    ordered = [basic, *switched.values(), validation, *by_section.values()]
+    return [group for group in ordered if group.keys]
+
+
+def group_applies(group: Group, specs: dict[str, FieldSpec], values: dict[str, Any]) -> bool:
+    """True when at least one field of the group applies (an accordion with nothing to show is hidden)."""
+    return any(applies(specs[key], values) for key in group.keys)
+
+
+def config_from_values(values: dict[str, Any], base: cfg.RunConfig | None = None) -> tuple[cfg.RunConfig | None, list[cfg.Problem]]:
+    """The RunConfig the controls describe (on top of `base` for keys without a control) and every problem
+    with it. The config is None only when some value could not be read at all (an emptied number box)."""
+    problems = [cfg.Problem(key, "enter a value") for key, value in values.items() if value is None]
+    given = {key: value for key, value in values.items() if value is not None}
+    try:
+        config = cfg.apply_overrides(base or cfg.RunConfig(), given)
+    except cfg.ConfigError as error:
+        return None, problems + list(error.problems)
+    if problems:
+        return None, problems
+    return config, cfg.validate(config)
+
+
+def problems_by_key(problems: list[cfg.Problem]) -> dict[str, list[str]]:
+    """Problem messages grouped by the flat key they concern (the order they were found in)."""
+    grouped: dict[str, list[str]] = {}
+    for problem in problems:
+        grouped.setdefault(problem.key, []).append(problem.message)
+    return grouped
+
+
+def baseline(model: str) -> cfg.RunConfig:
+    """The defaults plus the catalog's recommendations for `model` (what the Train tab starts from)."""
+    return cfg.apply_overrides(cfg.RunConfig(), recommended_overrides(model))
+
+
+def starting_learning_rate(model: str, method: str) -> float:
+    """The learning rate a run starts with when none is set, as the command line picks it: the catalog's
+    recommendation for LoRA-like methods (its rates are LoRA rates), otherwise the method's own default."""
+    from studio.presets import LORA_LIKE, method_learning_rate
+
+    if method in LORA_LIKE:
+        return float(recommended_overrides(model).get("learning_rate", cfg.RunConfig().train.learning_rate))
+    return method_learning_rate(method)
+
+
+def learning_rate_for_method(model: str, method: str, current: float | None) -> float | None:
+    """The learning rate to show after the method changes to `method`: its starting rate when `current` is
+    still a rate some method starts with (the user did not pick it), else None (keep the user's rate)."""
+    choices = field_spec("method").choices
+    untouched = current is None or any(abs(current - starting_learning_rate(model, m)) <= 1e-12 for m in choices)
+    return starting_learning_rate(model, method) if untouched else None
+
+
+def preset_values(name: str, method: str) -> dict[str, Any]:
+    """The keys hyperparameter preset `name` fills into the form: all it sets, its learning rate resolved for
+    the method it chooses (or, when it chooses none, for the current `method`)."""
+    from studio.presets import preset_overrides, read_preset
+
+    return preset_overrides(name, str(read_preset(name).get("method", method)))
+
+
+def cli_value(spec: FieldSpec, value: Any) -> str:
+    """`value` written so that `key=<text>` on the command line reads back as exactly `value`."""
+    if spec.kind == "bool":
+        return "true" if value else "false"
+    if spec.kind in ("int", "float"):
+        return repr(value)
+    text = str(value)
+    if "\n" in text:
+        return text  # the CLI takes a value with line breaks verbatim
+    read = cfg.parse_cli_overrides([f"{spec.key}={text}"])[spec.key]
+    return text if isinstance(read, str) and read == text else json.dumps(text, ensure_ascii=False)
+
+
+def cli_line(config: cfg.RunConfig, workspace: str | None = None) -> str:
+    """The `python -m studio train key=value …` line that starts exactly this config. It names every key whose
+    value differs from the default or from the model's catalog recommendation, and always the learning rate
+    (where the command line starts it depends on both the model and the method), so the line does not rely
+    on the catalog staying as it is."""
+    defaults, recommended = cfg.to_flat(cfg.RunConfig()), cfg.to_flat(baseline(config.model.model))
+    words = ["python", "-m", "studio", "train"]
+    if workspace:
+        words += ["--workspace", workspace]
+    for key, value in cfg.to_flat(config).items():
+        if value != defaults[key] or value != recommended[key] or key == "learning_rate":
+            words.append(f"{key}={cli_value(field_spec(key), value)}")
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def read_config_file(path: Path) -> cfg.RunConfig:
+    """The config in the YAML file at `path` (an upload), read as config_from_file does; ConfigError when the
+    file is too large, not UTF-8 text, or holds bad YAML, keys, values or choices."""
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise cfg.ConfigError([cfg.Problem(path.name, f"larger than {MAX_CONFIG_BYTES // 1000} kB; is this a config file?")])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise cfg.ConfigError([cfg.Problem(path.name, f"not UTF-8 text ({error.reason} at byte {error.start})")]) from error
+    return config_from_file(text, path.name)
+
+
+def config_from_file(text: str, source: str) -> cfg.RunConfig:
+    """The config a YAML file describes, as `python -m studio train FILE` reads it: the keys the file sets,
+    and for the others the defaults plus the catalog's recommendations for its model (and the method's own
+    learning rate). ConfigError names every bad key, value and choice at once."""
+    problems: list[cfg.Problem] = []
+    try:
+        from_file = cfg.from_yaml(text, source)
+    except cfg.ConfigError as error:
+        from_file, problems = None, list(error.problems)
+    written = _flat_items(text)
+    for key, value in written.items():
+        spec = field_spec(key) if key in cfg.flat_keys() else None
+        if spec and spec.choices and value not in spec.choices:
+            problems.append(cfg.Problem(key, f"must be one of {', '.join(map(str, spec.choices))}, got {value!r}"))
+    if problems or from_file is None:
+        raise cfg.ConfigError(problems)
+    explicit = {key: value for key, value in cfg.to_flat(from_file).items() if key in written}
+    model, method = from_file.model.model, from_file.method.method
+    start = {**recommended_overrides(model), "learning_rate": starting_learning_rate(model, method)}
+    return cfg.apply_overrides(cfg.RunConfig(), {**start, **explicit})
+
+
+def _flat_items(text: str) -> dict[str, Any]:
+    """The flat `key: value` pairs a YAML config file writes (sections flattened); empty when it is not one."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return {}
+    flat: dict[str, Any] = {}
+    for key, value in (data.items() if isinstance(data, dict) else ()):
+        flat.update(value if isinstance(value, dict) else {key: value})
+    return flat
