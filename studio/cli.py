@@ -7,6 +7,10 @@
     python -m studio runs stop RUN [--kill]                stop a run after its current step (or kill it now)
     python -m studio runs resume RUN [--detach]            continue a stopped or failed run from its checkpoint
     python -m studio chat RUN --prompt TEXT [--base]       print the run's (or its base model's) reply
+    python -m studio estimate --model M --method METHOD [--seq N] [--batch N] [--gpus N] [--gpu-mem GB] [--json]
+                                                           predicted peak GPU memory, verdict, fixes (1: won't fit)
+    python -m studio data inspect PATH [--model M] [--cutoff N] [--json]   a dataset's format and why, rows read and
+                                                           skipped, first errors, quality checks, token report
 Every verb takes --workspace DIR (default: ./workspace, or $STUDIO_WORKSPACE). Exit codes: 0 ok, 1 the run
 failed, 2 bad input (a bad key or value, an unknown run, a run that cannot be stopped or resumed).
 """
@@ -28,11 +32,15 @@ DEFAULT_WORKSPACE = os.environ.get("STUDIO_WORKSPACE", str(PROJECT_ROOT / "works
 
 
 def build_config(config_file: str | None, items: list[str], workspace: Workspace) -> cfg.RunConfig:
-    """The config for a new run: defaults, then the catalog's recommendations for the chosen model, then
-    the keys set in the YAML file, then `key=value` items. ConfigError lists every problem."""
+    """The config for a new run: defaults, then the catalog's recommendations for the chosen model, then the
+    hyperparameter preset (`preset=NAME`), then the keys set in the YAML file, then `key=value` items. A method
+    other than LoRA/QLoRA whose learning rate is set nowhere gets its own default learning rate (the catalog's
+    are LoRA rates). ConfigError lists every problem."""
     from studio.models.catalog import recommended_overrides
+    from studio.presets import LORA_LIKE, method_learning_rate, preset_overrides
 
     overrides = cfg.parse_cli_overrides(items)
+    preset = overrides.pop("preset", None)
     from_file: dict = {}
     if config_file:
         path = workspace.confine(config_file)
@@ -40,7 +48,12 @@ def build_config(config_file: str | None, items: list[str], workspace: Workspace
         set_in_file = _keys_in_yaml(text)
         from_file = {k: v for k, v in cfg.to_flat(cfg.from_yaml(text, str(path))).items() if k in set_in_file}
     model = str(overrides.get("model", from_file.get("model", cfg.RunConfig().model.model)))
-    merged = {**recommended_overrides(model), **from_file, **overrides}
+    method = str(overrides.get("method", from_file.get("method", cfg.RunConfig().method.method)))
+    from_preset = preset_overrides(str(preset), method) if preset is not None else {}
+    chosen = {**from_preset, **from_file, **overrides}
+    merged = {**recommended_overrides(model), **chosen}
+    if "learning_rate" not in chosen and method not in LORA_LIKE:
+        merged["learning_rate"] = method_learning_rate(method)
     return cfg.check(cfg.apply_overrides(cfg.RunConfig(), merged))
 
 
@@ -103,6 +116,10 @@ def _report(run_dir: Path, status: dict) -> int:
     print(f"\nrun {run_dir.name}: {status.get('state')}" + (f" — {status['error']}" if status.get("error") else ""))
     if status.get("final_loss") is not None:
         print(f"final loss: {status['final_loss']:.4f}")
+    if status.get("dry_run"):  # measured peak memory and speed, or "won't fit" with the fixes
+        print(status.get("phase", ""))
+        if status["dry_run"].get("out_of_memory"):
+            return 1
     print(f"run folder: {run_dir}")
     return 0 if status.get("state") in ("completed", "stopped") else 1
 
@@ -170,6 +187,57 @@ def cmd_chat(args, workspace: Workspace) -> int:
     return 0
 
 
+def cmd_score(args, workspace: Workspace) -> int:
+    from studio.scoring import load_reward_model
+
+    reward_model = load_reward_model(workspace, args.run)
+    score = reward_model.score([{"role": "user", "content": args.prompt}, {"role": "assistant", "content": args.answer}])
+    print(f"{score:.4f}")
+    return 0
+
+
+def cmd_data(args, workspace: Workspace) -> int:
+    """`data inspect`: exit 0 when every row is usable, 1 when some rows are bad, 2 when the data cannot be read."""
+    from studio.data.inspect import format_text, inspect_dataset
+
+    ref = args.path
+    typed = Path(ref).expanduser()
+    if typed.exists():  # a path the operator typed in their own shell may lie outside the workspace
+        typed = typed.resolve()
+        workspace = Workspace(workspace.root, allowed=(*workspace.allowed, typed if typed.is_dir() else typed.parent))
+        ref = str(typed)
+    result = inspect_dataset(workspace, ref, args.model, args.cutoff, args.column_map, args.train_on_prompt, args.mask_history)
+    print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else format_text(result))
+    return 1 if result["skipped"] else 0
+
+
+def cmd_estimate(args, workspace: Workspace) -> int:
+    """`estimate`: the peak-memory breakdown, verdict and fixes for a model and method (exit 0 fits or tight,
+    1 won't fit, 2 bad input)."""
+    from studio import fit, hardware
+    from studio.memory import EstimateInputs, GiB
+    from studio.models.architecture import model_architecture
+
+    arch = model_architecture(workspace, args.model)
+    machine = hardware.detect(workspace.root)
+    gpu = machine.gpu(0)
+    on_gpu = args.gpu_mem is not None or gpu is not None
+    inputs = EstimateInputs(
+        arch=arch, method=args.method, stage=args.stage, batch_size=args.batch, seq_len=args.seq, lora_rank=args.lora_rank,
+        optim=args.optim, gradient_checkpointing=args.grad_ckpt, attn_impl=args.attn, num_gpus=args.gpus,
+        zero_stage=args.zero if args.zero is not None else (2 if args.gpus > 1 else 0), device="cuda" if on_gpu else "cpu",
+    )
+    if args.gpu_mem is not None:
+        available, device = args.gpu_mem * GiB, f"a GPU with {args.gpu_mem:g} GB"
+    elif gpu is not None:
+        available, device = float(gpu.free), f"GPU {gpu.index} ({gpu.name})"
+    else:
+        available, device = float(machine.ram_available), "CPU (RAM; no GPU found: pass --gpu-mem GB to judge for a GPU)"
+    result = fit.assess(inputs, available, device)
+    print(json.dumps(result.to_json(), indent=2, ensure_ascii=False) if args.json else fit.format_text(result))
+    return 1 if result.verdict == fit.WONT_FIT else 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser for every verb."""
     common = argparse.ArgumentParser(add_help=False)
@@ -179,7 +247,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     train = verbs.add_parser("train", parents=[common], help="start a training run (or, with --config, be its worker)")
     train.add_argument("config_file", nargs="?", default=None, metavar="CONFIG.yaml", help="a config YAML to start from")
-    train.add_argument("overrides", nargs="*", metavar="key=value", help=f"config keys: {', '.join(cfg.flat_keys())}")
+    train.add_argument("overrides", nargs="*", metavar="key=value",
+                       help=f"config keys: {', '.join(cfg.flat_keys())}; preset=quick|balanced|quality applies presets/hparams/NAME.yaml")
     train.add_argument("--config", default=None, help="run the worker for this run folder's config.yaml")
     train.add_argument("--detach", action="store_true", help="print the run folder and return at once (the run goes on)")
 
@@ -200,7 +269,44 @@ def make_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-new-tokens", type=int, default=128)
     chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy, reproducible")
     chat.add_argument("--top-p", type=float, default=1.0)
+
+    score = verbs.add_parser("score", parents=[common], help="print a reward model's score (stage rm) for a prompt and an answer")
+    score.add_argument("run", help="run id or run folder of a reward-model run")
+    score.add_argument("--prompt", required=True)
+    score.add_argument("--answer", required=True, help="the assistant answer to score; higher scores are better answers")
+
+    data = verbs.add_parser("data", parents=[common], help="inspect a dataset before training on it")
+    data_actions = data.add_subparsers(dest="action", required=True)
+    inspect = data_actions.add_parser("inspect", parents=[common], help="format and why, bad rows by line, quality, token report")
+    inspect.add_argument("path", help="a file or folder, a bundled sample name, or hf:ID[:CONFIG][@SPLIT]")
+    inspect.add_argument("--model", default=None, help="measure tokens with this model's tokenizer and chat template (e.g. tiny-demo)")
+    inspect.add_argument("--cutoff", type=int, default=cfg.RunConfig().train.cutoff_len, help="cutoff_len to count truncated rows against")
+    inspect.add_argument("--column-map", default="", help="role=column pairs when detection is wrong, e.g. prompt=question,response=answer")
+    inspect.add_argument("--train-on-prompt", action="store_true", help="count prompt tokens as trained")
+    inspect.add_argument("--mask-history", action="store_true", help="train only the last assistant turn")
+    inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    add_estimate_parser(verbs, common)
     return parser
+
+
+def add_estimate_parser(verbs, common) -> None:
+    """The `estimate` verb's arguments."""
+    from studio.memory import PEFT_METHODS
+
+    est = verbs.add_parser("estimate", parents=[common], help="predict peak GPU memory: breakdown, verdict and fixes")
+    est.add_argument("--model", required=True, help="a catalog name, a Hugging Face id (config.json fetched once) or a folder")
+    est.add_argument("--method", default="lora", choices=sorted({*PEFT_METHODS, "full", "freeze"}))
+    est.add_argument("--stage", default="sft", choices=("pt", "sft", "dpo", "orpo", "kto", "rm"))
+    est.add_argument("--seq", type=int, default=1024, help="cutoff length in tokens (default 1024)")
+    est.add_argument("--batch", type=int, default=4, help="micro-batch per GPU (default 4)")
+    est.add_argument("--grad-ckpt", action=argparse.BooleanOptionalAction, default=True, help="gradient checkpointing (default on)")
+    est.add_argument("--attn", default="sdpa", choices=("sdpa", "flash_attention_2", "eager"))
+    est.add_argument("--optim", default="adamw_torch", choices=("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "adafactor", "sgd", "galore_adamw"))
+    est.add_argument("--lora-rank", type=int, default=8)
+    est.add_argument("--gpus", type=int, default=1, help="GPUs training data-parallel (the estimate is per GPU)")
+    est.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=None, help="DeepSpeed ZeRO stage (default 2 with several GPUs)")
+    est.add_argument("--gpu-mem", type=float, default=None, metavar="GB", help="judge against a GPU with this much free memory")
+    est.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides.insert(0, args.config_file)  # `train key=value` with no config file
         args.config_file = None
     workspace = Workspace(Path(getattr(args, "workspace", DEFAULT_WORKSPACE)))
-    handlers = {"train": cmd_train, "runs": cmd_runs, "chat": cmd_chat}
+    handlers = {"train": cmd_train, "runs": cmd_runs, "chat": cmd_chat, "score": cmd_score, "data": cmd_data, "estimate": cmd_estimate}
     try:
         return handlers[args.verb](args, workspace)
     except (cfg.ConfigError, PathError) as error:

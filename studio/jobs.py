@@ -24,12 +24,29 @@ from typing import Any
 import psutil
 
 from studio import config as cfg
-from studio.data.loading import load_dataset_file, resolve_dataset
-from studio.train import queue
-from studio.train.status import FAILED, FINAL_STATES, QUEUED, STOPPED, read_status, update_status
+from studio.data.prepare import load_for_config
+from studio.train import queue, stages
+from studio.train.status import (
+    FAILED,
+    FINAL_STATES,
+    QUEUED,
+    STOPPED,
+    read_status,
+    update_status,
+)
 from studio.workspace import (
-    CHECKPOINTS_DIR, CONFIG_FILE, KILLED_FILE, LOG_FILE, METRICS_FILE, PROJECT_ROOT, SAMPLES_FILE, STOP_FILE, SYSTEM_FILE,
-    Workspace, read_jsonl_from, tail_text,
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    KILLED_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    PROJECT_ROOT,
+    SAMPLES_FILE,
+    STOP_FILE,
+    SYSTEM_FILE,
+    Workspace,
+    read_jsonl_from,
+    tail_text,
 )
 
 KILLED_PHASE = "killed by the user"
@@ -55,14 +72,20 @@ class RunSummary:
 
 
 def create_run(workspace: Workspace, config: cfg.RunConfig) -> Path:
-    """Validate `config` and its dataset, make a new run folder holding its config.yaml, and return it.
+    """Validate `config` and its dataset, make a new run folder holding its config.yaml and its memory
+    estimate (estimate.json), and return it.
 
     Raises ConfigError for bad values, and DataError or PathError (naming the file and line) for a
     dataset that cannot be used, before any folder is made or worker started."""
     cfg.check(config)
-    load_dataset_file(resolve_dataset(workspace, config.data.dataset))
+    for dataset in (load_for_config(workspace, config), load_for_config(workspace, config, validation=True)):
+        if dataset is not None:
+            stages.check_dataset(stages.stage_of(config), dataset)  # a DPO run on chat data names the columns it needs
     run_dir = workspace.new_run_dir(config.run_name)
     (run_dir / CONFIG_FILE).write_text(cfg.to_yaml(config), encoding="utf-8")
+    from studio.fit import save_estimate
+
+    save_estimate(workspace, run_dir, config)  # estimate.json: what the run should need, and the fixes if it won't fit
     now = time.time()
     update_status(run_dir, state=QUEUED, phase="starting the worker", created=now, queued_at=now)
     return run_dir

@@ -1,7 +1,7 @@
 """The workspace: the one place that knows folder and file names, and that confines user paths.
 
 Layout:
-    <root>/datasets/           uploaded datasets
+    <root>/datasets/           uploaded datasets (.cache/: normalised copies; .info/: format, rows, column map)
     <root>/models/             built models (tiny-demo)
     <root>/runs/<run_id>/      config.yaml status.json metrics.jsonl train.log STOP adapter/ model/
     <root>/locks/              the training lock (one training at a time)
@@ -28,11 +28,14 @@ LOG_FILE = "train.log"
 STOP_FILE = "STOP"
 ADAPTER_DIR = "adapter"
 FULL_MODEL_DIR = "model"
+REWARD_MODEL_DIR = "reward_model"  # stage rm: a model that scores answers (a one-output head), not a chat model
 SYSTEM_FILE = "system.jsonl"  # one line per 2 s sample of CPU, RAM and GPUs while the run loads and trains
 SAMPLES_FILE = "samples.jsonl"  # probe generations: step, prompt_index, prompt, answer, seconds
 CHECKPOINTS_DIR = "checkpoints"  # the Trainer's checkpoint-N folders
 KILLED_FILE = "KILLED"  # marker: the user killed the worker (so its death is not reported as a failure)
 META_FILE = "meta.json"  # the run's tags and notes, written only by the studio (never by the worker)
+ESTIMATE_FILE = "estimate.json"  # the memory estimate, verdict and fixes when the run was created (studio/fit.py)
+DRY_RUN_FILE = "dry_run.json"  # a dry run's measured peak memory and tokens/s next to the estimate
 
 RUN_ID_PATTERN = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,40}$")
 
@@ -57,6 +60,16 @@ class Workspace:
     @property
     def datasets_dir(self) -> Path:
         return self.root / "datasets"
+
+    @property
+    def dataset_cache_dir(self) -> Path:
+        """Normalised copies of datasets (one JSONL per source version), so a second run does not re-parse."""
+        return self.datasets_dir / ".cache"
+
+    @property
+    def dataset_info_dir(self) -> Path:
+        """One JSON per library dataset: its format, rows, saved column map and bad-row choice."""
+        return self.datasets_dir / ".info"
 
     @property
     def models_dir(self) -> Path:

@@ -6,6 +6,7 @@ Everything is offline and CPU-only. The session demo run is exactly what a user 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -135,6 +136,39 @@ def start_studio(workspace: Path, *flags: str, port: int | None = None) -> tuple
 def stop_studio(server: subprocess.Popen) -> None:
     server.terminate()
     server.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def running_studio(workspace: Path, *flags: str):
+    """A studio serving `workspace` for a test module: yields its URL; afterwards stops the studio and ends
+    any training worker its tests started (workers outlive the studio by design)."""
+    from studio import jobs
+
+    server, url = start_studio(workspace, *flags)
+    try:
+        yield url
+    finally:
+        stop_studio(server)
+        for run_dir in (workspace / "runs").glob("*"):
+            if jobs.request_stop(run_dir):
+                jobs.wait(run_dir)
+
+
+@contextlib.contextmanager
+def chromium_page(url: str, height: int = 1000, ready: str | None = "#data-preview"):
+    """A page of a fresh headless Chromium opened at `url` (after `ready` shows, when given); closed after."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": height})
+            page.goto(url)
+            if ready:
+                page.wait_for_selector(ready)
+            yield page
+        finally:
+            browser.close()
 
 
 def new_workspace(root: Path, tiny_demo_dir: Path):

@@ -9,9 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from conftest import CHROMIUM, CHROMIUM_FLAGS, start_studio, stop_studio
-from studio import jobs
+from conftest import chromium_page, running_studio
 
 pytestmark = pytest.mark.browser
 
@@ -20,26 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def studio_url(tmp_path_factory):
-    workspace = tmp_path_factory.mktemp("browser-ws")
-    server, url = start_studio(workspace)
-    yield url
-    stop_studio(server)
-    for run_dir in (workspace / "runs").iterdir():  # workers outlive the studio by design; end ours
-        if jobs.request_stop(run_dir):
-            jobs.wait(run_dir)
+    with running_studio(tmp_path_factory.mktemp("browser-ws")) as url:
+        yield url
 
 
 @pytest.fixture()
 def page(studio_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.goto(studio_url)
-        page.wait_for_selector("#data-preview")
+    with chromium_page(studio_url) as page:
         yield page
-        browser.close()
 
 
 def _upload(page, path: Path) -> None:
@@ -67,13 +53,13 @@ def test_upload_train_watch_and_chat(page, tmp_path):
     assert "datasets/my_lantern_data.jsonl" in page.input_value("#dataset-ref textarea, #dataset-ref input")
     assert "Amberlee is known for blue glass lanterns." in page.inner_text("#data-preview")
 
-    # Model: tiny-demo with LoRA (the defaults), and the catalog says what it is.
+    # Model: tiny-demo (the default), and the catalog says what it is.
     page.get_by_role("tab", name="2 · Model").click()
     assert "tiny-demo" in page.inner_text("#model-info")
-    assert page.get_by_label("lora", exact=True).is_checked()
 
-    # Train: Start, then the live chart gets points and the progress reaches completed.
+    # Train: LoRA (the default method); Start, then the live chart gets points and the progress reaches completed.
     page.get_by_role("tab", name="3 · Train").click()
+    assert page.locator("#train-method").get_by_label("lora", exact=True).is_checked()
     page.click("#start-button")
     page.locator("#train-message").filter(has_text="Started run").wait_for(timeout=20_000)
     page.wait_for_selector("#loss-chart .scatterlayer .trace path.js-line", timeout=60_000)

@@ -273,3 +273,21 @@ def test_probe_panel_shows_base_and_later_answers_escaped(ws):
     assert "Is &lt;b&gt; bold?" in panel and "<b> bold" not in panel
     assert "base model (step 0)" in panel and "I do not know." in panel and "Answer after step 20." in panel
     assert panel.index("I do not know.") < panel.index("Answer after step 10.") < panel.index("Answer after step 20.")
+
+
+def test_a_run_out_of_gpu_memory_shows_its_estimate_and_the_fixes(tmp_path):
+    import json
+
+    from studio.ui.monitor import memory_advice_html
+    from studio.workspace import ESTIMATE_FILE
+
+    estimate = {"total_gb": 30.2, "available_gb": 22.0, "device": "GPU 0 (NVIDIA L4)", "verdict": "won't fit",
+                "components": {"weights": 14.1, "activations": 9.5, "optimizer": 0.2, "logits": 4.0},
+                "fixes": [{"title": "Switch to QLoRA", "change": {"method": "qlora"}, "total_gb": 12.4, "fits": True}]}
+    (tmp_path / ESTIMATE_FILE).write_text(json.dumps(estimate))
+    failed = {"state": "failed", "cause": "out of memory", "fixes": estimate["fixes"]}
+    page = memory_advice_html(tmp_path, failed, "en")
+    assert "30.2 GB of 22.0 GB on GPU 0 (NVIDIA L4)" in page and "weights 14.1 GB, activations 9.5 GB" in page
+    assert "Switch to QLoRA" in page and "method=qlora" in page and "12.4 GB" in page and "2 · Model" in page
+    assert "显存" in memory_advice_html(tmp_path, failed, "zh")
+    assert memory_advice_html(tmp_path, {"state": "failed", "error": "boom"}, "en") == ""  # other failures: nothing added

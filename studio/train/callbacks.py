@@ -17,10 +17,16 @@ from studio.train.phases import Progress
 from studio.train.status import update_status
 from studio.workspace import METRICS_FILE, STOP_FILE, append_jsonl, last_row
 
+# Stage metrics worth a chart: TRL's log key -> the name in metrics.jsonl. DPO, ORPO and KTO log rewards/* (how
+# often and by how much the chosen answer beats the rejected one), a reward model accuracy/margin, KTO its KL.
+STAGE_METRICS = {"rewards/accuracies": "reward_accuracy", "accuracy": "reward_accuracy",
+                 "rewards/margins": "reward_margin", "margin": "reward_margin", "kl": "kl"}
+
 
 class MetricsCallback(TrainerCallback):
     """Appends to metrics.jsonl one JSON line per logging step: step, total_steps, epoch, loss, learning_rate,
-    grad_norm, tokens_per_s, elapsed and eta (seconds); and one line per evaluation: step, eval_loss, elapsed.
+    grad_norm, tokens_per_s, elapsed and eta (seconds), plus what the stage's trainer reports (STAGE_METRICS);
+    and one line per evaluation: step, eval_loss, elapsed.
 
     On a resumed run, elapsed continues from the last row written before."""
 
@@ -76,6 +82,7 @@ class MetricsCallback(TrainerCallback):
             "elapsed": round(self.elapsed(), 2),
             "eta": round(eta, 2),
         }
+        row.update({name: round(float(logs[key]), 6) for key, name in STAGE_METRICS.items() if key in logs})
         append_jsonl(self.path, row)
 
 

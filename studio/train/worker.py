@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import random
 import shutil
 import signal
 import sys
@@ -26,13 +25,26 @@ from pathlib import Path
 import psutil
 
 from studio import config as cfg
-from studio.data.loading import load_dataset_file, resolve_dataset
-from studio.data.masking import tokenize_conversation
+from studio.data.prepare import prepare_sft, split_indices  # noqa: F401  (split_indices: used by tests and callers)
 from studio.models.catalog import is_hub_model, resolve_model
-from studio.train import queue
+from studio.train import dry_run, queue
 from studio.train.phases import Progress
-from studio.train.status import COMPLETED, FAILED, QUEUED, RUNNING, STOPPED, read_status, update_status
-from studio.workspace import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, FULL_MODEL_DIR, STOP_FILE, Workspace
+from studio.train.status import (
+    COMPLETED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    read_status,
+    update_status,
+)
+from studio.workspace import (
+    ADAPTER_DIR,
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    STOP_FILE,
+    Workspace,
+)
 
 # Files a fine-tune never needs: other frameworks' weights, quantised copies, the original checkpoints.
 HUB_IGNORE = ["*.onnx", "*.onnx_data", "onnx/*", "*.msgpack", "*.h5", "*.ot", "*.tflite", "*.gguf", "*.pth",
@@ -92,18 +104,6 @@ def _training_turn(workspace: Workspace, run_dir: Path, stop: threading.Event):
         handle.close()
 
 
-def split_indices(n_rows: int, val_size: float, seed: int) -> tuple[list[int], list[int]]:
-    """(training row indices, validation row indices): `val_size` rows (a fraction below 1, or a count)
-    picked at random with `seed`; both lists in file order. ValueError when no training row would be left."""
-    if val_size <= 0:
-        return list(range(n_rows)), []
-    n_val = int(val_size) if val_size >= 1 else max(1, round(n_rows * val_size))
-    if n_val >= n_rows:
-        raise ValueError(f"val_size={val_size:g} holds out {n_val} of the {n_rows} rows, leaving none to train on; lower val_size")
-    held_out = set(random.Random(seed).sample(range(n_rows), n_val))
-    return [i for i in range(n_rows) if i not in held_out], sorted(held_out)
-
-
 def fetch_model(workspace: Workspace, run_dir: Path, model: str) -> str:
     """What to load the model from; a Hub model is downloaded first, its progress (bytes) in status.json.
     Local models and tiny-demo never touch the Hub."""
@@ -120,63 +120,28 @@ def fetch_model(workspace: Workspace, run_dir: Path, model: str) -> str:
     return source
 
 
-def _tokenize(run_dir: Path, tokenizer, conversations: list, label: str) -> list:
-    """Tokenise every conversation, with rows done/total in status.json's progress (phase tokenize)."""
-    encoded = []
-    with Progress(run_dir, "tokenize", label, total=len(conversations), unit="rows") as progress:
-        for conversation in conversations:
-            encoded.append(tokenize_conversation(tokenizer, conversation))
-            progress.update(len(encoded), force=len(encoded) == len(conversations))
-    return encoded
-
-
 def _build_datasets(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, tokenizer):
-    """(train dataset, validation dataset or None, train conversations, validation conversations)."""
-    from datasets import Dataset
-
-    path = resolve_dataset(workspace, config.data.dataset)
-    loaded = load_dataset_file(path)
-    log(f"dataset {path.name}: {len(loaded)} conversations (format {loaded.format})")
-    train_idx, val_idx = split_indices(len(loaded), config.data.val_size, config.train.seed)
-    encoded = _tokenize(run_dir, tokenizer, loaded.conversations, f"Tokenising {path.name}")
-    lengths = sorted(len(e.input_ids) for e in encoded)
-    truncated = sum(1 for n in lengths if n > config.train.cutoff_len)
-    log(f"tokens per row: median {lengths[len(lengths) // 2]}, max {lengths[-1]}; {truncated} rows longer than cutoff_len {config.train.cutoff_len} are truncated")
-
-    def dataset(indices):
-        return Dataset.from_dict({"input_ids": [encoded[i].input_ids for i in indices], "labels": [encoded[i].labels for i in indices]})
-
-    if val_idx:
-        log(f"holding out {len(val_idx)} rows for validation, training on {len(train_idx)}")
-    return (dataset(train_idx), dataset(val_idx) if val_idx else None,
-            [loaded.conversations[i] for i in train_idx], [loaded.conversations[i] for i in val_idx])
+    """(train dataset, validation dataset or None, train conversations, validation conversations), prepared by
+    studio/data/prepare.py (split, masks, cutoff) with rows done/total in status.json's progress."""
+    with Progress(run_dir, "tokenize", f"Tokenising {config.data.dataset}", total=None, unit="rows") as progress:
+        prepared = prepare_sft(workspace, config, tokenizer, lambda done, total: progress.update(done, total, force=done == total))
+    for note in prepared.notes:
+        log(note)
+    return prepared.train, prepared.eval, prepared.train_rows, prepared.val_rows
 
 
 def _load_model(run_dir: Path, source: str, config: cfg.RunConfig):
+    """(the model loaded as the method and efficiency options say, its Precision); freeze tuning applied."""
     import torch
-    from transformers import AutoModelForCausalLM
 
-    use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    dtype = torch.bfloat16 if use_bf16 else torch.float32
+    from studio.train import methods
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     update_status(run_dir, phase="loading the model")
     with Progress(run_dir, "load", f"Loading {config.model.model}", total=None, unit="B"):
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, trust_remote_code=config.model.trust_remote_code)
-    return model, use_bf16
-
-
-def _peft_config(config: cfg.RunConfig):
-    if config.method.method != "lora":
-        return None
-    from peft import LoraConfig
-
-    targets = config.method.lora_targets.strip()
-    return LoraConfig(
-        r=config.method.lora_rank,
-        lora_alpha=config.method.lora_alpha,
-        lora_dropout=config.method.lora_dropout,
-        target_modules="all-linear" if targets == "all-linear" else [t.strip() for t in targets.split(",")],
-        task_type="CAUSAL_LM",
-    )
+        model, precision = methods.load_model(source, config, device, log)
+    methods.apply_freeze(model, config, log)
+    return model, precision
 
 
 def _resume_checkpoint(run_dir: Path) -> Path | None:
@@ -198,7 +163,13 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from studio.train.callbacks import EarlyStopCallback, MetricsCallback, SavePhaseCallback, StopCallback
+    from studio.train import methods, stages
+    from studio.train.callbacks import (
+        EarlyStopCallback,
+        MetricsCallback,
+        SavePhaseCallback,
+        StopCallback,
+    )
     from studio.train.probes import ProbeCallback, choose_probes
 
     transformers.utils.logging.disable_progress_bar()
@@ -212,10 +183,15 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=config.model.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    train_dataset, eval_dataset, train_rows, val_rows = _build_datasets(workspace, run_dir, config, tokenizer)
+    stage = stages.stage_of(config)
+    if stage == "sft":
+        train_dataset, eval_dataset, train_rows, val_rows = _build_datasets(workspace, run_dir, config, tokenizer)
+    else:  # the TRL trainer of the stage tokenises the normalised rows through the chat template itself
+        train_dataset, eval_dataset, train_rows, val_rows = stages.build_datasets(workspace, config, log)
 
-    model, use_bf16 = _load_model(run_dir, source, config)
+    model, _ = (stages.load_reward_model if stage == "rm" else _load_model)(run_dir, source, config)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = methods.choose_precision(config, device)
     log(f"loaded {sum(p.numel() for p in model.parameters()):,} parameters on {device}")
     if stop.is_set():
         return {"state": STOPPED, "phase": "stopped before training started", "stopped_at_step": 0}
@@ -241,41 +217,46 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
         report_to="none",
         disable_tqdm=True,
         use_cpu=device == "cpu",
-        bf16=use_bf16,
         dataloader_num_workers=0,
-        # Recomputing activations saves GPU memory at ~30% more compute; on a CPU memory is not the limit.
-        gradient_checkpointing=device == "cuda",
+        **methods.trainer_arguments(config, device, precision, log),
+        **methods.sft_arguments(config),
     )
     metrics = MetricsCallback(run_dir)
     stopper = StopCallback(run_dir, stop)
     early = EarlyStopCallback(run_dir, t.early_stop_patience)
     callbacks = [metrics, stopper, early] if evaluate else [metrics, stopper]
-    if t.probe_steps > 0:
+    if t.probe_steps > 0 and stages.can_probe(stage, tokenizer):
         callbacks.append(ProbeCallback(run_dir, tokenizer, choose_probes(t.probe_prompts, train_rows, val_rows), t.probe_steps))
     callbacks.append(SavePhaseCallback(run_dir))
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
-        peft_config=_peft_config(config),
-        callbacks=callbacks,
-    )
+    trainer_kwargs = {"model": model, "train_dataset": train_dataset, "eval_dataset": eval_dataset,
+                      "processing_class": tokenizer, "peft_config": methods.peft_config(config, model.config.model_type),
+                      "callbacks": callbacks}
+    if stage == "sft":
+        trainer = SFTTrainer(args=args, **trainer_kwargs)
+    else:
+        trainer = stages.build_trainer(config, args, **trainer_kwargs)
+        log(stages.stage_note(stage, trainer_kwargs["peft_config"] is not None))
+    methods.finish_setup(trainer, config, run_dir, log)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     log(f"training {trainable:,} parameters ({config.method.method}) for {trainer.args.max_steps if t.max_steps else t.epochs} {'steps' if t.max_steps else 'epochs'}")
     if resume_from is not None:
         log(f"resuming from {resume_from.name}")
     update_status(run_dir, phase="training")
+    if t.dry_run:
+        dry_run.start(trainer)
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if t.dry_run:  # measured, nothing to save
+        return dry_run.finish(run_dir, trainer)
 
-    out_dir = run_dir / (ADAPTER_DIR if config.method.method == "lora" else FULL_MODEL_DIR)
+    out_dir = run_dir / (stages.output_dir_name(stage) or methods.output_dir_name(config))
     update_status(run_dir, phase="saving")
     with Progress(run_dir, "save", f"Saving the {'adapter' if out_dir.name == ADAPTER_DIR else 'model'}",
                   total=trainer.state.max_steps, unit="steps", done=trainer.state.global_step):
-        trainer.save_model(str(out_dir))
+        methods.save_trained(trainer, out_dir, config, run_dir)
         tokenizer.save_pretrained(str(out_dir))
         shutil.copyfile(run_dir / CONFIG_FILE, out_dir / "studio_config.yaml")
+        if stage == "rm":
+            stages.describe_reward_model(out_dir, config, run_dir.name)
     log(f"saved {config.method.method} weights, tokenizer and chat template to {out_dir}")
     state = STOPPED if stopper.stopped_at is not None else COMPLETED
     phase = "stopped and saved" if state == STOPPED else "finished"
@@ -311,13 +292,15 @@ def run_worker(workspace: Workspace, run_dir: Path) -> int:
                 return 0
             update_status(run_dir, state=RUNNING, phase="starting", started=time.time())
             with SystemSampler(run_dir):
-                final = train(workspace, run_dir, config, stop)
+                final = train(workspace, run_dir, dry_run.prepare(config) if config.train.dry_run else config, stop)
             update_status(run_dir, **final, ended=time.time(), progress=None)  # recorded before the next run starts
     except Exception as error:  # the worker's boundary: record why it failed, then exit non-zero
         log("training failed:\n" + traceback.format_exc())
+        out_of_memory = dry_run.failure_fields(run_dir, error)  # "won't fit" with the estimate's fixes
+        if out_of_memory is not None:
+            update_status(run_dir, **out_of_memory, ended=time.time(), progress=None)
+            return 0 if out_of_memory["state"] == COMPLETED else 1
         cause = f"{type(error).__name__}: {error}"
-        if "out of memory" in str(error).lower():
-            cause += " — lower batch_size or cutoff_len, or use LoRA instead of full fine-tuning"
         update_status(run_dir, state=FAILED, phase="failed", error=cause, ended=time.time(), progress=None)
         return 1
     log(f"run {final['state']}")

@@ -13,6 +13,7 @@ import gradio as gr
 from studio.ui.chat_tab import create_chat_tab
 from studio.ui.context import UIContext
 from studio.ui.data_tab import create_data_tab
+from studio.ui.estimate_panel import wire_estimate_panel
 from studio.ui.locales import LANGUAGES, lang_code, t
 from studio.ui.model_tab import create_model_tab
 from studio.ui.runs_tab import create_runs_tab
@@ -23,6 +24,7 @@ from studio.workspace import Workspace
 CSS = """
 @keyframes studio-stripes { from { background-position: 0 0; } to { background-position: 34px 0; } }
 #train-log, #probes, #runs-probes { width: 100%; }
+.field-problem, .field-problem p { color: var(--error-text-color, #dc2626); font-size: var(--text-sm); margin: 0; }
 """
 
 
@@ -47,11 +49,11 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
             with L.add(gr.Tab(t("tab.data"), id="data"), "tab.data") as data_tab:
                 data_note = gr.Markdown("", elem_classes="viewer-note")
                 with gr.Column() as data_body:
-                    create_data_tab(ctx)
+                    data = create_data_tab(ctx)
             with L.add(gr.Tab(t("tab.model"), id="model"), "tab.model") as model_tab:
                 model_note = gr.Markdown("", elem_classes="viewer-note")
                 with gr.Column() as model_body:
-                    create_model_tab(ctx)
+                    model = create_model_tab(ctx)
             with L.add(gr.Tab(t("tab.train"), id="train"), "tab.train"):
                 train = create_train_tab(ctx)
             with L.add(gr.Tab(t("tab.chat"), id="chat"), "tab.chat") as chat_tab:
@@ -63,6 +65,8 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
                 runs = create_runs_tab(ctx)
 
         ctx.language.change(L.relabel, [ctx.language], L.components())
+        data["wire"]()  # the token report and mask view need the Model tab's model and the Train tab's cutoff
+        wire_estimate_panel(ctx, model["estimate"])  # the estimate reads the Train tab's controls; fixes write to them
 
         # One click from a finished run to chatting with it.
         def on_chat_with_run(run_id: str, lang_choice: str):
@@ -91,9 +95,11 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         refresh_runs, refresh_inputs, refresh_outputs = runs["refresh"]
         runs_tab.select(refresh_runs, refresh_inputs, refresh_outputs)
         train["start"].click(refresh_runs, refresh_inputs, refresh_outputs)
+        train["start_anyway"].click(refresh_runs, refresh_inputs, refresh_outputs)
         page_load, page_inputs, page_outputs = train["page_load"]
         app.load(on_role, [ctx.language], [*ctx.operator_only, banner, tabs])
         app.load(page_load, page_inputs, page_outputs)
+        app.load(*model["estimate"]["estimate_handler"])
         app.load(refresh_runs, refresh_inputs, refresh_outputs)
         app.load(chat["on_refresh"], [ctx.language], [chat["run"]])
     return app

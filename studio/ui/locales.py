@@ -29,19 +29,71 @@ TEXT: dict[str, tuple[str, str]] = {
     "tab.runs": ("Runs", "运行记录"),
     # data tab
     "data.sample": ("Bundled sample", "内置示例数据"),
-    "data.upload": ("…or upload a JSONL / JSON / CSV file", "……或上传 JSONL / JSON / CSV 文件"),
-    "data.preview": ("First rows", "前几行"),
+    "data.upload": ("…or upload a .jsonl / .json / .csv / .tsv / .parquet / .txt file", "……或上传 .jsonl / .json / .csv / .tsv / .parquet / .txt 文件"),
+    "data.source": ("…or a path in the workspace, or hf:OWNER/NAME[:CONFIG][@SPLIT]", "……或工作区内的路径，或 hf:所有者/名称[:配置][@划分]"),
+    "data.open": ("Open", "打开"),
+    "data.preview": ("Rows as in the file", "文件中的原始行"),
     "data.loaded": ("Read **{rows}** rows from `{name}` (format: {format}).", "已从 `{name}` 读取 **{rows}** 行（格式：{format}）。"),
+    "data.reason": ("Detected: {reason}.", "识别依据：{reason}。"),
+    "data.reading": ("Checking every row… the first rows are below.", "正在检查每一行……下方是前几行。"),
+    "data.skipped": ("**{skipped}** of {total} rows cannot be used and are skipped ({counts}):", "{total} 行中有 **{skipped}** 行无法使用，已跳过（{counts}）："),
+    "data.bad_rows": ("**{skipped}** of {total} rows cannot be used ({counts}). Fix them and upload again, or tick *Skip bad rows* to train on the {good} good rows:",
+                      "{total} 行中有 **{skipped}** 行无法使用（{counts}）。请修正后重新上传，或勾选“跳过错误行”，用其余 {good} 行训练："),
+    "data.more_errors": ("… and {n} more", "……还有 {n} 行"),
     "data.error": ("**Cannot use this file.**", "**无法使用此文件。**"),
+    "data.chosen": ("Training will use `{ref}`.", "训练将使用 `{ref}`。"),
+    "data.apply_map": ("Apply mapping", "应用映射"),
+    "data.sub.preview": ("Preview", "预览"),
+    "data.sub.checks": ("Quality checks", "质量检查"),
+    "data.sub.tokens": ("Token report", "Token 报告"),
+    "data.sub.mask": ("Loss mask", "损失掩码"),
+    "data.sub.library": ("Dataset library", "数据集库"),
+    "data.page": ("Page", "页码"),
+    "data.prev": ("◀ Previous", "◀ 上一页"),
+    "data.next": ("Next ▶", "下一页 ▶"),
+    "data.search": ("Search rows", "搜索行"),
+    "data.page_info": ("Page {page} · rows {first}–{last} of {total}", "第 {page} 页 · 第 {first}–{last} 行，共 {total} 行"),
+    "data.counting": ("{n}+ (still counting)", "{n}+（仍在统计）"),
+    "data.found": ("{n} matching rows{more}", "{n} 条匹配的行{more}"),
+    "data.bubbles": ("As the trainer sees them", "训练时看到的样子"),
     "data.col.where": ("where", "位置"),
-    "data.col.turns": ("turns", "轮数"),
-    "data.col.prompt": ("first prompt", "首个提问"),
-    "data.col.reply": ("first reply", "首个回答"),
+    "data.col.raw": ("row as in the file", "文件中的行"),
+    "data.col.problem": ("problem", "问题"),
+    "data.checks_none": ("No duplicates, conflicting answers, odd lengths or likely secrets found.", "未发现重复、矛盾回答、异常长度或疑似密钥/隐私信息。"),
+    "data.tokens_run": ("Compute the token report", "计算 Token 报告"),
+    "data.tokens_need": ("Choose a dataset the trainer can use first.", "请先选择训练可以使用的数据集。"),
+    "data.tokens_stats": ("With **{model}**: p50 **{p50}**, p95 **{p95}**, p99 **{p99}**, max **{max}** tokens. At cutoff {cutoff}: **{over}** rows truncated, **{dropped}** dropped (no trained token left); **{trained:,}** trained tokens of {tokens:,} per epoch.",
+                          "使用 **{model}**：p50 **{p50}**、p95 **{p95}**、p99 **{p99}**、最大 **{max}** 个 token。截断长度 {cutoff} 时：**{over}** 行被截断，**{dropped}** 行被丢弃（没有剩余训练 token）；每轮训练 **{trained:,}** 个 token（共 {tokens:,} 个）。"),
+    "data.tokens_time": ("Rough time per epoch on {device}: {time}.", "在 {device} 上每轮大约需要 {time}。"),
+    "data.set_p95": ("Set cutoff to p95", "截断长度设为 p95"),
+    "data.set_p99": ("Set cutoff to p99", "截断长度设为 p99"),
+    "data.cutoff_set": ("Cutoff length set to {cutoff} (Train tab).", "截断长度已设为 {cutoff}（训练页）。"),
+    "data.hist_x": ("tokens per row", "每行 token 数"),
+    "data.hist_y": ("rows", "行数"),
+    "data.cutoff": ("cutoff", "截断长度"),
+    "data.mask_row": ("Row (1 = first usable row)", "行号（1 = 第一条可用行）"),
+    "data.mask_show": ("Show", "显示"),
+    "data.mask_legend": ("Green tokens are trained on; grey tokens are masked (label -100). Same code path as the trainer.",
+                         "绿色 token 参与训练；灰色 token 被掩码（标签 -100）。与训练使用同一段代码。"),
+    "data.lib.name": ("dataset", "数据集"),
+    "data.lib.format": ("format", "格式"),
+    "data.lib.rows": ("rows", "行数"),
+    "data.lib.size": ("size", "大小"),
+    "data.lib.date": ("date", "日期"),
+    "data.lib.pick": ("Dataset in the library", "库中的数据集"),
+    "data.lib.new_name": ("New name", "新名称"),
+    "data.lib.rename": ("Rename", "重命名"),
+    "data.lib.delete": ("Delete", "删除"),
+    "data.lib.done": ("Done: {what}.", "完成：{what}。"),
+    "field.val_file": ("Validation file", "验证集文件"),
+    "field.column_map": ("Column map", "列映射"),
+    "field.skip_bad_rows": ("Skip bad rows", "跳过错误行"),
+    "field.train_on_prompt": ("Train on prompt", "在提示上训练"),
+    "field.mask_history": ("Mask history", "屏蔽历史回答"),
     # model tab
     "model.info.catalog": ("**{name}** · `{hub}` · licence: {license} · template: {template}", "**{name}** · `{hub}` · 许可：{license} · 模板：{template}"),
     "model.info.custom": ("`{name}`: a Hugging Face id or a folder in the workspace.", "`{name}`：Hugging Face 模型 ID 或工作区中的文件夹。"),
     "model.recommended": ("Recommended settings for this model applied: {items}", "已应用该模型的推荐设置：{items}"),
-    "model.lora": ("LoRA settings", "LoRA 设置"),
     # config field labels
     "field.run_name": ("Run name", "运行名称"),
     "field.model": ("Model", "模型"),
@@ -67,7 +119,67 @@ TEXT: dict[str, tuple[str, str]] = {
     "field.save_total_limit": ("Checkpoints kept", "保留的检查点数"),
     "field.probe_steps": ("Probe every N steps", "每 N 步探测"),
     "field.probe_prompts": ("Probe prompts", "探测提示"),
+    # labels of the method, stage and efficiency keys (added with the Train tab form)
+    "field.stage": ("Stage", "训练阶段"),
+    "field.use_rslora": ("rsLoRA scaling", "rsLoRA 缩放"),
+    "field.use_dora": ("DoRA", "DoRA"),
+    "field.pissa_init": ("PiSSA initialisation", "PiSSA 初始化"),
+    "field.loraplus_ratio": ("LoRA+ learning-rate ratio", "LoRA+ 学习率比例"),
+    "field.quant_bits": ("Quantisation bits", "量化位数"),
+    "field.quant_type": ("4-bit data type", "4 位数据类型"),
+    "field.double_quant": ("Double quantisation", "双重量化"),
+    "field.compute_dtype": ("Compute dtype", "计算精度"),
+    "field.freeze_trainable_layers": ("Trainable last layers", "可训练的末尾层数"),
+    "field.freeze_trainable_modules": ("Trainable modules", "可训练的模块"),
+    "field.num_virtual_tokens": ("Virtual tokens", "虚拟 token 数"),
+    "field.dpo_beta": ("DPO beta", "DPO beta"),
+    "field.dpo_loss": ("DPO loss", "DPO 损失函数"),
+    "field.dpo_sft_weight": ("SFT loss weight", "SFT 损失权重"),
+    "field.orpo_beta": ("ORPO beta", "ORPO beta"),
+    "field.kto_beta": ("KTO beta", "KTO beta"),
+    "field.kto_desirable_weight": ("Weight of good answers", "好回答的权重"),
+    "field.kto_undesirable_weight": ("Weight of bad answers", "差回答的权重"),
+    "field.dry_run": ("Dry run", "试运行"),
+    "field.optim": ("Optimizer", "优化器"),
+    "field.precision": ("Precision", "精度"),
+    "field.gradient_checkpointing": ("Gradient checkpointing", "梯度检查点"),
+    "field.attn_impl": ("Attention implementation", "注意力实现"),
+    "field.packing": ("Sequence packing", "序列打包"),
+    "field.use_liger": ("Liger kernels", "Liger 内核"),
+    "field.neftune_alpha": ("NEFTune noise alpha", "NEFTune 噪声 alpha"),
+    "field.rope_scaling": ("RoPE scaling", "RoPE 缩放"),
+    "field.rope_factor": ("RoPE scaling factor", "RoPE 缩放倍数"),
     "train.more": ("Validation, checkpoints and probes", "验证、检查点与探测"),
+    # model tab: memory estimate panel (studio/ui/estimate_panel.py)
+    "est.title": ("Hardware and memory estimate", "硬件与显存估算"),
+    "est.refresh": ("Re-estimate", "重新估算"),
+    "est.dry_run": ("Dry run: measure it (a few real steps)", "试运行：实际测量（训练几步）"),
+    "est.yes": ("yes", "是"),
+    "est.no": ("no", "否"),
+    "est.gpu_line": ("**GPU {index}** · {name}: {free} of {total} GB free · bf16 {bf16} · FlashAttention 2 {flash}",
+                     "**GPU {index}** · {name}：{total} GB 中 {free} GB 可用 · bf16 {bf16} · FlashAttention 2 {flash}"),
+    "est.no_gpu": ("**No GPU**: training runs on the CPU, which suits small models (tiny-demo, SmolLM2 135M/360M, Qwen 0.5B).",
+                   "**没有 GPU**：训练将在 CPU 上进行，只适合小模型（tiny-demo、SmolLM2 135M/360M、Qwen 0.5B）。"),
+    "est.machine_line": ("CPU: {cores} cores · RAM: {ram} of {ram_total} GB free · disk: {disk} GB free in the workspace",
+                         "CPU：{cores} 核 · 内存：{ram_total} GB 中 {ram} GB 可用 · 磁盘：工作区剩余 {disk} GB"),
+    "est.model_line": ("**{params}B parameters** · {layers} layers · hidden {hidden} · {heads} heads ({kv} KV) · vocabulary {vocab} · context {context}",
+                       "**{params}B 参数** · {layers} 层 · 隐藏维度 {hidden} · {heads} 个注意力头（{kv} 个 KV）· 词表 {vocab} · 上下文 {context}"),
+    "est.model_unknown": ("No estimate: {error}", "无法估算：{error}"),
+    "est.fits": ("**Fits**: about {total} GB of the {available} GB free on {device}.", "**可以运行**：约需 {total} GB，{device} 可用 {available} GB。"),
+    "est.tight": ("**Tight**: about {total} GB of the {available} GB free on {device} (above 90%). A fix below gives headroom.",
+                  "**较紧张**：约需 {total} GB，{device} 可用 {available} GB（超过 90%）。下面的修改可以留出余量。"),
+    "est.wont_fit": ("**Won't fit**: about {total} GB but only {available} GB free on {device}. Click a fix to apply it:",
+                     "**放不下**：约需 {total} GB，但 {device} 只有 {available} GB 可用。点击下面的修改即可应用："),
+    "est.limits": ("Largest micro-batch that fits at cutoff {seq}: **{batch}** · longest cutoff that fits at micro-batch {micro}: **{cutoff}**",
+                   "截断长度 {seq} 时能放下的最大微批：**{batch}** · 微批 {micro} 时能放下的最长截断长度：**{cutoff}**"),
+    "est.dry_invalid": ("**Cannot start the dry run:**", "**无法开始试运行：**"),
+    "est.dry_started": ("Dry run `{run}` started: a few real steps, then the measured peak appears here.",
+                        "试运行 `{run}` 已开始：训练几步后在此显示实测峰值。"),
+    "est.dry_running": ("Dry run `{run}`: {phase}…", "试运行 `{run}`：{phase}……"),
+    "est.dry_done": ("**Measured peak {measured} GB** ({kind}) · estimated {estimated} GB · {speed} tokens/s",
+                     "**实测峰值 {measured} GB**（{kind}）· 估算 {estimated} GB · 每秒 {speed} 个 token"),
+    "est.dry_oom": ("**Won't fit** (out of memory in the dry run). {phase}", "**放不下**（试运行显存不足）。{phase}"),
+    "est.dry_failed": ("**Dry run failed:** {error}", "**试运行失败：**{error}"),
     # train tab
     "train.start": ("Start training", "开始训练"),
     "train.stop": ("Stop", "停止"),
@@ -99,6 +211,21 @@ TEXT: dict[str, tuple[str, str]] = {
     "train.price": ("Price per hour (any currency), for the cost", "每小时价格（任意货币），用于估算花费"),
     "train.cost": ("cost so far {so_far} · about {total} by the end", "目前花费 {so_far} · 预计总计约 {total}"),
     "train.cost_final": ("cost {so_far}", "花费 {so_far}"),
+    "train.start_anyway": ("Start anyway", "仍然开始"),
+    "train.wont_fit": (
+        ("**The memory check says this run won't fit.** {details}\n\nApply a fix in 2 · Model (memory check), run a Dry run "
+         "to measure, or press **Start anyway**."),
+        "**显存检查认为此次训练放不下。** {details}\n\n可在「2 · 模型」的显存检查中应用修复、先做一次试运行实测，或点击**仍然开始**。",
+    ),
+    "train.oom.title": ("Out of GPU memory: this configuration does not fit.", "GPU 显存不足：此配置放不下。"),
+    "train.oom.estimate": (
+        "Before it started, the estimate was {total} GB of {available} GB on {device} ({verdict}); largest parts: {parts}.",
+        "开始前的估算为 {total} GB（{device} 可用 {available} GB，结论：{verdict}）；占用最多的部分：{parts}。",
+    ),
+    "train.oom.where": (
+        "Apply a fix with one click in 2 · Model → memory check, then start again (or Resume after lowering the batch).",
+        "在「2 · 模型」的显存检查中一键应用修复，然后重新开始训练。",
+    ),
     "train.best_eval": ("best validation loss {loss}", "最佳验证损失 {loss}"),
     "train.killed_note": ("killed", "已强制终止"),
     "train.early_stopped": ("stopped early: validation loss stopped improving", "提前停止：验证损失不再下降"),
@@ -109,6 +236,33 @@ TEXT: dict[str, tuple[str, str]] = {
     "train.log_title": ("#### Log", "#### 日志"),
     "train.cloned": ("Loaded the config of `{run}` as **{name}**: edit it and press Start.", "已载入 `{run}` 的配置，名称为 **{name}**：修改后点击开始。"),
     "train.watching": ("Watching run `{run}`.", "正在查看运行 `{run}`。"),
+    # train tab: the form built from the config fields (studio/ui/train_form.py)
+    "train.group.method": ("{names} settings", "{names} 设置"),
+    "train.group.stage": ("{names} stage settings", "{names} 阶段设置"),
+    "train.group.section.train": ("Speed, memory and precision", "速度、显存与精度"),
+    "train.group.section.data": ("More data options", "更多数据选项"),
+    "train.group.section.method": ("More method options", "更多方法选项"),
+    "train.group.section.stage": ("More stage options", "更多阶段选项"),
+    "train.group.section.model": ("More model options", "更多模型选项"),
+    "train.group.section.run": ("More run options", "更多运行选项"),
+    "train.group.section.other": ("More options: {section}", "更多选项：{section}"),
+    "train.ready": ("No problems found: ready to start.", "未发现问题：可以开始训练。"),
+    "train.preview": ("Preview command", "预览命令"),
+    "train.preview_yaml": ("config.yaml", "config.yaml"),
+    "train.preview_cli": (
+        "The same run from a terminal (or save the YAML and run `python -m studio train config.yaml`)",
+        "在终端中启动同样的运行（或保存 YAML 后运行 `python -m studio train config.yaml`）",
+    ),
+    "train.save": ("Save config", "保存配置"),
+    "train.load": ("Load config", "载入配置"),
+    "train.saved_file": ("Saved config (click to download)", "已保存的配置（点击下载）"),
+    "train.loaded": ("Loaded the config `{name}`: check it and press Start.", "已载入配置 `{name}`：检查后点击开始。"),
+    "train.load_failed": ("**Cannot load `{name}`:**", "**无法载入 `{name}`：**"),
+    "train.preset": (
+        "Hyperparameter preset: fills in the settings below (edit them afterwards)",
+        "超参数预设：填入下方的设置（之后仍可修改）",
+    ),
+    "train.cannot_save": ("**Cannot save yet; fix these first:**", "**暂时无法保存，请先修正：**"),
     # long waits before and after training (status.json "progress")
     "phase.download": ("downloading {label}", "正在下载 {label}"),
     "phase.download.plain": ("downloading…", "正在下载……"),
@@ -254,6 +408,11 @@ def lang_code(choice: str | None) -> str:
     return LANGUAGES.get(choice or "", "en")
 
 
+def field_label(key: str, lang: str = "en") -> str:
+    """The label of config field `key`; a field with no `field.<key>` entry yet is labelled by its key."""
+    return t(f"field.{key}", lang) if f"field.{key}" in TEXT else key.replace("_", " ").capitalize()
+
+
 def field_help(key: str, lang: str = "en") -> str:
     """A config field's help text, from its metadata in studio/config.py."""
     metadata = cfg.field_info(key).metadata
@@ -264,31 +423,33 @@ class Localizer:
     """Remembers which text key labels each component, so the whole page can be relabelled at once."""
 
     def __init__(self) -> None:
-        self.entries: list[tuple[Any, str, str | None]] = []
+        self.entries: list[tuple[Any, str, str | None, dict[str, Any]]] = []
 
-    def add(self, component: Any, key: str, info_field: str | None = None) -> Any:
-        """Register `component` as labelled by `key` (and, for config fields, info from `info_field`)."""
-        self.entries.append((component, key, info_field))
+    def add(self, component: Any, key: str, info_field: str | None = None, **values: Any) -> Any:
+        """Register `component` as labelled by `key` (with `{placeholders}` filled from `values`) and, for
+        config fields, info from `info_field`."""
+        self.entries.append((component, key, info_field, values))
         return component
 
     def field(self, key: str) -> dict[str, str]:
         """Constructor keywords (English label and info) for the control of config field `key`."""
-        return {"label": t(f"field.{key}"), "info": field_help(key)}
+        return {"label": field_label(key), "info": field_help(key)}
 
     def components(self) -> list[Any]:
         """Every registered component, in registration order (the outputs of the language switch)."""
-        return [component for component, _key, _info in self.entries]
+        return [entry[0] for entry in self.entries]
 
     def relabel(self, choice: str) -> list[Any]:
         """Updates that put every registered component's text into the chosen language."""
         lang = lang_code(choice)
         updates = []
-        for component, key, info_field in self.entries:
-            text = t(key, lang)
+        for component, key, info_field, values in self.entries:
+            if info_field:
+                updates.append(gr.update(label=field_label(info_field, lang), info=field_help(info_field, lang)))
+                continue
+            text = t(key, lang, **values)
             if isinstance(component, (gr.Button, gr.Markdown)):
                 updates.append(gr.update(value=text))
-            elif info_field:
-                updates.append(gr.update(label=text, info=field_help(info_field, lang)))
             else:
                 updates.append(gr.update(label=text))
         return updates

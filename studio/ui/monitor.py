@@ -9,6 +9,7 @@ their data changed. Stop, Kill (after a confirmation) and Resume refuse a read-o
 from __future__ import annotations
 
 import html
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from studio.train.status import FINAL_STATES, PROGRESS_PHASES
 from studio.ui import charts
 from studio.ui.context import UIContext, refuse_viewer
 from studio.ui.locales import lang_code, t
-from studio.workspace import LOG_FILE, tail_text
+from studio.workspace import ESTIMATE_FILE, LOG_FILE, tail_text
 
 POLL_SECONDS = 1.5
 SYSTEM_CHART_SECONDS = 10  # the system readings in words refresh every tick, their chart this often
@@ -100,6 +101,36 @@ def cost_text(status: dict[str, Any], last: dict[str, Any] | None, price: float 
     if status.get("state") == "running" and isinstance(eta, (int, float)):
         return t("train.cost", lang, so_far=f"{so_far:,.2f}", total=f"{(elapsed + eta) / 3600 * price:,.2f}")
     return t("train.cost_final", lang, so_far=f"{so_far:,.2f}")
+
+
+def memory_advice_html(run_dir: Path, status: dict, lang: str) -> str:
+    """For a run that ran out of GPU memory: what its estimate said before it started (peak, verdict, the
+    biggest components) and the fixes that make it fit, with where to apply them. Empty for other runs."""
+    if status.get("cause") != "out of memory":
+        return ""
+    try:
+        estimate = json.loads((run_dir / ESTIMATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        estimate = {}
+    lines = []
+    if isinstance(estimate.get("total_gb"), (int, float)):
+        components = sorted((estimate.get("components") or {}).items(), key=lambda item: -item[1])[:4]
+        lines.append(t("train.oom.estimate", lang, total=f"{estimate['total_gb']:.1f}", available=f"{estimate.get('available_gb', 0):.1f}",
+                       device=estimate.get("device", "?"), verdict=estimate.get("verdict", "?"),
+                       parts=", ".join(f"{name} {gb:.1f} GB" for name, gb in components)))
+    fixes = [f for f in status.get("fixes") or estimate.get("fixes") or [] if isinstance(f, dict)]
+    items = "".join(
+        f"<li>{html.escape(str(f.get('title', '')))}: <code>{html.escape(' '.join(f'{k}={v}' for k, v in (f.get('change') or {}).items()))}</code>"
+        + (f" → {f['total_gb']:.1f} GB" if isinstance(f.get("total_gb"), (int, float)) else "") + "</li>"
+        for f in fixes[:5]
+    )
+    return (
+        f"<div id='oom-advice' style='margin-top:8px;padding:8px;border:1px solid #fca5a5;border-radius:6px'>"
+        f"<b>{html.escape(t('train.oom.title', lang))}</b>"
+        + "".join(f"<div>{html.escape(line)}</div>" for line in lines)
+        + (f"<ul style='margin:4px 0'>{items}</ul>" if items else "")
+        + f"<div>{html.escape(t('train.oom.where', lang))}</div></div>"
+    )
 
 
 def progress_html(run_id: str, status: dict, last: dict | None, lang: str, price: float | None = None) -> str:
@@ -184,8 +215,8 @@ def probes_html(series: Series, lang: str) -> str:
         head = f"<tr><th style='text-align:left;padding:3px 8px;width:9em'>{html.escape(t('probe.step', lang))}</th><th style='text-align:left;padding:3px 8px'>{html.escape(t('probe.answer', lang))}</th></tr>"
         if len(rows) > PROBE_ROWS + 2:  # base first, the newest last, the ones between folded away
             hidden = rows[1 : len(rows) - PROBE_ROWS + 1]
-            rows = [rows[0], f"<tr><td colspan='2'><details><summary>{html.escape(t('probe.earlier', lang, count=len(hidden)))}</summary>"
-                    f"<table style='width:100%'>{''.join(hidden)}</table></details></td></tr>", *rows[len(rows) - PROBE_ROWS + 1 :]]
+            rows = [rows[0], (f"<tr><td colspan='2'><details><summary>{html.escape(t('probe.earlier', lang, count=len(hidden)))}</summary>"
+                    f"<table style='width:100%'>{''.join(hidden)}</table></details></td></tr>"), *rows[len(rows) - PROBE_ROWS + 1 :]]
         cards.append(
             f"<div class='probe-card' style='border:1px solid #e5e7eb;border-radius:8px;padding:8px 10px'>"
             f"<div class='probe-prompt'><b>{html.escape(t('probe.prompt', lang, n=number))}</b>: {html.escape(probe['prompt'])}</div>"
@@ -288,7 +319,7 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
         state = status.get("state")
         active, done = state not in FINAL_STATES, state in FINAL_STATES
         return [
-            progress_html(run_id, status, series.last, lang, price_per_hour),
+            progress_html(run_id, status, series.last, lang, price_per_hour) + memory_advice_html(run_dir, status, lang),
             charts.loss_figure(series, lang) if "metrics" in changed else gr.skip(),
             charts.training_figure(series, lang) if "metrics" in changed else gr.skip(),
             charts.system_figure(series, lang) if draw_system else gr.skip(),
