@@ -295,6 +295,12 @@ class TrainSection:
     save_total_limit: int = _field(
         2, "Keep only the newest N checkpoints (older ones are deleted).", "只保留最新的 N 个检查点（更早的会被删除）。"
     )
+    keep_best: bool = _field(
+        True,
+        "With validation rows and save_steps > 0, the saved result is the checkpoint with the lowest validation loss, "
+        "not the last one (checkpoints are then saved at each evaluation and the best is never deleted).",
+        "有验证集且 save_steps > 0 时，最终保存验证损失最低的检查点而不是最后一个（此时在每次评估时保存检查点，且最佳检查点不会被删除）。",
+    )
     probe_steps: int = _field(
         50,
         "Every N steps, answer the probe prompts (greedy) so you can watch the model learn; 0 = off.",

@@ -110,6 +110,7 @@ def test_yaml_round_trip_of_a_non_default_config():
             "early_stop_patience": 3,
             "save_steps": 25,
             "save_total_limit": 4,
+            "keep_best": False,
             "probe_steps": 10,
             "probe_prompts": "What is Amberlee known for?\n你好",
             "optim": "adafactor",

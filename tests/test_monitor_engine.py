@@ -151,7 +151,7 @@ def monitored_run(tmp_path_factory, tiny_demo_dir):
 
     workspace = Workspace(tmp_path_factory.mktemp("monitor") / "ws")
     shutil.copytree(tiny_demo_dir, workspace.models_dir / tiny_demo_dir.name)
-    run_dir = jobs.launch(workspace, small_config(max_steps=12, val_size=0.1, eval_steps=4, probe_steps=5, save_steps=5))
+    run_dir = jobs.launch(workspace, small_config(max_steps=12, val_size=0.1, eval_steps=4, probe_steps=5, save_steps=5, keep_best=False))
     status = jobs.wait(run_dir)
     assert status["state"] == "completed", (run_dir / "train.log").read_text(encoding="utf-8")[-3000:]
     return workspace, run_dir
@@ -239,3 +239,18 @@ def test_early_stopping_ends_a_run_whose_eval_loss_rises(workspace):
     assert not evals[-1] < min(evals[:-1]), "it stopped after an evaluation that did not improve"
     assert status["best_eval_loss"] == min(evals)
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_keep_best_saves_the_checkpoint_with_the_lowest_validation_loss(workspace):
+    from safetensors.torch import load_file
+
+    run_dir = jobs.launch(workspace, small_config(max_steps=12, val_size=8, eval_steps=2, learning_rate=0.5, probe_steps=0, save_steps=2))
+    status = jobs.wait(run_dir)
+    assert status["state"] == "completed", (run_dir / "train.log").read_text(encoding="utf-8")[-3000:]
+    evals = {r["step"]: r["eval_loss"] for r in jsonl(run_dir / "metrics.jsonl") if "eval_loss" in r}
+    best_step = min(evals, key=evals.get)
+    assert status["kept_best_step"] == best_step and status["best_eval_loss"] == evals[best_step]
+    saved = load_file(run_dir / "adapter" / "adapter_model.safetensors")
+    best = load_file(run_dir / "checkpoints" / f"checkpoint-{best_step}" / "adapter_model.safetensors")
+    assert saved.keys() == best.keys() and all(saved[k].equal(best[k]) for k in saved), "the result is the best checkpoint's weights"
+    assert f"kept the best checkpoint: step {best_step}" in (run_dir / "train.log").read_text(encoding="utf-8")

@@ -113,7 +113,7 @@ class StopCallback(TrainerCallback):
 class EarlyStopCallback(TrainerCallback):
     """Stops training when eval_loss has not improved for `patience` evaluations in a row; records the best
     eval loss in status.json after every evaluation. On a resumed run it recounts from the trainer's log
-    history, so patience carries over. (The weights saved at the end are the last ones, not the best.)"""
+    history, so patience carries over. (With keep_best, the trainer loads the best checkpoint before the result is saved.)"""
 
     def __init__(self, run_dir: Path, patience: int):
         self.run_dir = run_dir

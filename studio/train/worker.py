@@ -155,6 +155,30 @@ def _resume_checkpoint(run_dir: Path) -> Path | None:
     return path
 
 
+def _checkpoint_arguments(t: cfg.TrainSection, evaluate: bool) -> dict:
+    """When to save checkpoints, and whether the result is the best one: with `keep_best` and validation, a
+    checkpoint is saved at every evaluation and the trainer loads the lowest-eval-loss one at the end."""
+    if t.save_steps <= 0:
+        if evaluate and t.keep_best:
+            log("keep_best needs checkpoints and save_steps is 0: the result is the last step's weights")
+        return {"save_strategy": "no"}
+    arguments = {"save_strategy": "steps", "save_steps": t.save_steps, "save_total_limit": t.save_total_limit}
+    if evaluate and t.keep_best:
+        arguments.update(save_strategy="steps" if t.eval_steps > 0 else "epoch", save_steps=t.eval_steps or t.save_steps,
+                         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
+    return arguments
+
+
+def _best_checkpoint_note(trainer) -> dict:
+    """Status fields naming the checkpoint whose weights are the saved result, when the best one was kept."""
+    best = trainer.state.best_model_checkpoint
+    if not (trainer.args.load_best_model_at_end and best):
+        return {}
+    step = int(Path(best).name.rsplit("-", 1)[-1])
+    log(f"kept the best checkpoint: step {step} (validation loss {trainer.state.best_metric:.4f}), not the last step")
+    return {"kept_best_step": step}
+
+
 def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: threading.Event) -> dict:
     """Run the training described by `config` in `run_dir`; returns the final status fields to record."""
     import datasets
@@ -211,9 +235,7 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
         logging_steps=t.logging_steps,
         eval_strategy=("steps" if t.eval_steps > 0 else "epoch") if evaluate else "no",
         eval_steps=t.eval_steps if evaluate and t.eval_steps > 0 else None,
-        save_strategy="steps" if t.save_steps > 0 else "no",
-        save_steps=t.save_steps if t.save_steps > 0 else 500,
-        save_total_limit=t.save_total_limit,
+        **_checkpoint_arguments(t, evaluate),
         report_to="none",
         disable_tqdm=True,
         use_cpu=device == "cpu",
@@ -273,6 +295,7 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
         **({"stopped_at_step": stopper.stopped_at} if state == STOPPED else {}),
         **({"early_stopped": True} if early.stopped else {}),
         **({"best_eval_loss": early.best, "eval_loss": metrics.last_eval_loss} if evaluate else {}),
+        **_best_checkpoint_note(trainer),
     }
 
 

@@ -117,6 +117,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "field.early_stop_patience": ("Early-stop patience", "提前停止耐心值"),
     "field.save_steps": ("Checkpoint every N steps", "每 N 步保存检查点"),
     "field.save_total_limit": ("Checkpoints kept", "保留的检查点数"),
+    "field.keep_best": ("Keep the best checkpoint", "保留最佳检查点"),
     "field.probe_steps": ("Probe every N steps", "每 N 步探测"),
     "field.probe_prompts": ("Probe prompts", "探测提示"),
     # labels of the method, stage and efficiency keys (added with the Train tab form)

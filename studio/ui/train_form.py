@@ -24,7 +24,7 @@ from studio.models.catalog import recommended_overrides
 # Shown up front, in this order (keys not in the config yet are skipped).
 BASIC_KEYS = ("run_name", "stage", "method", "epochs", "max_steps", "learning_rate", "batch_size", "grad_accum", "cutoff_len")
 # The folded "Validation, checkpoints and probes" group.
-VALIDATION_KEYS = ("val_size", "val_file", "eval_steps", "early_stop_patience", "save_steps", "save_total_limit", "probe_steps", "probe_prompts")
+VALIDATION_KEYS = ("val_size", "val_file", "eval_steps", "early_stop_patience", "save_steps", "save_total_limit", "keep_best", "probe_steps", "probe_prompts")
 # Text fields that take several lines.
 MULTILINE_KEYS = ("probe_prompts",)
 # A field whose show_when names one of these keys goes into that method's or stage's own group.
