@@ -25,6 +25,7 @@ import psutil
 
 from studio import config as cfg
 from studio.data.prepare import load_for_config
+from studio.models import modules
 from studio.train import queue, stages
 from studio.train.status import (
     FAILED,
@@ -75,9 +76,13 @@ def create_run(workspace: Workspace, config: cfg.RunConfig) -> Path:
     """Validate `config` and its dataset, make a new run folder holding its config.yaml and its memory
     estimate (estimate.json), and return it.
 
-    Raises ConfigError for bad values, and DataError or PathError (naming the file and line) for a
-    dataset that cannot be used, before any folder is made or worker started."""
+    Raises ConfigError for bad values (and for lora_targets naming a layer the model does not have), and
+    DataError or PathError (naming the file and line) for a dataset that cannot be used, before any folder is
+    made or worker started."""
     cfg.check(config)
+    target_problems = modules.target_problems(workspace, config)  # lora_targets must name the model's own layers
+    if target_problems:
+        raise cfg.ConfigError(target_problems)
     for dataset in (load_for_config(workspace, config), load_for_config(workspace, config, validation=True)):
         if dataset is not None:
             stages.check_dataset(stages.stage_of(config), dataset)  # a DPO run on chat data names the columns it needs

@@ -162,6 +162,17 @@ def test_a_broken_config_file_is_refused_with_its_problems(page, tmp_path):
     assert page.locator("#train-method").get_by_label("lora", exact=True).is_checked()  # nothing changed
 
 
+def test_target_modules_are_picked_from_the_models_own_layer_names(page):
+    picker = page.locator("#train-lora_targets")
+    picker.locator("input").first.click()
+    picker.get_by_role("option", name="q_proj", exact=True).wait_for(timeout=30_000)  # tiny-demo's layers
+    assert picker.get_by_role("option", name="lm_head").count() == 0
+    for name in ("all-linear", "q_proj", "v_proj"):  # all-linear was picked: picking it again removes it
+        picker.get_by_role("option", name=name, exact=True).click()
+    page.click("#train-preview")
+    page.wait_for_function("document.querySelector('#train-cli textarea, #train-cli input')?.value?.includes('lora_targets=q_proj,v_proj')", timeout=30_000)
+
+
 def test_a_preset_and_a_method_switch_fill_in_the_learning_rate(page):
     choose(page, "method", "full")  # the learning rate was tiny-demo's LoRA rate, not typed: full's own now
     page.wait_for_function("document.querySelector('#train-learning_rate input').value === '0.00001'", timeout=30_000)

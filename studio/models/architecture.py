@@ -139,15 +139,20 @@ def from_hf_config(config: dict[str, Any], source: str = "config.json") -> Archi
     )
 
 
-def read_config_file(path: Path) -> Architecture:
-    """The architecture in a config.json file, read as plain JSON; ModelInfoError when it cannot be read."""
+def read_config_json(path: Path) -> dict[str, Any]:
+    """The mapping in a config.json file, read as plain JSON; ModelInfoError when it cannot be read."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise ModelInfoError(f"cannot read {path}: {error}") from error
     if not isinstance(data, dict):
         raise ModelInfoError(f"{path} is not a JSON object")
-    return from_hf_config(data, str(path))
+    return data
+
+
+def read_config_file(path: Path) -> Architecture:
+    """The architecture in a config.json file, read as plain JSON; ModelInfoError when it cannot be read."""
+    return from_hf_config(read_config_json(path), str(path))
 
 
 def cached_config_path(workspace: Workspace, hub_id: str) -> Path:

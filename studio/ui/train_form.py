@@ -19,7 +19,10 @@ from typing import Any
 import yaml
 
 from studio import config as cfg
+from studio.models.architecture import ModelInfoError
 from studio.models.catalog import recommended_overrides
+from studio.models.modules import ALL_LINEAR, linear_module_names
+from studio.workspace import PathError, Workspace
 
 # Shown up front, in this order (keys not in the config yet are skipped).
 BASIC_KEYS = ("run_name", "stage", "method", "epochs", "max_steps", "learning_rate", "batch_size", "grad_accum", "cutoff_len")
@@ -27,6 +30,9 @@ BASIC_KEYS = ("run_name", "stage", "method", "epochs", "max_steps", "learning_ra
 VALIDATION_KEYS = ("val_size", "val_file", "eval_steps", "early_stop_patience", "save_steps", "save_total_limit", "keep_best", "probe_steps", "probe_prompts")
 # Text fields that take several lines.
 MULTILINE_KEYS = ("probe_prompts",)
+# Text fields that name layers of the model (comma-separated in the config): offered as a multiselect of the
+# model's linear layer names.
+MODULE_KEYS = ("lora_targets",)
 # A field whose show_when names one of these keys goes into that method's or stage's own group.
 SWITCH_KEYS = ("method", "stage")
 # Names of method and stage values in group titles (a value not listed is shown as it is).
@@ -117,6 +123,25 @@ def plan_groups(keys: list[str]) -> list[Group]:
 def group_applies(group: Group, specs: dict[str, FieldSpec], values: dict[str, Any]) -> bool:
     """True when at least one field of the group applies (an accordion with nothing to show is hidden)."""
     return any(applies(specs[key], values) for key in group.keys)
+
+
+def names_from_text(text: str | None) -> list[str]:
+    """The names in comma-separated `text` (what a module multiselect shows), blanks dropped."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def text_from_names(names: list[str] | None) -> str:
+    """The comma-separated text the config keeps for the names picked in a module multiselect."""
+    return ",".join(names or [])
+
+
+def module_choices(workspace: Workspace, model: str) -> list[str]:
+    """What the `lora_targets` multiselect offers for `model`: all-linear, then the names of its linear layers
+    (only all-linear while they cannot be known offline; names typed by hand are accepted all the same)."""
+    try:
+        return [ALL_LINEAR, *linear_module_names(workspace, model)]
+    except (ModelInfoError, PathError):
+        return [ALL_LINEAR]
 
 
 def config_from_values(values: dict[str, Any], base: cfg.RunConfig | None = None) -> tuple[cfg.RunConfig | None, list[cfg.Problem]]:

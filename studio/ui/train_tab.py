@@ -70,6 +70,9 @@ def group_title(group: form.Group) -> tuple[str, dict[str, str]]:
 def _make_control(ctx: UIContext, spec: form.FieldSpec, value: Any) -> Any:
     """The widget for one config field: checkbox, radio for choices, number or text box."""
     L = ctx.localizer
+    if spec.key in form.MODULE_KEYS:  # the config's text, kept out of sight ("hidden" is still in the page, so
+        # it fires change) behind _make_module_picker's multiselect
+        return gr.Textbox(value=value, visible="hidden", elem_id=f"train-{spec.key}-text", **L.field(spec.key))
     options = {"value": value, "elem_id": f"train-{spec.key}", **L.field(spec.key)}
     if spec.kind == "bool":
         control = gr.Checkbox(**options)
@@ -81,6 +84,17 @@ def _make_control(ctx: UIContext, spec: form.FieldSpec, value: Any) -> Any:
     else:
         control = gr.Textbox(lines=3 if spec.key in form.MULTILINE_KEYS else 1, **options)
     return L.add(control, f"field.{spec.key}", spec.key)
+
+
+def _make_module_picker(ctx: UIContext, key: str, text: str) -> gr.Dropdown:
+    """A multiselect of the model's linear layer names (and all-linear) for module field `key`; the choices
+    arrive once the model is known, and names typed by hand are kept."""
+    L = ctx.localizer
+    picker = gr.Dropdown(
+        choices=[form.ALL_LINEAR], value=form.names_from_text(text), multiselect=True, allow_custom_value=True,
+        elem_id=f"train-{key}", **L.field(key),
+    )
+    return L.add(picker, f"field.{key}", key)
 
 
 def _is_wide(spec: form.FieldSpec) -> bool:
@@ -101,6 +115,8 @@ def _build_cells(ctx: UIContext, keys: list[str], specs: dict, values: dict, bui
             for key in row:
                 with gr.Column(min_width=180, visible=form.applies(specs[key], values), elem_id=f"train-{key}-cell") as cell:
                     built["controls"][key] = _make_control(ctx, specs[key], values[key])
+                    if key in form.MODULE_KEYS:
+                        built["pickers"][key] = _make_module_picker(ctx, key, values[key])
                     built["problems"][key] = gr.Markdown("", visible=False, elem_id=f"train-{key}-problem", elem_classes=["field-problem"])
                 built["cells"][key] = cell
 
@@ -113,7 +129,7 @@ def create_train_tab(ctx: UIContext) -> dict:
     own_keys = [key for key in CONFIG_KEYS if key not in ctx.shared]
     specs = {key: form.field_spec(key) for key in CONFIG_KEYS}
     groups = form.plan_groups(own_keys)
-    built: dict[str, dict] = {"controls": {}, "problems": {}, "cells": {}}
+    built: dict[str, dict] = {"controls": {}, "problems": {}, "cells": {}, "pickers": {}}
     accordions: dict[str, Any] = {}
     with gr.Column() as settings:
         preset = None
@@ -228,6 +244,8 @@ def create_train_tab(ctx: UIContext) -> dict:
                 return t("train.wont_fit", lang, details=message), gr.skip(), gr.skip(), gr.update(visible=True)
         try:
             run_dir = jobs.launch(ctx.workspace, config)
+        except cfg.ConfigError as error:  # e.g. lora_targets naming a layer the model does not have
+            return problems_text(error.problems, lang), gr.skip(), gr.skip(), gr.update(visible=False)
         except (DataError, PathError) as error:
             return problems_text([cfg.Problem("dataset", str(error))], lang), gr.skip(), gr.skip(), gr.update(visible=False)
         return t("train.started", lang, run=run_dir.name), run_dir.name, None, gr.update(visible=False)
@@ -254,6 +272,15 @@ def create_train_tab(ctx: UIContext) -> dict:
         values = form.preset_values(name, method) if name else {}
         return [gr.update(value=values[key]) if key in values else gr.skip() for key in CONFIG_KEYS]
 
+    def on_pick_modules(names: list[str] | None):
+        return form.text_from_names(names)
+
+    def on_module_text(text: str, names: list[str] | None):  # a Load, clone or preset set the config's text
+        return gr.skip() if form.text_from_names(names) == text else gr.update(value=form.names_from_text(text))
+
+    def on_model_modules(model: str | None):
+        return gr.update(choices=form.module_choices(ctx.workspace, model or ""))
+
     def on_page_load(*values):  # re-attach to the active run; check the settings the page starts with
         lang_choice = values[-1]
         run_id = latest_active_run(ctx)
@@ -278,6 +305,10 @@ def create_train_tab(ctx: UIContext) -> dict:
     all_controls["method"].input(on_method_change, [all_controls["method"], ctx.shared["model"], all_controls["learning_rate"]], [all_controls["learning_rate"]])
     if preset is not None:
         preset.input(on_preset, [preset, all_controls["method"]], inputs)
+    for key, picker in built["pickers"].items():
+        picker.input(on_pick_modules, [picker], [controls[key]], **quiet)
+        controls[key].change(on_module_text, [controls[key], picker], [picker], **quiet)
+        gr.on(None, on_model_modules, [ctx.shared["model"]], [picker], **quiet)  # on page load and model change
     page_load = (on_page_load, [*inputs, shown_problems, ctx.language], [watched, watch, monitor["message"], *validation_outputs])
     ctx.shared.update(controls)
     ctx.shared.update(watched_run=watched, watch=watch, base_config=base_config, train_message=monitor["message"])
