@@ -120,3 +120,29 @@ def test_the_multiselect_maps_to_and_from_the_configs_text():
     assert form.text_from_names([]) == ""
     config, problems = form.config_from_values({"lora_targets": form.text_from_names(["k_proj", "o_proj"])})
     assert problems == [] and config.method.lora_targets == "k_proj,o_proj"
+
+
+def test_listing_layer_names_leaves_models_built_by_other_threads_real(monkeypatch):
+    """The studio serves requests in threads: while one lists a model's layers on the meta device, a chat model
+    loading in another thread must still get real tensors."""
+    import threading
+
+    import torch
+    import transformers
+
+    inside, release = threading.Event(), threading.Event()
+
+    def from_config(config, **kwargs):  # stands in for building the model: wait here, inside the meta context
+        inside.set()
+        release.wait(10)
+        return torch.nn.Linear(4, 4)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_config", from_config)
+    lister = threading.Thread(target=modules._linear_paths, args=(transformers.LlamaConfig(),))
+    lister.start()
+    try:
+        assert inside.wait(10)
+        assert torch.nn.Linear(2, 2).weight.device.type == "cpu"  # built while the other thread is on meta
+    finally:
+        release.set()
+        lister.join()

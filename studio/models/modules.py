@@ -1,6 +1,8 @@
 """The names of a model's linear layers: what `lora_targets` may name, and the check that it names only those.
 
-The model is built from its config on PyTorch's meta device (accelerate's `init_empty_weights`): no weights
+The model is built from its config on PyTorch's meta device (`with torch.device("meta")`, which is local to the
+calling thread, unlike accelerate's `init_empty_weights`, which patches torch for every thread of the studio
+and so would turn a chat model loading at the same moment into empty tensors): no weights
 are read or allocated, and code from a model's repository never runs (`trust_remote_code` is never set here),
 so a model whose architecture transformers does not know has no names to offer. The config comes from:
 
@@ -42,12 +44,11 @@ def _linear_paths(config) -> tuple[str, ...]:
     """The dotted paths of every linear layer (torch Linear or transformers' Conv1D) of the causal LM that
     `config` describes, built without weights; the output head is left out."""
     import torch
-    from accelerate import init_empty_weights
     from transformers import AutoModelForCausalLM
     from transformers.pytorch_utils import Conv1D
 
     try:
-        with init_empty_weights():
+        with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
     except Exception as error:  # a config.json's values reach the layers' constructors, which fail in many ways
         raise ModelInfoError(f"cannot build a {config.model_type} model from its config to list its layers: {error}") from error

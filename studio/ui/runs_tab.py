@@ -211,7 +211,8 @@ def create_runs_tab(ctx: UIContext) -> dict:
     pick_outputs = [compare_box, overlay, diff, details_box, summary, loss_chart, metrics_chart, system_chart, probes, tags, notes, config_view, status_view, delete_confirm]
     pick.change(on_pick, [pick, ctx.language], pick_outputs, api_name="open_runs")
     save.click(on_save_meta, [pick, tags, notes, query, ctx.language], [message, table], api_name="save_run_meta")
-    clone.click(on_clone, [pick, ctx.language], [message, ctx.shared["train_message"], ctx.shared["base_config"], ctx.shared["tabs"], *clone_targets])
+    clone.click(on_clone, [pick, ctx.language], [message, ctx.shared["train_message"], ctx.shared["base_config"], ctx.shared["tabs"], *clone_targets]).then(
+        *ctx.shared["sync_pickers"], show_progress="hidden")
     watch.click(on_watch, [pick, ctx.language], [ctx.shared["watched_run"], ctx.shared["watch"], ctx.shared["train_message"], ctx.shared["tabs"]])
     delete.click(on_delete_ask, [pick, ctx.language], [delete_confirm, delete_question])
     delete_no.click(lambda: gr.update(visible=False), None, [delete_confirm])

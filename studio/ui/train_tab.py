@@ -275,8 +275,8 @@ def create_train_tab(ctx: UIContext) -> dict:
     def on_pick_modules(names: list[str] | None):
         return form.text_from_names(names)
 
-    def on_module_text(text: str, names: list[str] | None):  # a Load, clone or preset set the config's text
-        return gr.skip() if form.text_from_names(names) == text else gr.update(value=form.names_from_text(text))
+    def on_module_text(*texts: str):  # after a Load, clone, preset or catalog recommendation set the config's text
+        return [gr.update(value=form.names_from_text(text)) for text in texts]
 
     def on_model_modules(model: str | None):
         return gr.update(choices=form.module_choices(ctx.workspace, model or ""))
@@ -296,20 +296,23 @@ def create_train_tab(ctx: UIContext) -> dict:
         gr.on([c.change for c in switches], on_switch, inputs, visibility_outputs, **quiet)
     preview.click(on_preview, [*inputs, ctx.language], [preview_box, yaml_view, cli_view, summary])
     save.click(on_save, [*inputs, ctx.language], [saved_file, summary])
-    load.upload(on_load, [load, ctx.language], [monitor["message"], base_config, *inputs, *visibility_outputs])
+    # The multiselects follow the config's text only after the events that write it, chained with .then: a
+    # .change on the text would also fire for the user's own picks and could undo a pick made meanwhile.
+    module_texts, pickers = [controls[key] for key in built["pickers"]], list(built["pickers"].values())
+    sync_pickers = (on_module_text, module_texts, pickers)
+    load.upload(on_load, [load, ctx.language], [monitor["message"], base_config, *inputs, *visibility_outputs]).then(*sync_pickers, **quiet)
     start.click(on_start, [*inputs, base_config, ctx.language], [monitor["message"], watched, watch, start_anyway], api_name="start")
     start_anyway.click(on_start_anyway, [*inputs, base_config, ctx.language], [monitor["message"], watched, watch, start_anyway])
     # .input, not .change: a model set by "Clone config" or Load config keeps that run's settings.
-    ctx.shared["model"].input(on_model_change, [ctx.shared["model"], all_controls["method"]], [all_controls[k] for k in recommendable])
+    ctx.shared["model"].input(on_model_change, [ctx.shared["model"], all_controls["method"]], [all_controls[k] for k in recommendable]).then(*sync_pickers, **quiet)
     # .input: only a method the user picks moves a learning rate they have not chosen themselves.
     all_controls["method"].input(on_method_change, [all_controls["method"], ctx.shared["model"], all_controls["learning_rate"]], [all_controls["learning_rate"]])
     if preset is not None:
-        preset.input(on_preset, [preset, all_controls["method"]], inputs)
+        preset.input(on_preset, [preset, all_controls["method"]], inputs).then(*sync_pickers, **quiet)
     for key, picker in built["pickers"].items():
         picker.input(on_pick_modules, [picker], [controls[key]], **quiet)
-        controls[key].change(on_module_text, [controls[key], picker], [picker], **quiet)
         gr.on(None, on_model_modules, [ctx.shared["model"]], [picker], **quiet)  # on page load and model change
     page_load = (on_page_load, [*inputs, shown_problems, ctx.language], [watched, watch, monitor["message"], *validation_outputs])
     ctx.shared.update(controls)
-    ctx.shared.update(watched_run=watched, watch=watch, base_config=base_config, train_message=monitor["message"])
+    ctx.shared.update(watched_run=watched, watch=watch, base_config=base_config, train_message=monitor["message"], sync_pickers=sync_pickers)
     return {"start": start, "start_anyway": start_anyway, "chat_button": buttons["chat"], "watched": watched, "page_load": page_load}
