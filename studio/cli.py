@@ -7,6 +7,9 @@
     python -m studio runs stop RUN [--kill]                stop a run after its current step (or kill it now)
     python -m studio runs resume RUN [--detach]            continue a stopped or failed run from its checkpoint
     python -m studio chat RUN --prompt TEXT [--base]       print the run's (or its base model's) reply
+    python -m studio serve RUN [--port N] [--host H] [--api-key KEY] [--base]   an OpenAI-compatible API for the run
+    python -m studio export RUN --to DIR [--merge] [--dtype bf16] [--ollama] [--zip] [--push USER/NAME]   adapter or
+                                                           merged model, Modelfile, vLLM/SGLang commands, model card
     python -m studio estimate --model M --method METHOD [--seq N] [--batch N] [--gpus N] [--gpu-mem GB] [--json]
                                                            predicted peak GPU memory, verdict, fixes (1: won't fit)
     python -m studio data inspect PATH [--model M] [--cutoff N] [--json]   a dataset's format and why, rows read and
@@ -187,6 +190,41 @@ def cmd_chat(args, workspace: Workspace) -> int:
     return 0
 
 
+def cmd_serve(args, workspace: Workspace) -> int:
+    """`serve`: the run behind an OpenAI-compatible API until Ctrl-C (exit 2: a public bind without a key)."""
+    from studio.serve import API_KEY_ENV, serve
+
+    serve(workspace, args.run, host=args.host, port=args.port, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+          base=args.base)
+    return 0
+
+
+def cmd_export(args, workspace: Workspace) -> int:
+    """`export`: write the run's adapter or merged model with its serving files; optionally push it (exit 1: the
+    push failed, the export is complete; 2: bad input)."""
+    from studio.export import export_run
+    from studio.model_card import PushError, push_to_hub
+
+    target = Path(args.to).expanduser().resolve()
+    if target.parent.is_dir():  # a folder the operator typed in their own shell may lie outside the workspace
+        workspace = Workspace(workspace.root, allowed=(*workspace.allowed, target.parent))
+    result = export_run(workspace, args.run, str(target), merge=args.merge, dtype=args.dtype,
+                        max_shard_size=args.max_shard_size, ollama=args.ollama, make_zip=args.zip)
+    print(f"exported the {result.kind} to {result.out_dir}" + (f" and {result.zip_path}" if result.zip_path else ""))
+    if result.modelfile:
+        print(f"Ollama: ollama create NAME -f {result.modelfile}")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(result.serving)
+    if args.push:
+        try:
+            print(f"pushed to {push_to_hub(result.out_dir, args.push)}")
+        except PushError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def cmd_score(args, workspace: Workspace) -> int:
     from studio.scoring import load_reward_model
 
@@ -286,6 +324,8 @@ def make_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--mask-history", action="store_true", help="train only the last assistant turn")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
     add_estimate_parser(verbs, common)
+    add_serve_parser(verbs, common)
+    add_export_parser(verbs, common)
     return parser
 
 
@@ -309,6 +349,31 @@ def add_estimate_parser(verbs, common) -> None:
     est.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def add_serve_parser(verbs, common) -> None:
+    """The `serve` verb's arguments."""
+    serve = verbs.add_parser("serve", parents=[common], help="serve a run as an OpenAI-compatible API (/v1/chat/completions)")
+    serve.add_argument("run", help="run id or run folder")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs an API key)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--api-key", default=None, metavar="KEY",
+                       help="clients must send 'Authorization: Bearer KEY' (default: $STUDIO_API_KEY, safer than the command line)")
+    serve.add_argument("--base", action="store_true", help="serve the run's base model (no adapter) with the run's template")
+
+
+def add_export_parser(verbs, common) -> None:
+    """The `export` verb's arguments."""
+    export = verbs.add_parser("export", parents=[common], help="export a run: adapter or merged model, Ollama Modelfile, serve commands")
+    export.add_argument("run", help="run id or run folder")
+    export.add_argument("--to", required=True, metavar="DIR", help="a new (or empty) folder to write the export into")
+    export.add_argument("--merge", action="store_true", help="merge the adapter into the base model (loads with plain transformers)")
+    export.add_argument("--dtype", default="bf16", choices=("bf16", "fp16", "fp32"), help="dtype of the merged weights")
+    export.add_argument("--max-shard-size", default="2GB", help="largest safetensors shard of the merged model (e.g. 2GB, 500MB)")
+    export.add_argument("--ollama", action="store_true", help="also write an Ollama Modelfile (TEMPLATE, stop tokens, SYSTEM)")
+    export.add_argument("--zip", action="store_true", help="also write DIR.zip")
+    export.add_argument("--push", default=None, metavar="USER/NAME",
+                        help="push the export to this Hugging Face Hub repo (token from HF_TOKEN or `hf auth login`)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = make_parser().parse_args(argv)
@@ -316,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides.insert(0, args.config_file)  # `train key=value` with no config file
         args.config_file = None
     workspace = Workspace(Path(getattr(args, "workspace", DEFAULT_WORKSPACE)))
-    handlers = {"train": cmd_train, "runs": cmd_runs, "chat": cmd_chat, "score": cmd_score, "data": cmd_data, "estimate": cmd_estimate}
+    handlers = {"train": cmd_train, "runs": cmd_runs, "chat": cmd_chat, "score": cmd_score, "data": cmd_data, "estimate": cmd_estimate, "serve": cmd_serve,
+                "export": cmd_export}
     try:
         return handlers[args.verb](args, workspace)
     except (cfg.ConfigError, PathError) as error:
