@@ -139,7 +139,9 @@ def test_save_then_load_restores_every_value(page, tmp_path):
     assert page.input_value("#train-freeze_trainable_layers input") == "3"
     assert page.input_value("#train-dpo_beta input") == "0.3"
     assert page.input_value("#train-run_name input, #train-run_name textarea") == "saved run"
-    open_group(page, "#train-more")
+    open_group(page, "#train-more")  # the folded group's boxes are drawn when it opens: wait for the value to arrive
+    page.wait_for_function("document.querySelector('#train-probe_prompts textarea')?.value === 'Where is Amberlee?\\nWhat is 2+2?'",
+                           timeout=20_000)
     assert page.input_value("#train-probe_prompts textarea") == "Where is Amberlee?\nWhat is 2+2?"
 
     # what the controls hold now is exactly the file that was saved (the reload removed the first link)
