@@ -162,7 +162,7 @@ def fixes(inputs: EstimateInputs, available: float, p95_tokens: int | None = Non
             change.update(config_change)
             total = estimate(current).total
             if total <= available:
-                combined.append(Fix("Together: " + ", ".join(f"{k}={v}" for k, v in change.items()), dict(change), round(total / GiB, 3), True))
+                combined.append(Fix("Together: " + change_text(change, ", "), dict(change), round(total / GiB, 3), True))
                 break
     return combined + fitting + helping
 
@@ -213,6 +213,11 @@ def assess_config(config: Any, hardware: Any, workspace: Any = None, gpu_index: 
     return result
 
 
+def change_text(change: dict[str, Any], separator: str = " ") -> str:
+    """A fix's config change as `key=value` pairs, the way the CLI takes them (e.g. `batch_size=1 grad_accum=2`)."""
+    return separator.join(f"{key}={value}" for key, value in change.items())
+
+
 def fit_check(config: Any, hardware: Any, workspace: Any = None, allow_download: bool = True) -> tuple[str, str]:
     """(verdict, one-paragraph message) for Start: `won't fit` means ask the user before launching. A model
     whose architecture cannot be read gives `unknown` with the reason; the run may still be started."""
@@ -241,7 +246,7 @@ def format_text(result: Assessment) -> str:
     lines.append(f"trainable parameters: {e.trainable_params:,} of {e.total_params:,}")
     lines.append(f"verdict: {result.verdict} on {result.device} with {result.available / GiB:.1f} GB free")
     for number, fix in enumerate(result.fixes, 1):
-        change = " ".join(f"{k}={v}" for k, v in fix.change.items())
+        change = change_text(fix.change)
         lines.append(f"  fix {number}: {fix.title} [{change}] → {fix.total_gb:.2f} GB{'' if fix.fits else ' (still too much)'}")
     lines.append(f"largest micro-batch that fits at cutoff {e.inputs.seq_len}: {result.max_batch or 'none'}; "
                  f"longest cutoff that fits at micro-batch {e.inputs.batch_size}: {result.max_seq or 'none'}")

@@ -55,7 +55,7 @@ def test_new_config_keys_have_defaults_help_and_validation():
 
 
 def test_validation_split_is_seeded_and_leaves_rows_to_train_on():
-    from studio.train.worker import split_indices
+    from studio.data.prepare import split_indices
 
     train, val = split_indices(210, 0.1, seed=42)
     assert len(val) == 21 and len(train) == 189 and not set(train) & set(val)
@@ -182,7 +182,7 @@ def test_system_samples_were_written_while_it_trained(monitored_run):
 
 
 def test_probes_answer_at_step_0_every_probe_steps_and_at_the_end(monitored_run):
-    from studio.train.worker import split_indices
+    from studio.data.prepare import split_indices
 
     _, run_dir = monitored_run
     rows = jsonl(run_dir / "samples.jsonl")

@@ -165,7 +165,9 @@ def failure_fields(run_dir: Path, error: BaseException) -> dict[str, Any] | None
     except (OSError, ValueError):
         estimate = {}
     fixes = estimate.get("fixes") or []
-    advice = "; ".join(f"{f['title']} ({', '.join(f'{k}={v}' for k, v in f['change'].items())})" for f in fixes[:3])
+    from studio.fit import change_text
+
+    advice = "; ".join(f"{f['title']} ({change_text(f['change'], ', ')})" for f in fixes[:3])
     advice = advice or "lower batch_size or cutoff_len, turn on gradient_checkpointing, or use lora/qlora"
     try:
         dry = cfg.from_yaml((run_dir / CONFIG_FILE).read_text(encoding="utf-8")).train.dry_run

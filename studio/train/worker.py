@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 
 from studio import config as cfg
-from studio.data.prepare import prepare_sft, split_indices  # noqa: F401  (split_indices: used by tests and callers)
+from studio.data.prepare import prepare_sft
 from studio.models.catalog import is_hub_model, resolve_model
 from studio.train import dry_run, queue
 from studio.train.phases import Progress

@@ -19,6 +19,7 @@ from typing import Any
 import gradio as gr
 
 from studio import jobs
+from studio.fit import change_text
 from studio.run_library import Series, duration_of, is_resumable
 from studio.train.status import FINAL_STATES, PROGRESS_PHASES
 from studio.ui import charts
@@ -120,7 +121,7 @@ def memory_advice_html(run_dir: Path, status: dict, lang: str) -> str:
                        parts=", ".join(f"{name} {gb:.1f} GB" for name, gb in components)))
     fixes = [f for f in status.get("fixes") or estimate.get("fixes") or [] if isinstance(f, dict)]
     items = "".join(
-        f"<li>{html.escape(str(f.get('title', '')))}: <code>{html.escape(' '.join(f'{k}={v}' for k, v in (f.get('change') or {}).items()))}</code>"
+        f"<li>{html.escape(str(f.get('title', '')))}: <code>{html.escape(change_text(f.get('change') or {}))}</code>"
         + (f" → {f['total_gb']:.1f} GB" if isinstance(f.get("total_gb"), (int, float)) else "") + "</li>"
         for f in fixes[:5]
     )
