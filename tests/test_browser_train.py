@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 import test_browser_monitor
 from conftest import running_studio
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.browser
 
 LORA = "#train-group-method-lora-qlora"
 FREEZE = "#train-group-method-freeze"
 DPO = "#train-group-stage-dpo"
+PROBES = "#train-probe_prompts textarea"
 
 chromium = test_browser_monitor.chromium  # one headless Chromium for this module's tests (a fixture)
 
@@ -54,10 +56,19 @@ def load_file(page, path: Path) -> None:
     chooser.value.set_files(str(path))
 
 
-def open_group(page, selector: str) -> None:
-    """Unfold an accordion unless it is open already."""
-    if not page.locator(selector).locator("input, textarea").first.is_visible():
+def open_group(page, selector: str, box: str) -> None:
+    """Unfold an accordion until the text box `box` inside it is drawn: a click that lands while a Load is still
+    redrawing the group can leave it folded, so the click is repeated until the box shows."""
+    for _ in range(3):
+        if page.locator(box).is_visible():
+            return
         page.locator(selector).locator("button").first.click()
+        try:
+            page.locator(box).wait_for(state="visible", timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    page.locator(box).wait_for(state="visible", timeout=10_000)
 
 
 def test_choosing_a_method_or_stage_shows_only_its_settings(page):
@@ -114,7 +125,7 @@ def test_save_then_load_restores_every_value(page, tmp_path):
     page.locator(DPO).wait_for(state="visible", timeout=30_000)
     fill(page, "dpo_beta", "0.3")
     fill(page, "epochs", "2.5")
-    open_group(page, "#train-more")
+    open_group(page, "#train-more", PROBES)
     fill(page, "probe_prompts", "Where is Amberlee?\nWhat is 2+2?")
     page.click("#train-save")
     link = page.locator("#train-saved a").first
@@ -139,9 +150,9 @@ def test_save_then_load_restores_every_value(page, tmp_path):
     assert page.input_value("#train-freeze_trainable_layers input") == "3"
     assert page.input_value("#train-dpo_beta input") == "0.3"
     assert page.input_value("#train-run_name input, #train-run_name textarea") == "saved run"
-    open_group(page, "#train-more")  # the folded group's boxes are drawn when it opens: wait for the value to arrive
+    open_group(page, "#train-more", PROBES)  # the folded group's boxes are drawn when it opens: wait for the value to arrive
     page.wait_for_function("document.querySelector('#train-probe_prompts textarea')?.value === 'Where is Amberlee?\\nWhat is 2+2?'",
-                           timeout=20_000)
+                           timeout=30_000)
     assert page.input_value("#train-probe_prompts textarea") == "Where is Amberlee?\nWhat is 2+2?"
 
     # what the controls hold now is exactly the file that was saved (the reload removed the first link)
