@@ -6,12 +6,18 @@
     python -m studio runs [--json]                         list runs
     python -m studio runs stop RUN [--kill]                stop a run after its current step (or kill it now)
     python -m studio runs resume RUN [--detach]            continue a stopped or failed run from its checkpoint
-    python -m studio chat RUN --prompt TEXT [--base]       print the run's (or its base model's) reply
+    python -m studio chat RUN --prompt TEXT [--base] [--checkpoint checkpoint-N] [--system TEXT] [--temperature T]
+        [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--max-new-tokens N]   print the reply
+    python -m studio compare RUN [--with RUN_B] --prompt TEXT [--system TEXT] [--max-new-tokens N] [--json]
+                                                           the run's and its base model's (or run B's) answers
+    python -m studio eval RUN [--data PATH|training] [--max-rows N] [--max-new-tokens N] [--json]   base vs tuned
+                                                           answers over the validation split (or a file), scored
     python -m studio serve RUN [--port N] [--host H] [--api-key KEY] [--base]   an OpenAI-compatible API for the run
     python -m studio export RUN --to DIR [--merge] [--dtype bf16] [--ollama] [--zip] [--push USER/NAME]   adapter or
                                                            merged model, Modelfile, vLLM/SGLang commands, model card
     python -m studio estimate --model M --method METHOD [--seq N] [--batch N] [--gpus N] [--gpu-mem GB] [--json]
                                                            predicted peak GPU memory, verdict, fixes (1: won't fit)
+    python -m studio launch-cmd RUN_OR_CONFIG --nodes N [--node-rank R] --main-ip IP [--port P]   each machine's command
     python -m studio data inspect PATH [--model M] [--cutoff N] [--json]   a dataset's format and why, rows read and
                                                            skipped, first errors, quality checks, token report
 Every verb takes --workspace DIR (default: ./workspace, or $STUDIO_WORKSPACE). Exit codes: 0 ok, 1 the run
@@ -114,6 +120,20 @@ def cmd_train(args, workspace: Workspace) -> int:
     return _report(run_dir, _follow(run_dir))
 
 
+def cmd_launch_cmd(args, workspace: Workspace) -> int:
+    """`launch-cmd`: the command each machine of a multi-node run runs (a run, or a new run made from a config)."""
+    from studio import jobs
+    from studio.train import distributed
+
+    try:
+        run_dir = workspace.run_dir(args.run)
+    except PathError:  # not a run: a config YAML, for which a run folder is made (not started)
+        run_dir = distributed.create_multi_node_run(workspace, build_config(args.run, args.overrides, workspace))
+    print(distributed.node_instructions(workspace.root, run_dir, jobs.load_config(run_dir), args.nodes, args.node_rank,
+                                        args.main_ip, args.port, args.per_node))
+    return 0
+
+
 def _report(run_dir: Path, status: dict) -> int:
     """Print how a followed run ended; the exit code (0 completed or stopped, 1 failed)."""
     print(f"\nrun {run_dir.name}: {status.get('state')}" + (f" — {status['error']}" if status.get("error") else ""))
@@ -182,11 +202,46 @@ def cmd_runs_resume(args, workspace: Workspace) -> int:
 
 
 def cmd_chat(args, workspace: Workspace) -> int:
-    from studio.chat import GenerationSettings, load_run
+    from studio.chat import GenerationSettings, load_run, with_system
 
-    chat_model = load_run(workspace, args.run, base=args.base)
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p)
-    print(chat_model.reply([{"role": "user", "content": args.prompt}], settings))
+    chat_model = load_run(workspace, args.run, base=args.base, checkpoint=args.checkpoint)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                                  top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed)
+    messages = with_system([{"role": "user", "content": args.prompt}], args.system, chat_model.tokenizer)
+    print(chat_model.reply(messages, settings))
+    return 0
+
+
+def cmd_compare(args, workspace: Workspace) -> int:
+    """`compare`: both answers to one prompt, greedy (the run against its base model, or against run B)."""
+    from studio.chat import GenerationSettings
+    from studio.compare import compare, load_pair
+
+    pair = load_pair(workspace, "runs" if args.with_run else "base", args.run, args.with_run or "")
+    result = compare(pair, args.prompt, args.system, GenerationSettings(max_new_tokens=args.max_new_tokens))
+    if args.json:
+        print(json.dumps([{"name": n, "answer": a} for n, a in zip(result.names, result.answers)], ensure_ascii=False))
+    else:
+        print("\n\n".join(f"{letter} · {n}\n{a}" for letter, n, a in zip("AB", result.names, result.answers)))
+    return 0
+
+
+def cmd_eval(args, workspace: Workspace) -> int:
+    """`eval`: answer the validation split (or --data) with the base and the tuned model and print the scores
+    and the results folder (exit 1: cancelled with Ctrl-C; 2: bad input)."""
+    from studio.eval.job import EvalSettings, evaluate, format_scores
+
+    typed = Path(args.data).expanduser()
+    if args.data not in ("", "training") and typed.exists():  # a file typed in the operator's shell may lie outside
+        workspace = Workspace(workspace.root, allowed=(*workspace.allowed, typed.resolve().parent))
+        args.data = str(typed.resolve())
+    try:
+        folder, scores = evaluate(workspace, args.run, EvalSettings(args.data, args.max_rows, args.max_new_tokens))
+    except KeyboardInterrupt:
+        print("\nevaluation cancelled", file=sys.stderr)
+        return 1
+    print(json.dumps({"results": str(folder), **(scores or {})}, ensure_ascii=False, indent=2) if args.json
+          else f"{format_scores(scores)}\nresults: {folder}")
     return 0
 
 
@@ -290,6 +345,14 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", default=None, help="run the worker for this run folder's config.yaml")
     train.add_argument("--detach", action="store_true", help="print the run folder and return at once (the run goes on)")
 
+    launch_cmd = verbs.add_parser("launch-cmd", parents=[common], help="the command to run on each machine of a multi-node run")
+    launch_cmd.add_argument("run", metavar="RUN_OR_CONFIG", help="a run id, or a config YAML (a run folder is made for it)")
+    launch_cmd.add_argument("overrides", nargs="*", metavar="key=value", help="config keys to change (with a config YAML)")
+    launch_cmd.add_argument("--nodes", type=int, required=True, help="how many machines")
+    launch_cmd.add_argument("--node-rank", type=int, default=None, help="this machine's rank, 0 = main (default: print every machine's)")
+    launch_cmd.add_argument("--main-ip", required=True, help="the main machine's address, reachable from the others")
+    launch_cmd.add_argument("--port", type=int, default=29500, help="the main machine's port for the processes to meet on")
+    launch_cmd.add_argument("--per-node", type=int, default=None, help="processes (GPUs) per machine (default: this machine's)")
     runs = verbs.add_parser("runs", parents=[common], help="list runs; stop or resume one")
     runs.add_argument("--json", action="store_true", help="print JSON")
     actions = runs.add_subparsers(dest="action")
@@ -307,6 +370,19 @@ def make_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-new-tokens", type=int, default=128)
     chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy, reproducible")
     chat.add_argument("--top-p", type=float, default=1.0)
+    chat.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens; 0 = off")
+    chat.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats; 1 = off")
+    chat.add_argument("--seed", type=int, default=None, help="fixes sampled replies (temperature > 0)")
+    chat.add_argument("--system", default="", help="a system prompt put before the conversation")
+    chat.add_argument("--checkpoint", default=None, help="chat with this checkpoint-N folder of the run, not its final weights")
+
+    comp = verbs.add_parser("compare", parents=[common], help="print a run's and its base model's (or another run's) answers")
+    comp.add_argument("run", help="run id or run folder")
+    comp.add_argument("--with", dest="with_run", default="", help="compare with this run (same base model) instead of the base")
+    comp.add_argument("--prompt", required=True)
+    comp.add_argument("--system", default="", help="a system prompt put before the prompt")
+    comp.add_argument("--max-new-tokens", type=int, default=128)
+    comp.add_argument("--json", action="store_true", help="a JSON list of {name, answer}")
 
     score = verbs.add_parser("score", parents=[common], help="print a reward model's score (stage rm) for a prompt and an answer")
     score.add_argument("run", help="run id or run folder of a reward-model run")
@@ -325,6 +401,13 @@ def make_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
     add_estimate_parser(verbs, common)
     add_serve_parser(verbs, common)
+    ev = verbs.add_parser("eval", parents=[common], help="score a run's and its base model's answers against references")
+    ev.add_argument("run", help="run id or run folder")
+    ev.add_argument("--data", default="", help="a dataset file or sample name; 'training' = the run's training data "
+                                                "(default: the run's validation split)")
+    ev.add_argument("--max-rows", type=int, default=200, help="evaluate at most this many rows (default 200)")
+    ev.add_argument("--max-new-tokens", type=int, default=128, help="longest answer in tokens, greedy (default 128)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object (scores and the results folder)")
     add_export_parser(verbs, common)
     return parser
 
@@ -381,8 +464,8 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides.insert(0, args.config_file)  # `train key=value` with no config file
         args.config_file = None
     workspace = Workspace(Path(getattr(args, "workspace", DEFAULT_WORKSPACE)))
-    handlers = {"train": cmd_train, "runs": cmd_runs, "chat": cmd_chat, "score": cmd_score, "data": cmd_data, "estimate": cmd_estimate, "serve": cmd_serve,
-                "export": cmd_export}
+    handlers = {"train": cmd_train, "runs": cmd_runs, "chat": cmd_chat, "compare": cmd_compare, "score": cmd_score, "data": cmd_data, "estimate": cmd_estimate, "serve": cmd_serve,
+                "export": cmd_export, "launch-cmd": cmd_launch_cmd, "eval": cmd_eval}
     try:
         return handlers[args.verb](args, workspace)
     except (cfg.ConfigError, PathError) as error:

@@ -269,8 +269,8 @@ class TrainSection:
     batch_size: int = _field(4, "Rows per device per step (micro-batch).", "每个设备每步的样本数（微批大小）。")
     grad_accum: int = _field(
         1,
-        "Micro-batches accumulated per optimizer step; effective batch = batch_size × grad_accum.",
-        "梯度累积步数；有效批大小 = batch_size × grad_accum。",
+        "Micro-batches accumulated per optimizer step; effective batch = batch_size × grad_accum × GPUs (processes).",
+        "梯度累积步数；有效批大小 = batch_size × grad_accum × GPU 数（进程数）。",
     )
     cutoff_len: int = _field(
         1024, "Longest sequence in tokens; longer rows are truncated.", "最大序列长度（token 数），更长的样本会被截断。"
@@ -376,6 +376,37 @@ class TrainSection:
         "How many times longer than the native context the model should read (with rope_scaling).",
         "希望模型读取的长度是原生上下文的多少倍（配合 rope_scaling）。",
         show_when={"rope_scaling": ("linear", "dynamic", "yarn")},
+    )
+    strategy: str = _field(
+        "single",
+        "How the run is spread over devices: `single` (one device); `ddp` (a full copy per GPU, the fastest when the "
+        "model fits one GPU); `fsdp` (weights, gradients and optimizer state sharded over the GPUs); "
+        "`fsdp_shard_grad_op` (gradients and optimizer state sharded); `deepspeed_zero2` / `deepspeed_zero3` (ZeRO "
+        "stage 2 / 3; need the deepspeed package). Without GPUs, ddp and fsdp run `processes` CPU processes.",
+        "训练如何分布到多个设备：`single`（单设备）；`ddp`（每张 GPU 一份完整模型，模型放得进单卡时最快）；"
+        "`fsdp`（权重、梯度和优化器状态分片到各 GPU）；`fsdp_shard_grad_op`（只分片梯度和优化器状态）；"
+        "`deepspeed_zero2` / `deepspeed_zero3`（ZeRO 第 2 / 3 阶段；需要 deepspeed 包）。没有 GPU 时，ddp 和 fsdp 启动 `processes` 个 CPU 进程。",
+        choices=("single", "ddp", "fsdp", "fsdp_shard_grad_op", "deepspeed_zero2", "deepspeed_zero3"),
+    )
+    gpus: str = _field(
+        "",
+        "Which GPUs the run uses, by index as in the hardware panel, e.g. `0,1`; empty = every visible GPU.",
+        "运行使用哪些 GPU，按硬件面板中的编号填写，如 `0,1`；留空表示使用所有可见的 GPU。",
+        show_when={"strategy": ("ddp", "fsdp", "fsdp_shard_grad_op", "deepspeed_zero2", "deepspeed_zero3")},
+    )
+    offload: bool = _field(
+        False,
+        "CPU offload: keep the optimizer state (FSDP and ZeRO-3: the weights too) in CPU RAM, for less GPU memory "
+        "at the cost of speed.",
+        "CPU 卸载：把优化器状态（FSDP 和 ZeRO-3 还包括权重）放在内存中，以速度换更少的显存。",
+        show_when={"strategy": ("fsdp", "fsdp_shard_grad_op", "deepspeed_zero2", "deepspeed_zero3")},
+    )
+    processes: int = _field(
+        2,
+        "On a machine without GPUs: how many CPU processes a ddp/fsdp run starts (over gloo), to try a "
+        "multi-process config. With GPUs there is one process per GPU.",
+        "在没有 GPU 的机器上：ddp/fsdp 运行启动多少个 CPU 进程（gloo 通信），用于试验多进程配置。有 GPU 时每张 GPU 一个进程。",
+        show_when={"strategy": ("ddp", "fsdp", "fsdp_shard_grad_op")},
     )
 
 
@@ -632,7 +663,41 @@ def validate(config: RunConfig) -> list[Problem]:
         problems.append(Problem("probe_prompts", f"use at most {MAX_PROBE_PROMPTS} prompts (one per line), got {len(prompts)}"))
     if len(config.run_name) > 80 or not re.fullmatch(r"[\w .\-]*", config.run_name):
         problems.append(Problem("run_name", "use at most 80 letters, digits, spaces, dots, dashes or underscores"))
-    return problems + _stage_problems(config) + _method_problems(config) + _efficiency_problems(config)
+    return (problems + _stage_problems(config) + _method_problems(config) + _efficiency_problems(config)
+            + _distributed_problems(config))
+
+
+def _distributed_problems(config: RunConfig) -> list[Problem]:
+    """Problems with the strategy, the GPUs and the process count (what the distributed launch needs)."""
+    t = config.train
+    allowed = field_info("strategy").metadata["choices"]
+    if t.strategy not in allowed:
+        return [Problem("strategy", f"must be one of {', '.join(allowed)}, got {t.strategy!r}")]
+    problems: list[Problem] = []
+    if t.strategy.startswith("deepspeed") and not _installed("deepspeed"):
+        problems.append(Problem("strategy", f"{t.strategy} needs the deepspeed package: pip install deepspeed (or use ddp or fsdp)"))
+    if t.strategy == "single":
+        return problems
+    if t.dry_run:
+        problems.append(Problem("dry_run", "a dry run measures one device: set strategy=single for it"))
+    from studio.train.distributed import gpu_list
+
+    try:
+        chosen = gpu_list(t.gpus)
+    except ValueError as error:
+        problems.append(Problem("gpus", str(error)))
+        chosen = []
+    visible = _gpu()["count"]
+    if visible == 0:
+        if chosen:
+            problems.append(Problem("gpus", f"GPUs {t.gpus} were chosen but this machine has none: leave gpus empty to run CPU processes"))
+        if t.strategy.startswith("deepspeed"):
+            problems.append(Problem("strategy", f"{t.strategy} needs CUDA GPUs and none was found: use ddp or fsdp for CPU processes"))
+        if not 1 <= t.processes <= 64:
+            problems.append(Problem("processes", f"must be between 1 and 64, got {t.processes}"))
+    elif any(index >= visible for index in chosen):
+        problems.append(Problem("gpus", f"this machine has GPUs 0 to {visible - 1}; {t.gpus!r} names one it lacks"))
+    return problems
 
 
 def _stage_problems(config: RunConfig) -> list[Problem]:
@@ -756,8 +821,9 @@ def _gpu() -> dict:
     import torch
 
     if not torch.cuda.is_available():
-        return {"cuda": False, "bf16": False, "name": None}
-    return {"cuda": True, "bf16": torch.cuda.is_bf16_supported(), "name": torch.cuda.get_device_name(0)}
+        return {"cuda": False, "bf16": False, "name": None, "count": 0}
+    return {"cuda": True, "bf16": torch.cuda.is_bf16_supported(), "name": torch.cuda.get_device_name(0),
+            "count": torch.cuda.device_count()}
 
 
 def probe_prompt_list(text: str) -> list[str]:

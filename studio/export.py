@@ -5,13 +5,17 @@ saved beside it at training time, or with `merge` the base model with the adapte
 safetensors, in the chosen dtype) that plain transformers loads; then a SERVING.md with the exact vLLM and
 SGLang commands, optionally an Ollama Modelfile whose TEMPLATE follows the run's chat template, a model card
 (README.md, studio/model_card.py) and a zip of the folder. Pushing to the Hub is `model_card.push_to_hub`.
+`start_export` runs the same export (and push) in a background thread for the UI, one at a time per run.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +27,7 @@ from studio.workspace import ADAPTER_DIR, FULL_MODEL_DIR, REWARD_MODEL_DIR, Work
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 MODELFILE = "Modelfile"
 SERVING_FILE = "SERVING.md"
+EXPORTS_DIR = "exports"  # the default parent of export folders, inside the workspace
 
 
 class ExportError(ValueError):
@@ -100,12 +105,36 @@ def trained_dir(run_dir: Path) -> Path:
                       f"(state: {jobs.run_status(run_dir).get('state')}); wait until it finishes or is stopped")
 
 
-def _prepare_out_dir(workspace: Workspace, to: str) -> Path:
+def check_out_dir(workspace: Workspace, to: str) -> Path:
+    """The resolved export folder `to`; PathError outside the workspace, ExportError when it holds files."""
     out_dir = workspace.confine(to, must_exist=False)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ExportError(f"{to} already exists and is not an empty folder; choose a new folder to export into")
+    return out_dir
+
+
+def _prepare_out_dir(workspace: Workspace, to: str) -> Path:
+    out_dir = check_out_dir(workspace, to)
     out_dir.mkdir(parents=True, exist_ok=True)
     return out_dir
+
+
+def check_shard_size(text: str) -> str:
+    """`text` when it is a shard size transformers reads (a whole number and a unit: 2GB, 500MB, 1GiB);
+    ExportError otherwise."""
+    if not re.fullmatch(r"\d+(GB|MB|KB|GIB|MIB|KIB)", text.strip().upper()):
+        raise ExportError(f"max shard size {text!r} is not a size like 2GB, 500MB or 1GiB (a whole number and a unit)")
+    return text.strip()
+
+
+def next_export_dir(workspace: Workspace, run_id: str) -> Path:
+    """A free export folder for the run: exports/RUN, or exports/RUN-2, -3, … when earlier exports took it."""
+    parent = workspace.root / EXPORTS_DIR
+    for number in range(1, 1000):
+        candidate = parent / (run_id if number == 1 else f"{run_id}-{number}")
+        if not candidate.exists() and not candidate.with_suffix(".zip").exists():
+            return candidate
+    raise ExportError(f"{parent} holds 999 exports of {run_id}; delete some old ones")
 
 
 def merge_into(workspace: Workspace, run_dir: Path, out_dir: Path, dtype: str = "bf16", max_shard_size: str = "2GB") -> None:
@@ -210,56 +239,164 @@ def write_modelfile(workspace: Workspace, run_dir: Path, out_dir: Path, kind: st
     return path, notes
 
 
+def served_name(run_dir: Path) -> str:
+    """The model name an export is served under (vLLM, SGLang, Ollama): the run's name as a lowercase slug."""
+    name = jobs.load_config(run_dir).run_name or run_dir.name
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "tuned"
+
+
+def engine_commands(workspace: Workspace, run_dir: Path, out_dir: Path, kind: str) -> tuple[str, str, str]:
+    """(the vLLM command, the SGLang command, which model name to ask for) that serve the export as an
+    OpenAI-compatible API; ExportError for an adapter those engines cannot load (not LoRA)."""
+    config, name = jobs.load_config(run_dir), served_name(run_dir)
+    template = next((out_dir / f for f in ("chat_template.jinja",) if (out_dir / f).is_file()), None)
+    if kind != "adapter":
+        return (f"vllm serve {out_dir} --served-model-name {name}",
+                f"python -m sglang.launch_server --model-path {out_dir} --served-model-name {name}", f"ask for model `{name}`")
+    if config.method.method not in ("lora", "qlora"):
+        raise ExportError(f"vLLM and SGLang serve LoRA adapters only; this run trained a {config.method.method} adapter. "
+                          "Export it with --merge and serve the merged folder.")
+    base = resolve_model(workspace, config.model.model)
+    rank = config.method.lora_rank
+    chat = f" --chat-template {template}" if template else ""
+    vllm = f"vllm serve {base} --enable-lora --lora-modules {name}={out_dir} --max-lora-rank {max(rank, 16)}{chat}"
+    sglang = (f"python -m sglang.launch_server --model-path {base} --enable-lora --lora-paths {name}={out_dir} "
+              f"--max-lora-rank {rank}{chat}")
+    return vllm, sglang, f"ask for model `{name}` (the adapter); the base model answers as `{base}`"
+
+
 def serving_commands(workspace: Workspace, run_dir: Path, out_dir: Path, kind: str) -> str:
     """Markdown with the exact vLLM and SGLang commands that serve the export as an OpenAI-compatible API."""
-    config = jobs.load_config(run_dir)
-    name = re.sub(r"[^a-z0-9-]+", "-", (config.run_name or run_dir.name).lower()).strip("-") or "tuned"
-    template = next((out_dir / f for f in ("chat_template.jinja",) if (out_dir / f).is_file()), None)
-    if kind == "adapter":
-        if config.method.method not in ("lora", "qlora"):
-            return (f"# Serving {name}\n\nvLLM and SGLang serve LoRA adapters only; this run trained a "
-                    f"{config.method.method} adapter. Export it with --merge and serve the merged folder.\n")
-        base = resolve_model(workspace, config.model.model)
-        rank = config.method.lora_rank
-        chat = f" --chat-template {template}" if template else ""
-        vllm = f"vllm serve {base} --enable-lora --lora-modules {name}={out_dir} --max-lora-rank {max(rank, 16)}{chat}"
-        sglang = (f"python -m sglang.launch_server --model-path {base} --enable-lora --lora-paths {name}={out_dir} "
-                  f"--max-lora-rank {rank}{chat}")
-        ask = f"ask for model `{name}` (the adapter); the base model answers as `{base}`"
-    else:
-        vllm = f"vllm serve {out_dir} --served-model-name {name}"
-        sglang = f"python -m sglang.launch_server --model-path {out_dir} --served-model-name {name}"
-        ask = f"ask for model `{name}`"
+    name = served_name(run_dir)
+    try:
+        vllm, sglang, ask = engine_commands(workspace, run_dir, out_dir, kind)
+    except ExportError as error:
+        return f"# Serving {name}\n\n{error}\n"
     return (f"# Serving {name}\n\nOpenAI-compatible API with vLLM (port 8000):\n\n```\n{vllm}\n```\n\n"
             f"With SGLang (port 30000):\n\n```\n{sglang}\n```\n\nThen {ask} at http://localhost:PORT/v1/chat/completions; "
             "the chat template saved with the run is the one used.\n")
 
 
 def export_run(workspace: Workspace, run: str, to: str, merge: bool = False, dtype: str = "bf16",
-               max_shard_size: str = "2GB", ollama: bool = False, make_zip: bool = False) -> ExportResult:
+               max_shard_size: str = "2GB", ollama: bool = False, make_zip: bool = False,
+               progress: Callable[[str], None] = lambda step: None) -> ExportResult:
     """Export run `run` into the new folder `to` (inside the workspace): the adapter/model folder as saved, or the
-    merged model; SERVING.md, README.md (model card), and optionally a Modelfile and DIR.zip. Returns what it wrote."""
+    merged model; SERVING.md, README.md (model card), and optionally a Modelfile and DIR.zip. `progress` hears each
+    step's name ("copy", "merge", "modelfile", "card", "zip") as it begins. Returns what it wrote."""
     from studio.model_card import write_model_card
 
     run_dir = workspace.run_dir(run)
     trained = trained_dir(run_dir)
+    max_shard_size = check_shard_size(max_shard_size) if merge else max_shard_size
     out_dir = _prepare_out_dir(workspace, to)
     try:
         if merge:
+            progress("merge")
             merge_into(workspace, run_dir, out_dir, dtype, max_shard_size)
             kind = "merged" if trained.name == ADAPTER_DIR else "model"
         else:
+            progress("copy")
             shutil.copytree(trained, out_dir, dirs_exist_ok=True)
             kind = "adapter" if trained.name == ADAPTER_DIR else "model"
         result = ExportResult(out_dir, kind)
         if ollama:
+            progress("modelfile")
             result.modelfile, result.notes = write_modelfile(workspace, run_dir, out_dir, kind)
     except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)  # no half-written export left behind
         raise
+    progress("card")
     result.serving = serving_commands(workspace, run_dir, out_dir, kind)
     (out_dir / SERVING_FILE).write_text(result.serving, encoding="utf-8")
     write_model_card(workspace, run_dir, out_dir, kind)
     if make_zip:
+        progress("zip")
         result.zip_path = Path(shutil.make_archive(str(out_dir), "zip", root_dir=out_dir))
     return result
+
+
+def push_export(out_dir: Path, repo: str, private: bool = False) -> str:
+    """Push an export folder to the Hub repo `repo` (user/name) with `model_card.push_to_hub`; with `private` a
+    repo that does not exist yet is created private first. Returns the repo URL; PushError says what went wrong."""
+    from huggingface_hub import get_token
+
+    from studio.model_card import PushError, push_to_hub
+
+    if private and get_token() and repo.count("/") == 1 and all(repo.split("/")):
+        from huggingface_hub import HfApi
+
+        try:  # the token comes from HF_TOKEN or the saved login, never from us
+            HfApi().create_repo(repo, repo_type="model", private=True, exist_ok=True)
+        except Exception as error:  # network and Hub errors come from several HTTP libraries: reported
+            raise PushError(f"could not create the private repo {repo}: {error}. Check the network and the token's "
+                            f"write access; the export is complete in {out_dir}") from error
+    return push_to_hub(out_dir, repo)
+
+
+class ExportBusyError(ExportError):
+    """An export of this run is already running."""
+
+
+@dataclass
+class ExportJob:
+    """One background export (and optional push) of a run, as the UI polls it."""
+
+    run_id: str
+    out_dir: Path
+    state: str = "running"  # running, done or failed
+    step: str = "start"  # the export_run step under way, or "push"
+    result: ExportResult | None = None
+    error: str = ""  # why the export failed
+    pushed_url: str = ""
+    push_error: str = ""  # why the push failed (the export itself is complete)
+    started: float = field(default_factory=time.time)
+
+
+_jobs: dict[str, ExportJob] = {}  # the latest export of each run started by this process, by run id
+_jobs_lock = threading.Lock()
+
+
+def export_job(run_id: str) -> ExportJob | None:
+    """The latest background export of run `run_id` started by this process, if any."""
+    with _jobs_lock:
+        return _jobs.get(run_id)
+
+
+def start_export(workspace: Workspace, run: str, to: str, push_repo: str = "", private: bool = False,
+                 **options) -> ExportJob:
+    """Check the run and folder now (raising ExportError/PathError), then export (export_run with `options`) and
+    optionally push to `push_repo` in a background thread. ExportBusyError while this run's last export runs."""
+    run_dir = workspace.run_dir(run)
+    trained_dir(run_dir)
+    if options.get("merge"):
+        check_shard_size(options.get("max_shard_size", "2GB"))
+    out_dir = check_out_dir(workspace, to)
+    with _jobs_lock:
+        running = _jobs.get(run_dir.name)
+        if running and running.state == "running":
+            raise ExportBusyError(f"run {run_dir.name} is already being exported to {running.out_dir}; wait until it ends")
+        job = _jobs[run_dir.name] = ExportJob(run_dir.name, out_dir)
+    threading.Thread(target=_run_job, args=(job, workspace, str(out_dir), push_repo.strip(), private, options),
+                     daemon=True, name=f"export-{run_dir.name}").start()
+    return job
+
+
+def _run_job(job: ExportJob, workspace: Workspace, to: str, push_repo: str, private: bool, options: dict) -> None:
+    from studio.model_card import PushError
+
+    def progress(step: str) -> None:
+        job.step = step
+
+    try:
+        job.result = export_run(workspace, job.run_id, to, progress=progress, **options)
+    except Exception as error:  # noqa: BLE001 -- a thread's failure must reach the UI, not vanish with the thread
+        expected = isinstance(error, (OSError, ValueError))  # ExportError, PathError, a full disk, a bad shard size
+        job.error, job.state = str(error) if expected else f"{type(error).__name__}: {error}", "failed"
+        return
+    if push_repo:
+        job.step = "push"
+        try:
+            job.pushed_url = push_export(job.result.out_dir, push_repo, private)
+        except PushError as error:
+            job.push_error = str(error)
+    job.state = "done"

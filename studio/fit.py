@@ -195,12 +195,22 @@ def disk_needed(inputs: EstimateInputs, save_total_limit: int = 2) -> float:
 
 def assess_config(config: Any, hardware: Any, workspace: Any = None, gpu_index: int = 0, p95_tokens: int | None = None,
                   allow_download: bool = True) -> Assessment:
-    """Assess a RunConfig on this machine: on GPU `gpu_index` when there is one (several GPUs: the
-    estimate is per GPU of data-parallel training), else on the CPU against the available RAM."""
+    """Assess a RunConfig on this machine: on GPU `gpu_index` when there is one, else on the CPU against the
+    available RAM. With several GPUs (strategy other than single) the estimate is per GPU, over the chosen GPUs
+    (`gpus`, or all), checked against the first chosen one: DDP keeps a full copy on each; FSDP and ZeRO shard."""
     from studio.memory import from_run_config
+    from studio.train.distributed import gpu_list
 
+    strategy, chosen = getattr(config.train, "strategy", "single"), []
+    if strategy != "single":
+        try:
+            chosen = [i for i in gpu_list(getattr(config.train, "gpus", "")) if hardware.gpu(i)]
+        except ValueError:  # a bad `gpus` is reported by the config's validation
+            pass
+        chosen = chosen or [g.index for g in hardware.gpus]
+        gpu_index = chosen[0] if chosen else gpu_index
     gpu = hardware.gpu(gpu_index)
-    inputs = from_run_config(config, gpu, workspace=workspace, allow_download=allow_download)
+    inputs = from_run_config(config, gpu, workspace=workspace, allow_download=allow_download, num_gpus=max(len(chosen), 1))
     if gpu is None:
         result = assess(inputs, float(hardware.ram_available), "CPU (RAM)", p95_tokens)
         if result.estimate.total_params > 0.6e9:

@@ -26,7 +26,7 @@ import psutil
 from studio import config as cfg
 from studio.data.prepare import load_for_config
 from studio.models import modules
-from studio.train import queue, stages
+from studio.train import distributed, queue, stages
 from studio.train.status import (
     FAILED,
     FINAL_STATES,
@@ -111,13 +111,22 @@ def _record_exit(run_dir: Path, returncode: int, pid: int) -> None:
     """After worker `pid` exits: if it did not record an outcome itself, record that it died and how (or that
     the user killed it). Nothing is written when the run has a newer worker by now (it was resumed)."""
     status = read_status(run_dir)
-    if status.get("state") in FINAL_STATES or status.get("pid") != pid:
+    if status.get("pid") != pid:
+        return
+    # several processes: the launcher's summary names the rank that failed first (a rank killed by a signal
+    # could not say so itself, and the others then fail only because it went)
+    first = distributed.launcher_root_cause(tail_text(run_dir / LOG_FILE, 60)) if returncode else None
+    if status.get("state") in FINAL_STATES:
+        error = status.get("error") or ""
+        if first and status.get("state") == FAILED and not error.startswith(f"rank {first[0]} "):
+            update_status(run_dir, error=f"{first[1]}; then {error}")
         return
     if (run_dir / KILLED_FILE).exists():
         _record_killed(run_dir)
         return
     how = f"was killed by {_signal_name(returncode)}" if returncode < 0 else f"exited with code {returncode}"
-    update_status(run_dir, state=FAILED, phase="failed", ended=time.time(), progress=None, error=f"the worker process {how} before finishing; last log lines:\n{tail_text(run_dir / LOG_FILE, 8)}")
+    cause = f"{first[1]}; " if first else ""
+    update_status(run_dir, state=FAILED, phase="failed", ended=time.time(), progress=None, error=f"{cause}the worker process {how} before finishing; last log lines:\n{tail_text(run_dir / LOG_FILE, 8)}")
 
 
 def worker_env(pass_hub_token: bool) -> dict[str, str]:
@@ -138,11 +147,16 @@ def start_worker(workspace: Workspace, run_dir: Path) -> subprocess.Popen:
     A thread waits for it so that a worker that dies without a word is marked failed at once."""
     from studio.models.catalog import is_hub_model
 
+    config = load_config(run_dir)
     argv = [
         sys.executable, "-m", "studio", "--workspace", str(workspace.root),
         "train", "--config", str(run_dir / CONFIG_FILE),
     ]
-    env = worker_env(pass_hub_token=is_hub_model(workspace, load_config(run_dir).model.model))
+    if distributed.is_multi_process(config):  # `accelerate launch` starts one worker per GPU (or CPU process)
+        processes, gpus = distributed.process_count(config), distributed.visible_gpu_count()
+        distributed.write_launch_files(run_dir, config, processes, on_gpu=gpus > 0)
+        argv = distributed.launch_argv(workspace.root, run_dir, processes, distributed.free_port())
+    env = worker_env(pass_hub_token=is_hub_model(workspace, config.model.model))
     ticket = queue.take_ticket(workspace, run_dir)  # before the process starts: the queue keeps launch order
     try:
         with open(run_dir / LOG_FILE, "ab") as log_file:
@@ -185,7 +199,7 @@ def run_status(run_dir: Path) -> dict[str, Any]:
     if status.get("state") in FINAL_STATES:
         return status
     queued_at = float(status.get("queued_at") or status.get("created") or 0)
-    fresh = time.time() - queued_at < 10 and not status.get("pid")
+    fresh = (time.time() - queued_at < 10 or status.get("awaiting_machines")) and not status.get("pid")
     if not fresh and not _worker_alive(status):
         if (run_dir / KILLED_FILE).exists():
             return _record_killed(run_dir)
@@ -210,7 +224,11 @@ def request_stop(run_dir: Path) -> bool:
     if status.get("state") in FINAL_STATES:
         return False
     (run_dir / STOP_FILE).touch()
-    if _worker_alive(status):
+    if status.get("awaiting_machines") and not status.get("pid"):  # a multi-node run none of whose machines started
+        update_status(run_dir, drop=("awaiting_machines",), state=STOPPED, phase="stopped before its machines started", ended=time.time())
+        return True
+    # several processes: every rank reads the STOP file (a signal to the launcher would tear them down unsaved)
+    if _worker_alive(status) and not distributed.is_multi_process(load_config(run_dir)):
         try:
             os.kill(int(status["pid"]), signal.SIGTERM)
         except ProcessLookupError:

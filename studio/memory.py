@@ -56,6 +56,7 @@ class EstimateInputs:
     use_liger: bool = False  # fused RMSNorm/SwiGLU and chunked (fused) cross-entropy
     num_gpus: int = 1
     zero_stage: int = 0  # DeepSpeed ZeRO stage over num_gpus (0 = plain data parallel)
+    offload_optimizer: bool = False  # CPU offload (FSDP/ZeRO): optimizer state and step in CPU RAM
     device: str = "cuda"  # "cpu": fp32, no checkpointing (the worker ignores it there), no CUDA context
 
 
@@ -267,6 +268,9 @@ def estimate(inputs: EstimateInputs) -> Estimate:
         early_grads = grads  # adapters: small, present in full by the end of backward
     step_temp = trained * master_bytes(inputs) if inputs.optim in ("adamw_torch", "paged_adamw_32bit", "galore_adamw") else 0.0
     step_temp = _shard(step_temp, inputs, 1)
+    if inputs.offload_optimizer:  # the state lives in CPU RAM and the step runs there
+        optimizer, step_temp = 0.0, 0.0
+        notes.append("CPU offload: the optimizer state is kept in CPU RAM (not counted here) and each step is slower")
     backward_phase = activations + logits + early_grads
     step_phase = grads + step_temp
     if inputs.optim.startswith("paged"):
@@ -296,11 +300,17 @@ def with_changes(inputs: EstimateInputs, **changes: Any) -> EstimateInputs:
     return dataclasses.replace(inputs, **changes)
 
 
+# How each strategy spreads memory over N GPUs, as a ZeRO stage: FSDP full shard = stage 3 (weights, gradients,
+# optimizer state), shard-grad-op = stage 2, DDP = 0 (a full copy per GPU).
+STRATEGY_ZERO_STAGE = {"single": 0, "ddp": 0, "fsdp": 3, "fsdp_shard_grad_op": 2, "deepspeed_zero2": 2, "deepspeed_zero3": 3}
+
+
 def from_run_config(config: Any, gpu: Any = None, arch: Architecture | None = None, workspace: Any = None,
-                    allow_download: bool = True) -> EstimateInputs:
-    """EstimateInputs for a RunConfig on `gpu` (a hardware.GPU, or None for a CPU run). The architecture
-    comes from `arch`, or is looked up for config.model.model (needs `workspace` for non-catalog models).
-    Keys other parts of the config may not have yet are read with their defaults."""
+                    allow_download: bool = True, num_gpus: int = 1) -> EstimateInputs:
+    """EstimateInputs for a RunConfig on `gpu` (a hardware.GPU, or None for a CPU run), spread over `num_gpus`
+    GPUs as its `strategy` says. The architecture comes from `arch`, or is looked up for config.model.model
+    (needs `workspace` for non-catalog models). Keys other parts of the config may not have yet are read with
+    their defaults."""
     if arch is None:
         from studio.models.architecture import model_architecture
 
@@ -327,6 +337,9 @@ def from_run_config(config: Any, gpu: Any = None, arch: Architecture | None = No
         gradient_checkpointing=getattr(t, "gradient_checkpointing", True),
         attn_impl=getattr(t, "attn_impl", "sdpa"),
         use_liger=getattr(t, "use_liger", False),
+        num_gpus=num_gpus if gpu is not None else 1,
+        zero_stage=STRATEGY_ZERO_STAGE.get(getattr(t, "strategy", "single"), 0),
+        offload_optimizer=getattr(t, "offload", False) and STRATEGY_ZERO_STAGE.get(getattr(t, "strategy", "single"), 0) > 0,
         device="cuda" if gpu is not None else "cpu",
     )
 

@@ -73,11 +73,34 @@ def _eval_section(run_dir: Path) -> list[str]:
     evals = [(r["step"], r["eval_loss"]) for r in rows if r.get("eval_loss") is not None]
     status = read_json(run_dir / STATUS_FILE) or {}
     if not evals:
-        return ["No validation set was used, so there are no evaluation results."]
-    lines = ["| step | validation loss |", "|---:|---:|", *(f"| {s} | {v:.4f} |" for s, v in evals)]
+        lines = ["No validation set was used during training, so there is no validation loss curve."]
+    else:
+        lines = ["| step | validation loss |", "|---:|---:|", *(f"| {s} | {v:.4f} |" for s, v in evals)]
     if status.get("best_eval_loss") is not None:
         lines.append(f"\nBest validation loss: {status['best_eval_loss']:.4f}")
-    return lines
+    return lines + _answer_scores(run_dir)
+
+
+def _answer_scores(run_dir: Path) -> list[str]:
+    """The latest completed evaluation (python -m studio eval, or the Evaluate tab): base vs tuned scores."""
+    from studio.eval.job import latest_eval, read_scores
+
+    folder = latest_eval(run_dir, finished_only=True)
+    scores = read_scores(folder) if folder else None
+    if not scores:
+        return []
+
+    def cell(side: str, key: str, digits: int) -> str:
+        value = scores[side].get(key)
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    names = (("loss", "loss on the reference answers", 4), ("perplexity", "perplexity", 2),
+             ("exact_match", "exact match %", 1), ("rouge_l", "ROUGE-L F", 1), ("bleu", "BLEU", 1))
+    settings = scores.get("settings", {})
+    return ["", f"### Answers scored against references ({scores['rows']} rows of {scores['source']})", "",
+            f"Greedy answers of up to {settings.get('max_new_tokens', '?')} new tokens; evaluation `{folder.name}`.", "",
+            "| metric | base model | this model |", "|---|---:|---:|",
+            *(f"| {label} | {cell('base', key, d)} | {cell('tuned', key, d)} |" for key, label, d in names)]
 
 
 def model_card(workspace: Workspace, run_dir: Path, out_dir: Path, kind: str) -> str:

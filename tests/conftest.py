@@ -62,6 +62,16 @@ def demo_run(tmp_path_factory) -> tuple[Path, Path]:
     return workspace, runs[0]
 
 
+def copy_demo_run(demo_run: tuple[Path, Path], root: Path) -> tuple[Path, str]:
+    """The session's demo run (model folder and run folder, without checkpoints or evaluations) copied into a
+    workspace at `root` of a test's own, so what the test adds there touches no other test; returns
+    (root, run id)."""
+    demo_workspace, run_dir = demo_run
+    shutil.copytree(demo_workspace / "models", root / "models", dirs_exist_ok=True)
+    shutil.copytree(run_dir, root / "runs" / run_dir.name, ignore=shutil.ignore_patterns("checkpoints", "eval"))
+    return root, run_dir.name
+
+
 @pytest.fixture(scope="session")
 def tiny_demo_dir(tmp_path_factory) -> Path:
     """The tiny-demo model folder, built once in-process for tests that need a model but no trained run."""

@@ -122,6 +122,10 @@ def test_yaml_round_trip_of_a_non_default_config():
             "neftune_alpha": 5.0,
             "rope_scaling": "yarn",
             "rope_factor": 4.0,
+            "strategy": "fsdp",
+            "gpus": "0,1",
+            "offload": True,
+            "processes": 3,
         },
     )
     assert original != cfg.RunConfig()

@@ -157,3 +157,50 @@ def test_export_refusals(demo_run, tmp_path):
     (unfinished / "reward_model").mkdir()
     with pytest.raises(ExportError, match="is a reward model .* cannot be exported for chat, Ollama or vLLM"):
         export_run(workspace, unfinished.name, str(workspace_path / "exports" / "rm"), ollama=True)
+
+
+def test_background_export_reports_steps_refuses_a_second_one_and_keeps_the_export_when_the_push_fails(
+        demo_run, monkeypatch, tmp_path):
+    import threading
+
+    from huggingface_hub import constants
+
+    from studio import export
+    from studio.workspace import Workspace
+    from tests.conftest import copy_demo_run, wait_for
+
+    workspace_path, run_id = copy_demo_run(demo_run, tmp_path / "ws")  # no export of the run exists there yet
+    run_dir = workspace_path / "runs" / run_id
+    workspace = Workspace(workspace_path)
+    first = export.next_export_dir(workspace, run_dir.name)
+    assert first == workspace_path / "exports" / run_dir.name
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+
+    release = threading.Event()
+    write_modelfile = export.write_modelfile
+
+    def held_modelfile(*args):
+        release.wait(timeout=60)
+        return write_modelfile(*args)
+
+    monkeypatch.setattr(export, "write_modelfile", held_modelfile)
+    job = export.start_export(workspace, run_dir.name, str(first), push_repo="someone/demo", private=True,
+                              ollama=True, make_zip=True)
+    wait_for(lambda: job.step == "modelfile", timeout=30, what="the export to reach the Modelfile step")
+    assert job.state == "running" and export.export_job(run_dir.name) is job
+    with pytest.raises(export.ExportBusyError, match="already being exported"):
+        export.start_export(workspace, run_dir.name, str(workspace_path / "exports" / "other"))
+    release.set()
+    wait_for(lambda: job.state != "running", timeout=60, what="the export to end")
+    assert job.state == "done", job.error
+    assert job.result.zip_path == first.with_suffix(".zip") and job.result.modelfile == first / "Modelfile"
+    assert "no Hugging Face token found" in job.push_error and not job.pushed_url
+    assert export.next_export_dir(workspace, run_dir.name).name == f"{run_dir.name}-2"
+
+    with pytest.raises(export.ExportError, match="already exists and is not an empty folder"):  # checked before the thread
+        export.start_export(workspace, run_dir.name, str(first))
+    with pytest.raises(export.ExportError, match="max shard size 'huge' is not a size like 2GB"):
+        export.start_export(workspace, run_dir.name, str(workspace_path / "exports" / "bad-shard"), merge=True,
+                            max_shard_size="huge")
+    assert not (workspace_path / "exports" / "bad-shard").exists()

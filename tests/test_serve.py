@@ -1,37 +1,64 @@
 """`python -m studio serve`: the OpenAI-compatible API answers like `studio chat`, streams the same text as SSE,
-checks the API key, turns bad requests into OpenAI-style 400/401/404 errors and refuses a public bind without a key."""
+answers the official `openai` client (list, chat, stream, stop; a wrong or missing key is an AuthenticationError),
+turns bad requests into OpenAI-style 400/401/404 errors, refuses a public bind without a key, and runs as the
+studio's own server process (the Serve button)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
+import socket
 import sys
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, free_port, run_cli, wait_for
+from tests.conftest import free_port, run_cli, wait_for
 
 KEY = "test-key-123"
 PROMPT = "What is Amberlee known for?"
 
 
 @pytest.fixture(scope="module")
-def api(demo_run):
-    """(TestClient for the demo run's API with key KEY, run id)."""
-    from fastapi.testclient import TestClient
-
+def server(demo_run):
+    """The demo run loaded once behind a Server with key KEY, shared by this module's tests."""
     from studio.chat import load_run
-    from studio.serve import Server, create_app
+    from studio.serve import Server
     from studio.workspace import Workspace
 
     workspace, run_dir = demo_run
-    server = Server(load_run(Workspace(workspace), run_dir.name), run_dir.name, api_key=KEY)
+    return Server(load_run(Workspace(workspace), run_dir.name), run_dir.name, api_key=KEY)
+
+
+@pytest.fixture(scope="module")
+def api(server):
+    """(TestClient for the demo run's API with key KEY, run id)."""
+    from fastapi.testclient import TestClient
+
+    from studio.serve import create_app
+
     with TestClient(create_app(server)) as client:
         client.headers["Authorization"] = f"Bearer {KEY}"
-        yield client, run_dir.name
+        yield client, server.model_id
+
+
+@pytest.fixture(scope="module")
+def base_url(server):
+    """The same API served over real HTTP by uvicorn on a free local port (in a thread); yields its /v1 URL."""
+    import threading
+
+    import uvicorn
+
+    from studio.serve import create_app
+
+    port = free_port()
+    http = uvicorn.Server(uvicorn.Config(create_app(server), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=http.run, daemon=True)
+    thread.start()
+    wait_for(lambda: http.started, timeout=60, what="uvicorn to listen")
+    yield f"http://127.0.0.1:{port}/v1"
+    http.should_exit = True
+    thread.join(timeout=30)
 
 
 def ask(run_id: str, **extra) -> dict:
@@ -107,6 +134,41 @@ def test_a_wrong_or_missing_key_is_refused(api):
     assert client.get("/v1/models", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
+def test_the_official_openai_client_lists_chats_streams_and_stops(base_url, server):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=base_url, api_key=KEY, max_retries=0, timeout=120)
+    assert [model.id for model in client.models.list()] == [server.model_id]
+    question = [{"role": "user", "content": PROMPT}]
+    completion = client.chat.completions.create(model=server.model_id, messages=question, temperature=0, max_tokens=40)
+    answer = completion.choices[0].message.content
+    assert "lantern" in answer.lower() and completion.choices[0].finish_reason in ("stop", "length")
+    assert completion.usage.completion_tokens > 0
+
+    stream = client.chat.completions.create(model=server.model_id, messages=question, temperature=0, max_tokens=40,
+                                            stream=True)
+    deltas = [chunk.choices[0].delta.content for chunk in stream if chunk.choices and chunk.choices[0].delta.content]
+    assert len(deltas) > 1 and "".join(deltas) == answer
+
+    stop = answer.split()[2]
+    cut = client.chat.completions.create(model=server.model_id, messages=question, temperature=0, max_tokens=40,
+                                         stop=[stop])
+    assert cut.choices[0].message.content == answer[:answer.index(stop)].rstrip()
+    assert stop not in cut.choices[0].message.content
+
+
+def test_the_official_openai_client_is_refused_without_the_right_key(base_url, server):
+    import openai
+
+    for key in ("wrong-key", ""):
+        client = openai.OpenAI(base_url=base_url, api_key=key or "unused", max_retries=0, timeout=60,
+                               default_headers={"Authorization": ""} if not key else None)
+        with pytest.raises(openai.AuthenticationError, match="Incorrect or missing API key"):
+            client.chat.completions.create(model=server.model_id, messages=[{"role": "user", "content": "hi"}])
+        with pytest.raises(openai.AuthenticationError):
+            client.models.list()
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -145,31 +207,59 @@ def test_a_public_bind_without_a_key_is_refused(demo_run, monkeypatch):
     assert "without an API key" in result.stderr and "STUDIO_API_KEY" in result.stderr
 
 
-def test_the_serve_command_answers_over_http_with_the_key_from_the_environment(demo_run, tmp_path):
-    workspace, run_dir = demo_run
+def test_the_studio_serves_a_run_in_its_own_process_and_stops_it(demo_run, monkeypatch):
+    """What the Serve button does: `python -m studio serve` from an argv list with the key in the child's
+    environment; a public bind without a key, a second server and a busy port are refused with a message."""
+    from studio import serve_process
+    from studio.serve import PublicBindError
+    from studio.workspace import Workspace
+
+    monkeypatch.delenv("STUDIO_API_KEY", raising=False)
+    workspace_path, run_dir = demo_run
+    workspace = Workspace(workspace_path)
+    with pytest.raises(PublicBindError, match="without an API key"):
+        serve_process.start_serving(workspace, run_dir.name, free_port(), all_interfaces=True)
     port = free_port()
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "studio", "--workspace", str(workspace), "serve", run_dir.name, "--host", "0.0.0.0",
-             "--port", str(port)], cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "STUDIO_API_KEY": KEY})
+    served = serve_process.start_serving(workspace, run_dir.name, port, all_interfaces=True, api_key=KEY)
     try:
+        assert served.process.args[:3] == [sys.executable, "-m", "studio"] and KEY not in " ".join(served.process.args)
+        assert served.base_url == f"http://127.0.0.1:{port}/v1" and serve_process.current() is served
+        with pytest.raises(serve_process.ServeError, match="already being served"):
+            serve_process.start_serving(workspace, run_dir.name, free_port())
+
         def get(key: str):
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {key}"})
+            request = urllib.request.Request(f"{served.base_url}/models", headers={"Authorization": f"Bearer {key}"})
             try:
                 with urllib.request.urlopen(request, timeout=5) as response:
                     return response.status, json.load(response)
             except urllib.error.HTTPError as error:
                 return error.code, None
-            except OSError:
-                assert server.poll() is None, log.read_text()
-                return None
 
-        status, body = wait_for(lambda: get(KEY), timeout=120, what="the serve command to answer")
-        assert status == 200 and body["data"][0]["id"] == run_dir.name
+        wait_for(lambda: served.state() != "starting", timeout=180, what="the served model to load")
+        assert served.state() == "serving", served.log_tail()
+        status, body = get(KEY)
+        assert status == 200 and body["data"][0]["id"] == run_dir.name == served.model
         assert get("wrong")[0] == 401
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-    assert KEY not in log.read_text()
+        assert serve_process.stop_serving() is served
+    assert served.process.poll() is not None and serve_process.current() is None
+    assert KEY not in served.log_tail(200)
+
+    with socket.socket() as taken:  # another program listens on the port
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the stopped server's socket may be in TIME_WAIT
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        with pytest.raises(serve_process.ServeError, match=f"port {port} is already in use"):
+            serve_process.start_serving(workspace, run_dir.name, port)
+    assert serve_process.current() is None
+
+
+def test_client_snippets_read_the_key_from_the_environment():
+    from studio.serve_process import client_snippets
+
+    curl, python = client_snippets("http://127.0.0.1:8123/v1", "run-1", keyed=True)
+    assert curl.startswith("curl http://127.0.0.1:8123/v1/chat/completions") and "Bearer $STUDIO_API_KEY" in curl
+    assert 'api_key=os.environ["STUDIO_API_KEY"]' in python and 'model="run-1"' in python
+    compile(python, "snippet", "exec")
+    curl, python = client_snippets("http://127.0.0.1:8123/v1", "run-1", keyed=False)
+    assert "Authorization" not in curl and 'api_key="not-needed"' in python

@@ -90,8 +90,10 @@ def test_viewer_is_refused_by_every_handler_that_changes_something(shared, tmp_p
         "/save_run_meta": [[], "mine", "notes", "", "English"],
         "/on_clone": [[], "English"],
         "/upload_dataset": [handle_file(str(upload)), "English"],
-        "/chat_load": [None, False, "English"],
-        "/chat_send": ["hello", [], 8, 0.0, 1.0, "English"],
+        "/chat_load": [None, "final", False, "English"],
+        "/chat_send": ["hello", [], "", 8, 0.0, 1.0, 0, 1.0, None, "English"],
+        "/chat_stop": ["English"],
+        "/chat_unload": ["English"],
     }
     for endpoint, args in calls.items():
         with pytest.raises(AppError, match="read-only"):

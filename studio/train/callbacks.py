@@ -103,11 +103,24 @@ class StopCallback(TrainerCallback):
         return self.event.is_set()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.requested() and self.stopped_at is None:
+        if _on_any_rank(self.requested(), args.device) and self.stopped_at is None:
             control.should_training_stop = True
             control.should_save = args.save_strategy != "no"
             self.stopped_at = state.global_step
         return control
+
+
+def _on_any_rank(flag: bool, device) -> bool:
+    """True when `flag` is true on any process of a multi-process run (each rank reads the STOP file at a slightly
+    different moment; they must all stop at the same step, or the others would wait for it forever)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    agreed = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
+    return bool(agreed.item())
 
 
 class EarlyStopCallback(TrainerCallback):

@@ -113,7 +113,10 @@ def load_model(source: str, config: cfg.RunConfig, device: str, log: Callable[[s
               "trust_remote_code": config.model.trust_remote_code}
     quant = quantization_config(config, device)
     if quant is not None:
-        kwargs.update(quantization_config=quant, device_map={"": 0 if device == "cuda" else "cpu"})
+        from studio.train.distributed import local_device_index
+
+        # one quantised copy per process, on this process's own GPU (DDP); FSDP shards the quant-storage dtype
+        kwargs.update(quantization_config=quant, device_map={"": local_device_index() if device == "cuda" else "cpu"})
         log(f"quantising the frozen weights to {config.method.quant_bits} bits with bitsandbytes")
     rope = model_config(source, config)
     if rope is not None:

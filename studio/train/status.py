@@ -5,7 +5,9 @@ pid, pid_started, error, final_loss, mean_loss, steps, output, stopped_at_step, 
 folder name), killed (true when a user killed it), best_eval_loss, early_stopped, and `progress`: while a
 long phase runs `{"phase": "download"|"tokenize"|"load"|"save", "label", "done", "total" (or null),
 "unit": "B"|"rows"|"steps", "rate" (per second, or null)}`, null otherwise. `last_progress` keeps the final
-progress of each phase that ran, by phase name.
+progress of each phase that ran, by phase name. Runs of several processes add `processes`, `strategy` and
+`effective_batch` (micro-batch × accumulation × processes); a multi-node run made by launch-cmd waits with
+`awaiting_machines` until its main machine starts.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from studio.train.distributed import is_main_process
 from studio.workspace import STATUS_FILE, read_json, write_json_atomic
 
 QUEUED, RUNNING, COMPLETED, FAILED, STOPPED = "queued", "running", "completed", "failed", "stopped"
@@ -28,11 +31,23 @@ def read_status(run_dir: Path) -> dict[str, Any]:
 
 
 def update_status(run_dir: Path, drop: tuple[str, ...] = (), **changes: Any) -> dict[str, Any]:
-    """Merge `changes` into status.json (atomically), remove the keys in `drop`, and return the new status."""
+    """Merge `changes` into status.json (atomically), remove the keys in `drop`, and return the new status.
+    In a multi-process run only rank 0 writes; the other ranks get the merged status back without writing it."""
     status = read_status(run_dir)
     for key in drop:
         status.pop(key, None)
     status.update(changes)
     status["updated"] = time.time()
-    write_json_atomic(run_dir / STATUS_FILE, status)
+    if is_main_process():
+        write_json_atomic(run_dir / STATUS_FILE, status)
     return status
+
+
+def record_failure(run_dir: Path, error: str) -> None:
+    """Mark the run failed with `error`, from any rank, unless an earlier failure is recorded already (the
+    first rank that failed names the cause; the others only fail because it went)."""
+    status = read_status(run_dir)
+    if status.get("state") == FAILED:
+        return
+    status.update(state=FAILED, phase="failed", error=error, ended=time.time(), progress=None, updated=time.time())
+    write_json_atomic(run_dir / STATUS_FILE, status)

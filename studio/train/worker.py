@@ -27,15 +27,16 @@ import psutil
 from studio import config as cfg
 from studio.data.prepare import prepare_sft
 from studio.models.catalog import is_hub_model, resolve_model
-from studio.train import dry_run, queue
+from studio.train import distributed, dry_run, queue
 from studio.train.phases import Progress
 from studio.train.status import (
     COMPLETED,
-    FAILED,
+    FINAL_STATES,
     QUEUED,
     RUNNING,
     STOPPED,
     read_status,
+    record_failure,
     update_status,
 )
 from studio.workspace import (
@@ -52,8 +53,10 @@ HUB_IGNORE = ["*.onnx", "*.onnx_data", "onnx/*", "*.msgpack", "*.h5", "*.ot", "*
 
 
 def log(message: str) -> None:
-    """One timestamped line to the worker's output (train.log when launched by the studio)."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+    """One timestamped line to the worker's output (train.log when launched by the studio); in a multi-process
+    run each line names its rank."""
+    rank = f" rank {distributed.rank()}" if distributed.world_size() > 1 else ""
+    print(f"[{time.strftime('%H:%M:%S')}{rank}] {message}", flush=True)
 
 
 def _install_stop_signal(event: threading.Event) -> None:
@@ -217,8 +220,13 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = methods.choose_precision(config, device)
     log(f"loaded {sum(p.numel() for p in model.parameters()):,} parameters on {device}")
-    if stop.is_set():
+    if stop.is_set() and distributed.world_size() == 1:  # several ranks stop together, at a step (StopCallback)
         return {"state": STOPPED, "phase": "stopped before training started", "stopped_at_step": 0}
+    processes = distributed.world_size()
+    if processes > 1:
+        log(distributed.strategy_note(config, device == "cuda", processes))
+    update_status(run_dir, processes=processes, strategy=config.train.strategy,
+                  effective_batch=distributed.effective_batch(config, processes))
 
     t = config.train
     evaluate = eval_dataset is not None
@@ -243,13 +251,18 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
         **methods.trainer_arguments(config, device, precision, log),
         **methods.sft_arguments(config),
     )
+    main = distributed.is_main_process()  # only rank 0 writes metrics, probe answers and the save phase
     metrics = MetricsCallback(run_dir)
     stopper = StopCallback(run_dir, stop)
     early = EarlyStopCallback(run_dir, t.early_stop_patience)
-    callbacks = [metrics, stopper, early] if evaluate else [metrics, stopper]
-    if t.probe_steps > 0 and stages.can_probe(stage, tokenizer):
+    callbacks = ([metrics] if main else []) + ([stopper, early] if evaluate else [stopper])
+    sharded = processes > 1 and t.strategy in ("fsdp", "deepspeed_zero3") and device == "cuda"
+    if t.probe_steps > 0 and stages.can_probe(stage, tokenizer) and main and not sharded:
         callbacks.append(ProbeCallback(run_dir, tokenizer, choose_probes(t.probe_prompts, train_rows, val_rows), t.probe_steps))
-    callbacks.append(SavePhaseCallback(run_dir))
+    elif t.probe_steps > 0 and sharded:
+        log(f"probe generations are off with {t.strategy}: the weights are sharded over the processes")
+    if main:
+        callbacks.append(SavePhaseCallback(run_dir))
     trainer_kwargs = {"model": model, "train_dataset": train_dataset, "eval_dataset": eval_dataset,
                       "processing_class": tokenizer, "peft_config": methods.peft_config(config, model.config.model_type),
                       "callbacks": callbacks}
@@ -274,7 +287,10 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     update_status(run_dir, phase="saving")
     with Progress(run_dir, "save", f"Saving the {'adapter' if out_dir.name == ADAPTER_DIR else 'model'}",
                   total=trainer.state.max_steps, unit="steps", done=trainer.state.global_step):
-        methods.save_trained(trainer, out_dir, config, run_dir)
+        if main or trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:  # sharded weights are gathered by every rank
+            methods.save_trained(trainer, out_dir, config, run_dir)
+        if not main:
+            return {"state": STOPPED if stopper.stopped_at is not None else COMPLETED}
         tokenizer.save_pretrained(str(out_dir))
         shutil.copyfile(run_dir / CONFIG_FILE, out_dir / "studio_config.yaml")
         if stage == "rm":
@@ -306,27 +322,51 @@ def run_worker(workspace: Workspace, run_dir: Path) -> int:
     stop = threading.Event()
     _install_stop_signal(stop)
     process = psutil.Process()
-    update_status(run_dir, pid=process.pid, pid_started=process.create_time())
+    if not _under_tracked_launcher(run_dir, process):
+        update_status(run_dir, pid=process.pid, pid_started=process.create_time())
     try:
         config = cfg.check(cfg.from_yaml((run_dir / CONFIG_FILE).read_text(encoding="utf-8")))
+        if not distributed.is_main_process():
+            return _run_other_rank(workspace, run_dir, config, stop)
         with _training_turn(workspace, run_dir, stop) as my_turn:
             if not my_turn:
                 update_status(run_dir, state=STOPPED, phase="stopped while queued", ended=time.time())
                 return 0
-            update_status(run_dir, state=RUNNING, phase="starting", started=time.time())
+            update_status(run_dir, drop=("error", "ended", "awaiting_machines"), state=RUNNING, phase="starting", started=time.time())
             with SystemSampler(run_dir):
                 final = train(workspace, run_dir, dry_run.prepare(config) if config.train.dry_run else config, stop)
             update_status(run_dir, **final, ended=time.time(), progress=None)  # recorded before the next run starts
     except Exception as error:  # the worker's boundary: record why it failed, then exit non-zero
         log("training failed:\n" + traceback.format_exc())
         out_of_memory = dry_run.failure_fields(run_dir, error)  # "won't fit" with the estimate's fixes
-        if out_of_memory is not None:
+        if out_of_memory is not None and distributed.world_size() == 1:
             update_status(run_dir, **out_of_memory, ended=time.time(), progress=None)
             return 0 if out_of_memory["state"] == COMPLETED else 1
-        cause = f"{type(error).__name__}: {error}"
-        update_status(run_dir, state=FAILED, phase="failed", error=cause, ended=time.time(), progress=None)
+        rank = f"rank {distributed.rank()} of {distributed.world_size()}: " if distributed.world_size() > 1 else ""
+        record_failure(run_dir, f"{rank}{type(error).__name__}: {error}")
         return 1
     log(f"run {final['state']}")
+    return 0
+
+
+def _under_tracked_launcher(run_dir: Path, process: psutil.Process) -> bool:
+    """True when the pid in status.json is one of this process's parents: the studio started `accelerate launch`,
+    which it tracks (stop, kill, liveness), so rank 0 must not put its own pid there."""
+    pid = read_status(run_dir).get("pid")
+    return bool(pid) and any(parent.pid == int(pid) for parent in process.parents())
+
+
+def _run_other_rank(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: threading.Event) -> int:
+    """A rank other than 0: wait until rank 0 has its turn in the training queue (status running), then train
+    beside it. It writes no run files; a stop while queued ends it too. Returns the exit code."""
+    began = time.time()
+    while (status := read_status(run_dir)).get("state") != RUNNING:
+        ended_since = status.get("state") in FINAL_STATES and float(status.get("updated") or 0) > began
+        if ended_since or stop.is_set() or (run_dir / STOP_FILE).exists():  # (an older final state is not for us)
+            return 0
+        time.sleep(0.5)
+    log(f"training as rank {distributed.rank()} of {distributed.world_size()}")
+    train(workspace, run_dir, config, stop)
     return 0
 
 

@@ -11,9 +11,12 @@ from collections.abc import Iterable
 import gradio as gr
 
 from studio.ui.chat_tab import create_chat_tab
+from studio.ui.compare_tab import create_compare_tab
 from studio.ui.context import UIContext
 from studio.ui.data_tab import create_data_tab
 from studio.ui.estimate_panel import wire_estimate_panel
+from studio.ui.eval_tab import create_eval_tab
+from studio.ui.export_panel import create_export_tab
 from studio.ui.locales import LANGUAGES, lang_code, t
 from studio.ui.model_tab import create_model_tab
 from studio.ui.runs_tab import create_runs_tab
@@ -61,8 +64,23 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
                 with gr.Column() as chat_body:
                     chat = create_chat_tab(ctx)
             closed += [(data_tab, data_note, data_body), (model_tab, model_note, model_body), (chat_tab, chat_note, chat_body)]
+            with L.add(gr.Tab(t("tab.compare"), id="compare"), "tab.compare") as compare_tab:
+                compare_note = gr.Markdown("", elem_classes="viewer-note")
+                with gr.Column() as compare_body:
+                    compare = create_compare_tab(ctx)
+            closed.append((compare_tab, compare_note, compare_body))
+            with L.add(gr.Tab(t("tab.eval"), id="eval"), "tab.eval") as eval_tab:
+                eval_note = gr.Markdown("", elem_classes="viewer-note")
+                with gr.Column() as eval_body:
+                    evaluator = create_eval_tab(ctx)
+            closed.append((eval_tab, eval_note, eval_body))
             with L.add(gr.Tab(t("tab.runs"), id="runs"), "tab.runs") as runs_tab:
                 runs = create_runs_tab(ctx)
+            with L.add(gr.Tab(t("tab.export"), id="export"), "tab.export") as export_tab:
+                export_note = gr.Markdown("", elem_classes="viewer-note")
+                with gr.Column() as export_body:
+                    exporter = create_export_tab(ctx)
+            closed.append((export_tab, export_note, export_body))
 
         ctx.language.change(L.relabel, [ctx.language], L.components())
         data["wire"]()  # the token report and mask view need the Model tab's model and the Train tab's cutoff
@@ -102,4 +120,9 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         app.load(*model["estimate"]["estimate_handler"])
         app.load(refresh_runs, refresh_inputs, refresh_outputs)
         app.load(chat["on_refresh"], [ctx.language], [chat["run"]])
+        app.load(*exporter["refresh"])  # the export and the served model survive a page reload
+        export_tab.select(*exporter["refresh"])
+        app.load(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]])
+        # runs finished since the page opened, then the picked run's latest evaluation (a running one is followed)
+        eval_tab.select(evaluator["on_refresh"], [ctx.language], [evaluator["run"]]).then(*evaluator["show"])
     return app

@@ -21,7 +21,8 @@ class LoadedChat:
 
     model: Any = None
     run_id: str = ""
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # held while a model is loaded or answers
+    stop: threading.Event = field(default_factory=threading.Event)  # set to end the reply being written
 
 
 @dataclass

@@ -104,12 +104,26 @@ def create_estimate_panel(ctx: UIContext) -> dict:
             "fix_buttons": fix_buttons, "fixes": fixes, "dry": dry, "dry_result": dry_result, "dry_run_id": dry_run_id, "timer": timer}
 
 
-def _verdict_text(result: fit.Assessment, lang: str) -> str:
+def _verdict_text(result: fit.Assessment, lang: str, batch_line: str = "") -> str:
     e = result.estimate
     key = {fit.FITS: "est.fits", fit.TIGHT: "est.tight", fit.WONT_FIT: "est.wont_fit"}[result.verdict]
     text = t(key, lang, total=f"{e.total / GiB:.2f}", available=f"{result.available / GiB:.1f}", device=result.device)
     text += "\n\n" + t("est.limits", lang, batch=result.max_batch or "—", seq=e.inputs.seq_len, cutoff=result.max_seq or "—", micro=e.inputs.batch_size)
+    text += f"\n\n{batch_line}" if batch_line else ""
     return text + "".join(f"\n\n⚠ {w}" for w in result.warnings + e.notes)
+
+
+def effective_batch_text(config: cfg.RunConfig, machine: hardware.Hardware, lang: str) -> str:
+    """"Effective batch: micro × accumulation × GPUs (or CPU processes) = N" for the config on this machine."""
+    from studio.train import distributed
+
+    try:
+        processes = distributed.process_count(config, gpu_count=len(machine.gpus))
+    except ValueError:  # a bad `gpus` value: the Train tab names it
+        processes = 1
+    unit = t("dist.unit_gpu" if machine.gpus else "dist.unit_cpu", lang)
+    return t("dist.effective_batch", lang, micro=config.train.batch_size, accum=config.train.grad_accum, processes=processes,
+             unit=unit, total=distributed.effective_batch(config, processes), strategy=config.train.strategy)
 
 
 def wire_estimate_panel(ctx: UIContext, panel: dict) -> None:
@@ -130,7 +144,8 @@ def wire_estimate_panel(ctx: UIContext, panel: dict) -> None:
         fixes = [{"title": f.title, "change": f.change, "total_gb": f.total_gb, "fits": f.fits} for f in result.fixes[:FIX_BUTTONS]]
         buttons = [gr.update(visible=True, value=f"{f['title']} → {f['total_gb']:.1f} GB") for f in fixes]
         buttons += [gr.update(visible=False)] * (FIX_BUTTONS - len(fixes))
-        return [hardware_text(machine, lang), details, estimate_chart(result), _verdict_text(result, lang), fixes, *buttons]
+        verdict = _verdict_text(result, lang, effective_batch_text(config, machine, lang))
+        return [hardware_text(machine, lang), details, estimate_chart(result), verdict, fixes, *buttons]
 
     outputs = [panel["hardware"], panel["details"], panel["chart"], panel["verdict"], panel["fixes"], *panel["fix_buttons"]]
     inputs = [panel["gpu"], ctx.language, *controls]

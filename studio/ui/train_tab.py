@@ -28,6 +28,7 @@ from studio.ui import train_form as form
 from studio.ui.context import UIContext, refuse_viewer
 from studio.ui.locales import TEXT, lang_code, t
 from studio.ui.monitor import create_monitor, create_run_buttons
+from studio.ui.nodes_panel import create_nodes_panel, wire_nodes_panel
 from studio.workspace import PathError
 
 # Every config key, in the order the Start handler receives them (controls of the Data and Model tabs
@@ -157,6 +158,7 @@ def create_train_tab(ctx: UIContext) -> dict:
         with gr.Column(visible=False, elem_id="train-preview-box") as preview_box:
             yaml_view = L.add(gr.Code(language="yaml", label=t("train.preview_yaml"), interactive=False, max_lines=24, elem_id="train-yaml"), "train.preview_yaml")
             cli_view = L.add(gr.Textbox(label=t("train.preview_cli"), interactive=False, buttons=["copy"], elem_id="train-cli"), "train.preview_cli")
+        nodes_panel = create_nodes_panel(ctx)
     with gr.Row() as actions:
         start = L.add(gr.Button(t("train.start"), variant="primary", elem_id="start-button", scale=2), "train.start")
         start_anyway = L.add(gr.Button(t("train.start_anyway"), variant="stop", visible=False, elem_id="start-anyway", scale=2), "train.start_anyway")
@@ -303,6 +305,7 @@ def create_train_tab(ctx: UIContext) -> dict:
     load.upload(on_load, [load, ctx.language], [monitor["message"], base_config, *inputs, *visibility_outputs]).then(*sync_pickers, **quiet)
     start.click(on_start, [*inputs, base_config, ctx.language], [monitor["message"], watched, watch, start_anyway], api_name="start")
     start_anyway.click(on_start_anyway, [*inputs, base_config, ctx.language], [monitor["message"], watched, watch, start_anyway])
+    wire_nodes_panel(ctx, nodes_panel, list(CONFIG_KEYS), inputs, base_config)
     # .input, not .change: a model set by "Clone config" or Load config keeps that run's settings.
     ctx.shared["model"].input(on_model_change, [ctx.shared["model"], all_controls["method"]], [all_controls[k] for k in recommendable]).then(*sync_pickers, **quiet)
     # .input: only a method the user picks moves a learning rate they have not chosen themselves.
