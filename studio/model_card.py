@@ -1,7 +1,7 @@
 """The model card (README.md) of an exported run, and pushing an export to the Hugging Face Hub.
 
 The card says what a reader needs to trust and reuse the model: the base model, the data it was trained on,
-the hyperparameters, the loss curve (an image when plotly can write one, else a table) and the evaluation
+the hyperparameters, the loss curve (an image and a short table) and the evaluation
 results. The Hub token comes only from the environment or `hf auth login`; it is never written anywhere.
 """
 
@@ -49,23 +49,30 @@ def _data_summary(workspace: Workspace, config: cfg.RunConfig) -> list[str]:
 
 
 def _loss_section(run_dir: Path, out_dir: Path) -> list[str]:
+    """The training-loss curve as loss.png in `out_dir` (linked from the card), then a short table of it."""
     rows, _ = read_jsonl_from(run_dir / METRICS_FILE)
     losses = [(r["step"], r["loss"]) for r in rows if "loss" in r and "step" in r]
     if not losses:
         return ["No training loss was logged."]
-    try:
-        import kaleido  # noqa: F401  (plotly writes images through it)
-        import plotly.graph_objects as go
-
-        figure = go.Figure(go.Scatter(x=[s for s, _ in losses], y=[v for _, v in losses], mode="lines", name="loss"))
-        figure.update_layout(xaxis_title="step", yaxis_title="training loss", width=640, height=360)
-        figure.write_image(str(out_dir / LOSS_IMAGE))
-        return [f"![training loss]({LOSS_IMAGE})"]
-    except ImportError:
-        pass
+    _draw_loss(losses, out_dir / LOSS_IMAGE)
     every = max(1, len(losses) // LOSS_TABLE_ROWS)
     shown = losses[::every] + ([losses[-1]] if (len(losses) - 1) % every else [])
-    return ["| step | training loss |", "|---:|---:|", *(f"| {s} | {v:.4f} |" for s, v in shown)]
+    return [f"![training loss]({LOSS_IMAGE})", "",
+            "| step | training loss |", "|---:|---:|", *(f"| {s} | {v:.4f} |" for s, v in shown)]
+
+
+def _draw_loss(losses: list[tuple[int, float]], path: Path) -> None:
+    """Write the loss curve as a PNG with matplotlib's Agg backend (no display or browser needed, unlike plotly's
+    image export)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 3.6), dpi=100)
+    axes = figure.subplots()
+    axes.plot([s for s, _ in losses], [v for _, v in losses], linewidth=1.2)
+    axes.set(xlabel="step", ylabel="training loss")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
 
 
 def _eval_section(run_dir: Path) -> list[str]:

@@ -100,7 +100,13 @@ def test_model_card_and_push_without_network_or_token(demo_run, monkeypatch, tmp
     assert "- dataset: `demo-chat`" in card and "210 rows" in card and "rows with a system prompt: 30" in card
     config = jobs.load_config(run_dir)
     assert f"| learning_rate | {config.train.learning_rate} |" in card and f"| lora_rank | {config.method.lora_rank} |" in card
-    assert "| step | training loss |" in card and re.search(r"\| \d+ \| \d+\.\d{4} \|", card)  # no kaleido: a table
+    assert "| step | training loss |" in card and re.search(r"\| \d+ \| \d+\.\d{4} \|", card)
+    assert "![training loss](loss.png)" in card
+    from PIL import Image
+
+    with Image.open(out / "loss.png") as image:  # a real picture of the curve, not an empty file
+        assert image.format == "PNG" and image.size == (640, 360)
+        assert len(set(image.convert("L").getdata())) > 10  # axes, labels and the line, not a blank canvas
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))

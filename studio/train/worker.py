@@ -25,6 +25,7 @@ from pathlib import Path
 import psutil
 
 from studio import config as cfg
+from studio import hardware
 from studio.data.prepare import prepare_sft
 from studio.models.catalog import is_hub_model, resolve_model
 from studio.train import distributed, dry_run, queue
@@ -182,6 +183,16 @@ def _best_checkpoint_note(trainer) -> dict:
     return {"kept_best_step": step}
 
 
+def _limit_cpu_threads(torch) -> None:
+    """On a CPU, leave a core for the studio and the browser (see hardware.cpu_training_threads), unless the
+    user (or the distributed launcher) set OMP_NUM_THREADS."""
+    if torch.cuda.is_available() or os.environ.get("OMP_NUM_THREADS"):
+        return
+    threads = hardware.cpu_training_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    torch.set_num_threads(threads)
+    log(f"CPU threads: {threads}, leaving a core for the studio (set OMP_NUM_THREADS to choose)")
+
+
 def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: threading.Event) -> dict:
     """Run the training described by `config` in `run_dir`; returns the final status fields to record."""
     import datasets
@@ -201,6 +212,7 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
 
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
+    _limit_cpu_threads(torch)
     torch.manual_seed(config.train.seed)
     resume_from = _resume_checkpoint(run_dir)
 
