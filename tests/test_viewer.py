@@ -94,6 +94,14 @@ def test_viewer_is_refused_by_every_handler_that_changes_something(shared, tmp_p
         "/chat_send": ["hello", [], "", 8, 0.0, 1.0, 0, 1.0, None, "English"],
         "/chat_stop": ["English"],
         "/chat_unload": ["English"],
+        "/compare_load": ["base", None, None, "English"],
+        "/compare_answer": ["hello", "", False, 8, 0.0, 1.0, 0, "English"],
+        "/compare_rate_a": ["English"],
+        "/eval_start": [None, "validation", "", 5, 8, "English"],
+        "/eval_cancel": ["English"],
+        "/export_run": [None, "zip", "bf16", "2GB", False, "", True, "", "English"],
+        "/serve_run": [None, 8123, False, "", "English"],
+        "/stop_serving": ["English"],
     }
     for endpoint, args in calls.items():
         with pytest.raises(AppError, match="read-only"):
