@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     app.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, share=args.share, auth=logins or None,
         max_file_size="1gb", footer_links=["api"], show_error=False, css=CSS,
+        # Gradio's run history would copy every call's inputs and outputs (chats, datasets, charts) into the
+        # browser's storage and re-write that whole list at each status message: on a page of this size that
+        # is most of the browser's work, and nothing users of a shared link should leave behind
+        run_history=False,
     )
 
 

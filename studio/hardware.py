@@ -105,6 +105,18 @@ def cpu_training_threads(processes_here: int = 1) -> int:
     return max(1, (cores - 1) // max(1, processes_here))
 
 
+def leave_a_core_free(torch, processes_here: int = 1) -> int | None:
+    """On a machine without CUDA, give PyTorch in this process cpu_training_threads(processes_here) threads, so a
+    training, a chat reply or an evaluation never starves the studio's web server and the user's browser (and is
+    not starved by them); left alone when CUDA computes or the user set OMP_NUM_THREADS. Returns the thread count
+    set, or None when nothing was changed."""
+    if torch.cuda.is_available() or os.environ.get("OMP_NUM_THREADS"):
+        return None
+    threads = cpu_training_threads(processes_here)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def summary(hardware: Hardware) -> list[str]:
     """Plain lines about the hardware (English; the UI localises its own panel)."""
     lines = []

@@ -51,15 +51,42 @@ def wait_for(predicate, timeout: float, what: str, poll: float = 0.2):
         time.sleep(poll)
 
 
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory) -> tuple[Path, Path]:
-    """ONE real demo training run with the CLI defaults; returns (workspace_path, run_dir)."""
-    workspace = tmp_path_factory.mktemp("demo-workspace")
+def _train_demo_run(workspace: Path) -> tuple[Path, Path]:
+    """The demo training run with the CLI defaults in `workspace`; (workspace, run_dir)."""
     result = run_cli("train", "run_name=demo", workspace=workspace, timeout=600)
     assert result.returncode == 0, f"demo training failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     runs = [p for p in (workspace / "runs").iterdir() if p.is_dir()]
     assert len(runs) == 1, f"expected one run folder, found {runs}"
     return workspace, runs[0]
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, worker_id) -> tuple[Path, Path]:
+    """ONE real demo training run with the CLI defaults for the whole test session, shared by the parallel
+    test processes when the suite runs on several (the first to need it trains, the others wait for it);
+    returns (workspace_path, run_dir)."""
+    if worker_id == "master":  # one test process
+        return _train_demo_run(tmp_path_factory.mktemp("demo-workspace"))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # this session's folder, common to its test processes
+    workspace = shared / "demo-workspace"
+    with FileLock(str(shared / "demo-workspace.lock")):
+        if not (workspace / "trained").is_file():
+            shutil.rmtree(workspace, ignore_errors=True)
+            workspace.mkdir()
+            _train_demo_run(workspace)
+            (workspace / "trained").write_text("ok\n", encoding="utf-8")
+    runs = [p for p in (workspace / "runs").iterdir() if p.is_dir()]
+    return workspace, runs[0]
+
+
+def pytest_collection_modifyitems(config, items):
+    """When the suite runs on several test processes (pytest -n 2 --dist loadgroup), each test module stays in
+    one process, and all browser tests share one, so only one headless Chromium draws at a time."""
+    for item in items:
+        group = "browser" if item.get_closest_marker("browser") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def copy_demo_run(demo_run: tuple[Path, Path], root: Path) -> tuple[Path, str]:

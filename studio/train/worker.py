@@ -184,13 +184,11 @@ def _best_checkpoint_note(trainer) -> dict:
 
 
 def _limit_cpu_threads(torch) -> None:
-    """On a CPU, leave a core for the studio and the browser (see hardware.cpu_training_threads), unless the
-    user (or the distributed launcher) set OMP_NUM_THREADS."""
-    if torch.cuda.is_available() or os.environ.get("OMP_NUM_THREADS"):
-        return
-    threads = hardware.cpu_training_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
-    torch.set_num_threads(threads)
-    log(f"CPU threads: {threads}, leaving a core for the studio (set OMP_NUM_THREADS to choose)")
+    """On a CPU, leave a core for the studio and the browser (see hardware.leave_a_core_free), unless the user
+    (or the distributed launcher) set OMP_NUM_THREADS."""
+    threads = hardware.leave_a_core_free(torch, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    if threads is not None:
+        log(f"CPU threads: {threads}, leaving a core for the studio (set OMP_NUM_THREADS to choose)")
 
 
 def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: threading.Event) -> dict:

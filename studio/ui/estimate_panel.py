@@ -131,9 +131,9 @@ def wire_estimate_panel(ctx: UIContext, panel: dict) -> None:
     keys = [k for k in cfg.flat_keys() if k in ctx.shared]
     controls = [ctx.shared[k] for k in keys]
 
-    def on_estimate(gpu_index, lang_choice, *values):
+    def on_estimate(gpu_index, lang_choice, values: dict | None):
         lang = lang_code(lang_choice)
-        config = config_from_controls(dict(zip(keys, values)))
+        config = config_from_controls(values or {})
         machine = hardware.detect(ctx.workspace.root)
         details = model_details(ctx.workspace, config.model.model, lang)
         try:
@@ -148,11 +148,12 @@ def wire_estimate_panel(ctx: UIContext, panel: dict) -> None:
         return [hardware_text(machine, lang), details, estimate_chart(result), verdict, fixes, *buttons]
 
     outputs = [panel["hardware"], panel["details"], panel["chart"], panel["verdict"], panel["fixes"], *panel["fix_buttons"]]
-    inputs = [panel["gpu"], ctx.language, *controls]
+    inputs = [panel["gpu"], ctx.language, ctx.shared["form_values"]]
     panel["refresh"].click(on_estimate, inputs, outputs)
-    panel["gpu"].change(on_estimate, inputs, outputs, show_progress="hidden")
-    for control in controls:
-        control.change(on_estimate, inputs, outputs, show_progress="hidden")
+    # the Train tab's check writes the controls' values into form_values at every change (and on page load): a
+    # Load or a clone that sets every control at once runs one estimate, not one per control
+    gr.on([panel["gpu"].change, ctx.shared["form_values"].change], on_estimate, inputs, outputs,
+          show_progress="hidden", trigger_mode="always_last")
 
     def apply_fix(index: int):
         def on_fix(fixes, lang_choice, request: gr.Request):
@@ -188,7 +189,6 @@ def wire_estimate_panel(ctx: UIContext, panel: dict) -> None:
 
     panel["dry"].click(on_dry_run, [ctx.language, *controls], [panel["dry_result"], panel["dry_run_id"], panel["timer"]])
     panel["timer"].tick(on_dry_tick, [panel["dry_run_id"], ctx.language], [panel["dry_result"], panel["timer"]])
-    panel["estimate_handler"] = (on_estimate, inputs, outputs)
 
 
 def dry_run_text(status: dict, lang: str) -> str:

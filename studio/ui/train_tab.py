@@ -168,6 +168,9 @@ def create_train_tab(ctx: UIContext) -> dict:
     watched = gr.State("")  # run id shown in this browser session
     watch = gr.State(None)  # monitor.Watch: what this session has drawn of it (None: draw it all afresh)
     base_config = gr.State(None)  # the config a clone or Load came from, for keys without a control
+    # key → value of every config control, as of the last check: what follows the settings (the memory estimate)
+    # listens to this one state rather than reading all the controls from the browser again at every change
+    form_values = gr.State({})
     monitor = create_monitor(ctx, watched, watch, buttons)
 
     controls = built["controls"]
@@ -190,7 +193,7 @@ def create_train_tab(ctx: UIContext) -> dict:
             gr.skip() if now.get(key) == shown.get(key) else gr.update(value=now.get(key, ""), visible=key in now)
             for key in problem_keys
         ]
-        return [problems_text(problems, lang_code(lang_choice)), now, *boxes]
+        return [problems_text(problems, lang_code(lang_choice)), now, *boxes, dict(zip(CONFIG_KEYS, config_values))]
 
     def on_switch(*values):
         return visibility(dict(zip(CONFIG_KEYS, values)))
@@ -291,7 +294,7 @@ def create_train_tab(ctx: UIContext) -> dict:
 
     quiet = {"show_progress": "hidden", "trigger_mode": "always_last"}
     visibility_outputs = [built["cells"][k] for k in conditional] + [accordions[g.group_id] for g in groups if g.group_id in accordions]
-    validation_outputs = [summary, shown_problems, *built["problems"].values()]
+    validation_outputs = [summary, shown_problems, *built["problems"].values(), form_values]
     gr.on([c.change for c in inputs], on_validate, [*inputs, shown_problems, ctx.language], validation_outputs, **quiet)
     switches = [all_controls[key] for key in form.trigger_keys([specs[k] for k in conditional]) if key in all_controls]
     if switches:
@@ -317,5 +320,5 @@ def create_train_tab(ctx: UIContext) -> dict:
         gr.on(None, on_model_modules, [ctx.shared["model"]], [picker], **quiet)  # on page load and model change
     page_load = (on_page_load, [*inputs, shown_problems, ctx.language], [watched, watch, monitor["message"], *validation_outputs])
     ctx.shared.update(controls)
-    ctx.shared.update(watched_run=watched, watch=watch, base_config=base_config, train_message=monitor["message"], sync_pickers=sync_pickers)
+    ctx.shared.update(watched_run=watched, watch=watch, base_config=base_config, form_values=form_values, train_message=monitor["message"], sync_pickers=sync_pickers)
     return {"start": start, "start_anyway": start_anyway, "chat_button": buttons["chat"], "watched": watched, "page_load": page_load}
