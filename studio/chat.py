@@ -32,6 +32,9 @@ from studio.workspace import (
 )
 
 
+VIRTUAL_TOKEN_ADAPTERS = ("PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING")  # PEFT types that add learned tokens
+
+
 @dataclass
 class GenerationSettings:
     """Sampling settings; temperature 0 means greedy decoding (the same reply every time)."""
@@ -150,7 +153,7 @@ class ChatModel:
         """(the model whose generate() answers, its inputs, how many prompt tokens its output starts with)."""
         inputs = self._render(messages, return_tensors="pt", return_dict=True).to(self.model.device)
         peft_type = getattr(getattr(self.model, "active_peft_config", None), "peft_type", None)
-        if self._adapter_off and peft_type in ("PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING"):
+        if self._adapter_off and peft_type in VIRTUAL_TOKEN_ADAPTERS:
             return self.model.get_base_model(), inputs, inputs["input_ids"].shape[1]
         # Virtual-token adapters: PEFT's generate() hooks miss transformers 5's renamed cache (the prompt is put in
         # again at every step, the prefix dropped), so the learned tokens are put in front here and the base
@@ -249,6 +252,30 @@ class ChatModel:
         new_tokens = output[0, prompt_len:]
         text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
         return before_stop(text, [s for s in settings.stop_strings if s], final=True)[0].strip()
+
+    def replies(self, conversations: list[list[dict[str, str]]], settings: GenerationSettings) -> list[str]:
+        """The whole replies to several conversations, as reply() gives each, generated together in one batch
+        (prompts padded on the left, so every reply starts at the same position): one pass over the weights per
+        new token for all of them. Models that take learned virtual tokens answer one conversation at a time."""
+        import torch
+
+        peft_type = getattr(getattr(self.model, "active_peft_config", None), "peft_type", None)
+        if len(conversations) < 2 or peft_type in VIRTUAL_TOKEN_ADAPTERS:
+            return [self.reply(messages, settings) for messages in conversations]
+        prompts = [self._render(messages, tokenize=False) for messages in conversations]
+        tokenizer = self.tokenizer
+        side, pad = tokenizer.padding_side, tokenizer.pad_token
+        tokenizer.padding_side, tokenizer.pad_token = "left", pad or tokenizer.eos_token
+        try:  # the template's text already holds its special tokens
+            inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        finally:
+            tokenizer.padding_side, tokenizer.pad_token = side, pad
+        self._seed(settings)
+        with torch.no_grad():
+            output = self.model.generate(**inputs, **self._generate_kwargs(settings))
+        stops = [s for s in settings.stop_strings if s]
+        return [before_stop(tokenizer.decode(row, skip_special_tokens=True), stops, final=True)[0].strip()
+                for row in output[:, inputs["input_ids"].shape[1]:]]
 
 
 def _device():

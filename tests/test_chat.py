@@ -28,6 +28,29 @@ def tuned(demo_run):
     return workspace, run_dir, load_run(workspace, run_dir.name)
 
 
+def test_answers_generated_together_equal_the_ones_chat_gives(tuned):
+    """Probe answers come in one batch (prompts of different lengths, padded): each is the Chat tab's reply,
+    for the tuned model and with its adapter switched off."""
+    import json
+
+    from studio.chat import GenerationSettings
+    from studio.workspace import PRESETS_DIR
+
+    _, _, chat_model = tuned
+    rows = [json.loads(line)["messages"] for line in (PRESETS_DIR / "datasets/demo-chat.jsonl").read_text(encoding="utf-8").splitlines()]
+    conversations = [row[:-1] for row in rows[:6]] + [[{"role": "user", "content": "Hello"}]]
+    assert len({len(chat_model.tokenizer.apply_chat_template(c, add_generation_prompt=True, return_dict=True)["input_ids"])
+                for c in conversations}) > 1  # prompts of different lengths: the batch is padded
+    greedy = GenerationSettings(max_new_tokens=32)
+    padding_side = chat_model.tokenizer.padding_side
+    for adapter in (chat_model.adapter_names[0], None):
+        with chat_model.using_adapter(adapter):
+            one_by_one = [chat_model.reply(c, greedy) for c in conversations]
+            assert chat_model.replies(conversations, greedy) == one_by_one
+    assert chat_model.replies(conversations[:2], greedy)[:1] == [rows[0][-1]["content"]]  # the trained answer
+    assert chat_model.tokenizer.padding_side == padding_side, "the tokenizer is left as it was"
+
+
 def _tokens(chat_model, text: str) -> int:
     return len(chat_model.tokenizer(text, add_special_tokens=False)["input_ids"])
 

@@ -1,9 +1,10 @@
 """Probe generations: watch the model learn by asking it the same few prompts as training goes on.
 
-samples.jsonl gets one line per prompt per probe: {"step", "prompt_index", "prompt", "answer", "seconds"}.
+samples.jsonl gets one line per prompt per probe: {"step", "prompt_index", "prompt", "answer", "seconds"}, where
+"seconds" is how long that probe's answers took (they are generated together, in one batch).
 Step 0 is the base model (the LoRA adapter disabled; for full fine-tuning, the model before its first
 step); then every `probe_steps` steps and once at the end. Decoding is greedy with at most 48 new tokens,
-through the run's tokenizer and chat template, exactly as the Chat tab would answer.
+through the run's tokenizer and chat template, as the Chat tab would answer.
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ def prompt_text(messages: list[dict]) -> str:
     return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
 
 
-def generate_answer(model, tokenizer, messages: list[dict], max_new_tokens: int = MAX_NEW_TOKENS) -> str:
-    """The model's greedy reply to `messages`, produced exactly as the Chat tab produces it."""
+def generate_answers(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int = MAX_NEW_TOKENS) -> list[str]:
+    """The model's greedy replies to `conversations`, produced together in one batch (see ChatModel.replies):
+    each is the reply the Chat tab gives."""
     from studio.chat import ChatModel, GenerationSettings
 
-    return ChatModel(model, tokenizer).reply(messages, GenerationSettings(max_new_tokens=max_new_tokens))
+    return ChatModel(model, tokenizer).replies(conversations, GenerationSettings(max_new_tokens=max_new_tokens))
 
 
 class ProbeCallback(TrainerCallback):
@@ -71,11 +73,12 @@ class ProbeCallback(TrainerCallback):
         use_base = model.disable_adapter() if base and hasattr(model, "disable_adapter") else contextlib.nullcontext()
         try:
             with use_base:
-                for index, messages in enumerate(self.probes):
-                    started = time.monotonic()
-                    answer = generate_answer(model, self.tokenizer, messages)
-                    append_jsonl(self.path, {"step": step, "prompt_index": index, "prompt": prompt_text(messages),
-                                             "answer": answer, "seconds": round(time.monotonic() - started, 3)})
+                started = time.monotonic()
+                answers = generate_answers(model, self.tokenizer, self.probes)
+                seconds = round(time.monotonic() - started, 3)
+            for index, (messages, answer) in enumerate(zip(self.probes, answers)):
+                append_jsonl(self.path, {"step": step, "prompt_index": index, "prompt": prompt_text(messages),
+                                         "answer": answer, "seconds": seconds})
         finally:
             if was_training:
                 model.train()
