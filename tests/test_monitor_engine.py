@@ -181,6 +181,69 @@ def test_system_samples_were_written_while_it_trained(monitored_run):
     assert [r["time"] for r in rows] == sorted(r["time"] for r in rows)
 
 
+class FakeNVML:
+    """Two GPUs as nvidia-ml-py reports them; the second board cannot read its power draw."""
+
+    class NVMLError(Exception):
+        pass
+
+    NVML_TEMPERATURE_GPU = 0
+
+    def nvmlInit(self):
+        pass
+
+    def nvmlDeviceGetCount(self):
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return index
+
+    def nvmlDeviceGetName(self, handle):
+        return ["NVIDIA H100 80GB HBM3", b"NVIDIA L4"][handle]  # older releases return bytes
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(used=(40 + handle) * 2**30, total=80 * 2**30, free=(40 - handle) * 2**30)
+
+    def nvmlDeviceGetUtilizationRates(self, handle):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(gpu=97 - 10 * handle, memory=50)
+
+    def nvmlDeviceGetTemperature(self, handle, sensor):
+        assert sensor == self.NVML_TEMPERATURE_GPU
+        return 65 + handle
+
+    def nvmlDeviceGetPowerUsage(self, handle):  # milliwatts
+        if handle == 1:
+            raise self.NVMLError("Not Supported")
+        return 350_500
+
+
+def test_worker_samples_every_gpu_through_nvml(monkeypatch):
+    """What the worker's sampler writes for each GPU, read through the nvidia-ml-py calls it makes (the fake
+    offers only functions the real nvidia-ml-py has); a reading a board lacks is null."""
+    import sys
+
+    import pynvml
+
+    from studio.train import system
+
+    fake = FakeNVML()
+    used = [name for name in dir(fake) if name.startswith(("nvml", "NVML"))]
+    assert all(hasattr(pynvml, name) for name in used), [name for name in used if not hasattr(pynvml, name)]
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setitem(system._nvml, "ready", None)
+    sample = system.sample(started=0.0)
+    assert sample["gpus"] == [
+        {"index": 0, "name": "NVIDIA H100 80GB HBM3", "memory_used_mb": 40960.0, "memory_total_mb": 81920.0,
+         "utilization_percent": 97.0, "temperature_c": 65.0, "power_w": 350.5},
+        {"index": 1, "name": "NVIDIA L4", "memory_used_mb": 41984.0, "memory_total_mb": 81920.0,
+         "utilization_percent": 87.0, "temperature_c": 66.0, "power_w": None},
+    ]
+
+
 def test_probes_answer_at_step_0_every_probe_steps_and_at_the_end(monitored_run):
     from studio.data.prepare import split_indices
 
