@@ -348,10 +348,14 @@ def list_runs(workspace: Workspace) -> list[RunSummary]:
     return summaries
 
 
-def wait(run_dir: Path, poll_s: float = 0.5) -> dict[str, Any]:
-    """Block until the run reaches a final state; returns its status."""
+def wait(run_dir: Path, poll_s: float = 0.5, timeout_s: float | None = None) -> dict[str, Any]:
+    """Block until the run reaches a final state; returns its status. Raises TimeoutError naming the run and its
+    last state when `timeout_s` passes first."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         status = run_status(run_dir)
         if status.get("state") in FINAL_STATES:
             return status
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_dir.name} still {status.get('state')} after {timeout_s:g} s")
         time.sleep(poll_s)

@@ -81,10 +81,20 @@ def demo_run(tmp_path_factory, worker_id) -> tuple[Path, Path]:
     return workspace, runs[0]
 
 
+# Fixtures that make every test using them slow: the session's demo run is a real training in a worker process.
+SLOW_FIXTURES = {"demo_run"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """When the suite runs on several test processes (pytest -n 2 --dist loadgroup), each test module stays in
-    one process, and all browser tests share one, so only one headless Chromium draws at a time."""
+    """Sort tests into tiers and test processes.
+
+    A browser test, or a test that needs the session's trained demo run, is `slow` as well, so
+    `python -m pytest -m "not slow"` is the fast tier. When the suite runs on several test processes
+    (pytest -n 2 --dist loadgroup), each test module stays in one process, and all browser tests share one, so
+    only one headless Chromium draws at a time."""
     for item in items:
+        if item.get_closest_marker("browser") or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
         group = "browser" if item.get_closest_marker("browser") else item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
 
@@ -171,8 +181,13 @@ def start_studio(workspace: Path, *flags: str, port: int | None = None) -> tuple
 
 
 def stop_studio(server: subprocess.Popen) -> None:
+    """Stop the studio as Ctrl+C would; kill it if it has not ended after 30 s."""
     server.terminate()
-    server.wait(timeout=30)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=30)
 
 
 @contextlib.contextmanager
@@ -180,6 +195,7 @@ def running_studio(workspace: Path, *flags: str):
     """A studio serving `workspace` for a test module: yields its URL; afterwards stops the studio and ends
     any training worker its tests started (workers outlive the studio by design)."""
     from studio import jobs
+    from studio.workspace import Workspace
 
     server, url = start_studio(workspace, *flags)
     try:
@@ -188,7 +204,10 @@ def running_studio(workspace: Path, *flags: str):
         stop_studio(server)
         for run_dir in (workspace / "runs").glob("*"):
             if jobs.request_stop(run_dir):
-                jobs.wait(run_dir)
+                try:
+                    jobs.wait(run_dir, timeout_s=60)
+                except TimeoutError:  # a hung worker must not hang the suite: end it
+                    _kill_leftover_workers(Workspace(workspace))
 
 
 @contextlib.contextmanager

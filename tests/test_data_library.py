@@ -172,6 +172,7 @@ def test_a_run_is_refused_for_bad_rows_unless_skipping(workspace):
 
 # --- the CLI ---------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_inspect_json(tmp_path, workspace):
     path = tmp_path / "mixed.jsonl"
     path.write_text(json.dumps({"instruction": "Where is Amberlee?", "output": "On the coast."}) + "\n"

@@ -156,6 +156,7 @@ def test_multi_node_commands_are_exact(tmp_path):
         distributed.node_commands(tmp_path, run_dir, 4, 2, "10.0.0.7; rm -rf /")
 
 
+@pytest.mark.slow
 def test_launch_cmd_prints_one_machines_command_with_the_shared_storage_note(workspace, tmp_path):
     run_dir = jobs.create_run(workspace, config("nodes", strategy="ddp", max_steps=2))
     result = run_cli("launch-cmd", run_dir.name, "--nodes", "3", "--node-rank", "2", "--main-ip", "192.168.1.4",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import run_cli
 
 from studio import config as cfg
@@ -20,6 +22,7 @@ from studio.workspace import (
 )
 
 
+@pytest.mark.slow
 def test_dry_run_measures_a_few_real_steps_and_saves_nothing(tmp_path):
     result = run_cli("train", "dry_run=true", "batch_size=2", "cutoff_len=64", "run_name=dry", workspace=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

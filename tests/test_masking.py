@@ -107,6 +107,7 @@ def test_a_template_that_rewrites_earlier_turns_is_refused(tiny_demo_dir):
     assert "turn by turn" in str(caught.value)
 
 
+@pytest.mark.slow
 def test_tiny_demo_builds_byte_identical_in_two_folders(tiny_demo_dir, tmp_path):
     """A second build in a fresh process and folder gives the same weights and tokenizer, byte for byte."""
     other = tmp_path / "models"

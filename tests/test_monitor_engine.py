@@ -157,6 +157,7 @@ def monitored_run(tmp_path_factory, tiny_demo_dir):
     return workspace, run_dir
 
 
+@pytest.mark.slow
 def test_validation_rows_get_eval_loss_rows_in_metrics(monitored_run):
     _, run_dir = monitored_run
     rows = jsonl(run_dir / "metrics.jsonl")
@@ -171,6 +172,7 @@ def test_validation_rows_get_eval_loss_rows_in_metrics(monitored_run):
     assert "holding out 21 rows for validation" in (run_dir / "train.log").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_system_samples_were_written_while_it_trained(monitored_run):
     _, run_dir = monitored_run
     rows = jsonl(run_dir / "system.jsonl")
@@ -244,6 +246,7 @@ def test_worker_samples_every_gpu_through_nvml(monkeypatch):
     ]
 
 
+@pytest.mark.slow
 def test_probes_answer_at_step_0_every_probe_steps_and_at_the_end(monitored_run):
     from studio.data.prepare import split_indices
 
@@ -261,6 +264,7 @@ def test_probes_answer_at_step_0_every_probe_steps_and_at_the_end(monitored_run)
     assert [r["prompt"] for r in rows if r["step"] == 0] == expected
 
 
+@pytest.mark.slow
 def test_status_recorded_each_phase_progress_and_keeps_checkpoints(monitored_run):
     _, run_dir = monitored_run
     status = read_status(run_dir)
@@ -291,6 +295,7 @@ def test_probe_answers_show_the_demo_run_learning_its_data(demo_run):
         assert mine[-1]["answer"] == answer, mine[-1]
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_a_run_whose_eval_loss_rises(workspace):
     run_dir = jobs.launch(workspace, small_config(
         max_steps=200, val_size=8, eval_steps=2, early_stop_patience=1, learning_rate=0.5, probe_steps=0, save_steps=0,
@@ -304,6 +309,7 @@ def test_early_stopping_ends_a_run_whose_eval_loss_rises(workspace):
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_keep_best_saves_the_checkpoint_with_the_lowest_validation_loss(workspace):
     from safetensors.torch import load_file
 
