@@ -201,13 +201,26 @@ def cmd_runs_resume(args, workspace: Workspace) -> int:
     return _report(run_dir, _follow(run_dir, start))
 
 
+def _system_or_trained(typed: str | None, workspace: Workspace, run: str) -> str:
+    """The --system the user typed (even ""), else the system prompt every training row of the run carried."""
+    if typed is not None:
+        return typed
+    from studio.system_prompt import training_system_prompt
+
+    trained = training_system_prompt(workspace.run_dir(run))
+    if trained:
+        print(f"(system prompt from the training data: {trained[:80]!r}; --system '' to leave it out)", file=sys.stderr)
+    return trained
+
+
 def cmd_chat(args, workspace: Workspace) -> int:
     from studio.chat import GenerationSettings, load_run, with_system
 
     chat_model = load_run(workspace, args.run, base=args.base, checkpoint=args.checkpoint)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                                   top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed)
-    messages = with_system([{"role": "user", "content": args.prompt}], args.system, chat_model.tokenizer)
+    system = _system_or_trained(args.system, workspace, args.run)
+    messages = with_system([{"role": "user", "content": args.prompt}], system, chat_model.tokenizer)
     print(chat_model.reply(messages, settings))
     return 0
 
@@ -218,7 +231,8 @@ def cmd_compare(args, workspace: Workspace) -> int:
     from studio.compare import compare, load_pair
 
     pair = load_pair(workspace, "runs" if args.with_run else "base", args.run, args.with_run or "")
-    result = compare(pair, args.prompt, args.system, GenerationSettings(max_new_tokens=args.max_new_tokens))
+    system = _system_or_trained(args.system, workspace, args.run)
+    result = compare(pair, args.prompt, system, GenerationSettings(max_new_tokens=args.max_new_tokens))
     if args.json:
         print(json.dumps([{"name": n, "answer": a} for n, a in zip(result.names, result.answers)], ensure_ascii=False))
     else:
@@ -373,14 +387,14 @@ def make_parser() -> argparse.ArgumentParser:
     chat.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens; 0 = off")
     chat.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats; 1 = off")
     chat.add_argument("--seed", type=int, default=None, help="fixes sampled replies (temperature > 0)")
-    chat.add_argument("--system", default="", help="a system prompt put before the conversation")
+    chat.add_argument("--system", default=None, help="a system prompt put before the conversation (default: the one every training row had, if any)")
     chat.add_argument("--checkpoint", default=None, help="chat with this checkpoint-N folder of the run, not its final weights")
 
     comp = verbs.add_parser("compare", parents=[common], help="print a run's and its base model's (or another run's) answers")
-    comp.add_argument("run", help="run id or run folder")
+    comp.add_argument("run", help="run name, id or folder")
     comp.add_argument("--with", dest="with_run", default="", help="compare with this run (same base model) instead of the base")
     comp.add_argument("--prompt", required=True)
-    comp.add_argument("--system", default="", help="a system prompt put before the prompt")
+    comp.add_argument("--system", default=None, help="a system prompt put before the prompt (default: the one every training row of RUN had, if any)")
     comp.add_argument("--max-new-tokens", type=int, default=128)
     comp.add_argument("--json", action="store_true", help="a JSON list of {name, answer}")
 

@@ -14,7 +14,6 @@ import re
 import shutil
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from studio import config as cfg
 from studio import jobs
 from studio.models.catalog import resolve_model
+from studio.system_prompt import shared_system_prompt
 from studio.workspace import ADAPTER_DIR, FULL_MODEL_DIR, REWARD_MODEL_DIR, Workspace
 
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
@@ -172,16 +172,12 @@ def merge_into(workspace: Workspace, run_dir: Path, out_dir: Path, dtype: str = 
     tokenizer.save_pretrained(out_dir)
 
 
-def training_system_prompt(workspace: Workspace, config: cfg.RunConfig) -> tuple[str, int, int]:
+def data_system_prompt(workspace: Workspace, config: cfg.RunConfig) -> tuple[str, int, int]:
     """(the most common system prompt in the run's dataset or "", rows that carry it, rows read)."""
     from studio.data.prepare import load_for_config
 
-    conversations = load_for_config(workspace, config).conversations
-    systems = Counter(c[0]["content"] for c in conversations if c and c[0]["role"] == "system")
-    if not systems:
-        return "", 0, len(conversations)
-    text, count = systems.most_common(1)[0]
-    return text, count, len(conversations)
+    found = shared_system_prompt(load_for_config(workspace, config).conversations)
+    return found["text"], found["rows"], found["of"]
 
 
 def _ollama_quote(text: str) -> str:
@@ -228,7 +224,7 @@ def write_modelfile(workspace: Workspace, run_dir: Path, out_dir: Path, kind: st
     stops = [*family.stops, *([tokenizer.eos_token] if tokenizer.eos_token and tokenizer.eos_token not in family.stops else [])]
     lines += [f'PARAMETER stop "{token}"' for token in stops]
     try:
-        system, carried, rows = training_system_prompt(workspace, config)
+        system, carried, rows = data_system_prompt(workspace, config)
     except (OSError, ValueError) as error:
         system, carried, rows = "", 0, 0
         notes.append(f"no SYSTEM line: the training data could not be read now ({error})")

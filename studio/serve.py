@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from studio.chat import ChatModel, GenerationSettings
+from studio.system_prompt import training_system_prompt
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 API_KEY_ENV = "STUDIO_API_KEY"
@@ -114,10 +115,11 @@ def visible_text(reply: str, stops: list[str], final: bool) -> tuple[str, bool]:
 class Server:
     """One loaded model answering OpenAI-style chat requests, one at a time."""
 
-    def __init__(self, chat_model: ChatModel, model_id: str, api_key: str | None = None):
+    def __init__(self, chat_model: ChatModel, model_id: str, api_key: str | None = None, default_system: str = ""):
         self.chat_model = chat_model
         self.model_id = model_id
         self.api_key = api_key
+        self.default_system = default_system  # put before a conversation that has no system message of its own
         self.lock = threading.Lock()
         self.created = int(time.time())
 
@@ -157,12 +159,18 @@ class Server:
         max_new = min(wanted, limit - prompt_tokens) if limit else wanted
         return GenerationSettings(max_new_tokens=max_new, temperature=request.temperature, top_p=request.top_p), prompt_tokens
 
+    def with_default_system(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The messages, after the default system prompt when they carry none (as Ollama's SYSTEM line does)."""
+        if not self.default_system or any(m["role"] == "system" for m in messages):
+            return messages
+        return [{"role": "system", "content": self.default_system}, *messages]
+
     def count_tokens(self, text: str) -> int:
         return len(self.chat_model.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def completion(self, request: ChatRequest) -> dict:
         """A non-streaming `chat.completion` with usage token counts."""
-        messages = plain_messages(request)
+        messages = self.with_default_system(plain_messages(request))
         settings, prompt_tokens = self.settings(request, messages)
         with self.lock:
             reply = self.chat_model.reply(messages, settings)
@@ -179,7 +187,7 @@ class Server:
     def start_stream(self, request: ChatRequest):
         """Check the request, start generating in the background and return an iterator of SSE lines
         (`data: {chunk}` … `data: [DONE]`) for a `chat.completion.chunk` stream."""
-        messages = plain_messages(request)
+        messages = self.with_default_system(plain_messages(request))
         settings, prompt_tokens = self.settings(request, messages)
         replies: queue.Queue = queue.Queue()
         cancelled = threading.Event()
@@ -315,10 +323,14 @@ def serve(workspace, run: str, host: str = "127.0.0.1", port: int = 8000, api_ke
     from studio.chat import load_run
 
     check_bind(host, api_key)
-    run_id = workspace.run_dir(run).name
+    run_dir = workspace.run_dir(run)
+    run_id = run_dir.name
     model_id = f"{run_id}-base" if base else run_id
-    server = Server(load_run(workspace, run, base=base), model_id, api_key)
+    system = training_system_prompt(run_dir)
+    server = Server(load_run(workspace, run, base=base), model_id, api_key, default_system=system)
     shown = f"[{host}]" if ":" in host else host
     print(f"serving {model_id} at http://{shown}:{port}/v1 (model id: {model_id}; API key "
           f"{'required' if api_key else 'not required: local only'})", flush=True)
+    if system:
+        print(f"a request without a system message gets the training data's: {system[:80]!r}", flush=True)
     uvicorn.run(create_app(server), host=host, port=port, log_level="info")

@@ -36,6 +36,7 @@ KILLED_FILE = "KILLED"  # marker: the user killed the worker (so its death is no
 META_FILE = "meta.json"  # the run's tags and notes, written only by the studio (never by the worker)
 ESTIMATE_FILE = "estimate.json"  # the memory estimate, verdict and fixes when the run was created (studio/fit.py)
 DRY_RUN_FILE = "dry_run.json"  # a dry run's measured peak memory and tokens/s next to the estimate
+TRAINING_SYSTEM_FILE = "system_prompt.json"  # the system prompt every training row carried (studio/system_prompt.py)
 
 RUN_ID_PATTERN = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,40}$")
 
@@ -109,7 +110,7 @@ class Workspace:
 
     def new_run_dir(self, run_name: str = "") -> Path:
         """Create and return a fresh, uniquely named run folder."""
-        slug = re.sub(r"[^a-z0-9]+", "-", run_name.lower()).strip("-")[:30] or "run"
+        slug = run_slug(run_name)
         for _ in range(100):
             run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(2)}"
             path = self.runs_dir / run_id
@@ -121,10 +122,18 @@ class Workspace:
         raise RuntimeError("could not create a unique run folder")
 
     def run_dir(self, run: str | os.PathLike) -> Path:
-        """The folder of run `run`, given as a run id or a path to an existing run folder in this workspace."""
+        """The folder of run `run`, given as a run id, the name it was started with (run_name) or a path to an
+        existing run folder in this workspace. A name that several runs share is refused with their ids."""
         text = str(run).strip().rstrip("/")
+        named = self._runs_named(text)
+        if len(named) > 1:
+            raise PathError(f"{len(named)} runs are named {text!r}: {', '.join(named)}; give one of these ids")
         if RUN_ID_PATTERN.match(text):
             path = self.runs_dir / text
+        elif named:
+            path = self.runs_dir / named[0]
+        elif "/" not in text and not (self.root / text).exists():
+            raise PathError(f"no run with the id or name {text!r} in {self.runs_dir}: list runs with `python -m studio runs`")
         else:
             path = self.confine(text)
             if path.parent != self.runs_dir:
@@ -133,10 +142,22 @@ class Workspace:
             raise PathError(f"no run {text!r} in {self.runs_dir}: list runs with `python -m studio runs`")
         return path
 
+    def _runs_named(self, text: str) -> list[str]:
+        """Ids of the runs whose name (the part of the id between the time and the random suffix) is `text`."""
+        if RUN_ID_PATTERN.match(text) or not self.runs_dir.is_dir():
+            return []
+        slug = run_slug(text)
+        return [run_id for run_id in self.run_ids() if run_id[16:-5] == slug]
+
     def run_ids(self) -> list[str]:
         """Ids of every run folder, newest first."""
         ids = [p.name for p in self.runs_dir.iterdir() if RUN_ID_PATTERN.match(p.name) and (p / CONFIG_FILE).is_file()]
         return sorted(ids, reverse=True)
+
+
+def run_slug(run_name: str) -> str:
+    """The part of a run id that comes from its name: lower-case letters and digits joined by '-', at most 30."""
+    return re.sub(r"[^a-z0-9]+", "-", run_name.lower()).strip("-")[:30] or "run"
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -117,6 +117,15 @@ def tiny_demo_dir(tmp_path_factory) -> Path:
     return ensure_demo_model(tmp_path_factory.mktemp("models"))
 
 
+@pytest.fixture(scope="session")
+def tiny_demo_weights(tiny_demo_dir) -> dict:
+    """tiny-demo's weights as built, read before any test trains: the snapshot that "base weights unchanged"
+    checks compare a trained run's base with (the run's own model file could have been written by the run)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(tiny_demo_dir / "model.safetensors"))
+
+
 def _kill_leftover_workers(workspace) -> None:
     """Kill (by pid) any worker a test started in `workspace` that is still alive, so none outlives the suite."""
     from studio import jobs

@@ -89,18 +89,22 @@ def _chat_reply(workspace, run_dir) -> str:
     return reply
 
 
-def _base_unchanged_in(workspace, run_dir) -> None:
-    """The adapter loaded on the base model leaves every base weight as it is in the model folder."""
+def _base_unchanged_in(workspace, run_dir, built_weights: dict) -> None:
+    """The model folder still holds tiny-demo's weights as built, and the adapter loaded on it leaves every base
+    weight as it was."""
     import torch
     from peft import PeftModel
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
     base_dir = workspace.models_dir / "tiny-demo"
-    base = load_file(str(base_dir / "model.safetensors"))
+    on_disk = load_file(str(base_dir / "model.safetensors"))
+    assert on_disk.keys() == built_weights.keys()
+    for key, value in built_weights.items():
+        assert torch.equal(on_disk[key], value), f"base weight {key} changed on disk"
     peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), run_dir / "adapter")
     inner = {k.replace(".base_layer", ""): v for k, v in peft_model.get_base_model().state_dict().items()}
-    for key, value in base.items():
+    for key, value in built_weights.items():
         assert torch.equal(inner[key], value), f"base weight {key} changed"
 
 
@@ -118,7 +122,7 @@ LORA_CASES = {
 
 
 @pytest.mark.parametrize("case", list(LORA_CASES))
-def test_lora_family_trains_the_adapter_only_and_chats(case, workspace, shape, capsys):
+def test_lora_family_trains_the_adapter_only_and_chats(case, workspace, shape, capsys, tiny_demo_weights):
     overrides, expected, adapter_says = LORA_CASES[case]
     run_dir, status, log = _train(workspace, capsys, **overrides)
     assert status["state"] == "completed" and status["output"] == "adapter", status
@@ -130,7 +134,7 @@ def test_lora_family_trains_the_adapter_only_and_chats(case, workspace, shape, c
     if overrides["method"] == "qlora":
         assert "quantising the frozen weights to 4 bits" in log and "LoRA+: the B matrices learn at 16" in log
     else:
-        _base_unchanged_in(workspace, run_dir)
+        _base_unchanged_in(workspace, run_dir, tiny_demo_weights)
     assert isinstance(_chat_reply(workspace, run_dir), str)
 
 
@@ -150,14 +154,14 @@ def test_loraplus_gives_the_b_matrices_ratio_times_the_learning_rate(tiny_demo_d
     assert any("lora_B" in name for name in rates) and any("lora_A" in name for name in rates)
 
 
-def test_pissa_adapter_is_converted_to_plain_lora_on_the_original_weights(workspace, shape, capsys):
+def test_pissa_adapter_is_converted_to_plain_lora_on_the_original_weights(workspace, shape, capsys, tiny_demo_weights):
     run_dir, status, log = _train(workspace, capsys, method="lora", lora_rank=2, lora_targets="q_proj", pissa_init=True)
     assert status["state"] == "completed", status
     assert _trained_count(log) == shape["layers"] * 2 * 2 * shape["d"]
     assert "PiSSA" in log
     saved = json.loads((run_dir / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))
     assert saved["r"] == 4 and saved["init_lora_weights"] is True  # rank doubles in the conversion
-    _base_unchanged_in(workspace, run_dir)
+    _base_unchanged_in(workspace, run_dir, tiny_demo_weights)
     assert isinstance(_chat_reply(workspace, run_dir), str)
 
 
@@ -177,7 +181,7 @@ ADAPTER_CASES = {
 
 
 @pytest.mark.parametrize("case", list(ADAPTER_CASES))
-def test_other_adapters_train_their_parameters_only_and_chat(case, workspace, shape, capsys):
+def test_other_adapters_train_their_parameters_only_and_chat(case, workspace, shape, capsys, tiny_demo_weights):
     overrides, expected = ADAPTER_CASES[case]
     run_dir, status, log = _train(workspace, capsys, **overrides)
     assert status["state"] == "completed" and status["output"] == "adapter", status
@@ -186,7 +190,7 @@ def test_other_adapters_train_their_parameters_only_and_chat(case, workspace, sh
     saved = json.loads((run_dir / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))
     assert saved["peft_type"] == {"ia3": "IA3", "prompt_tuning": "PROMPT_TUNING", "prefix_tuning": "PREFIX_TUNING",
                                   "p_tuning": "P_TUNING"}[case]
-    _base_unchanged_in(workspace, run_dir)
+    _base_unchanged_in(workspace, run_dir, tiny_demo_weights)
     assert isinstance(_chat_reply(workspace, run_dir), str)
 
 

@@ -92,7 +92,7 @@ def test_adapter_folder_has_everything_needed_to_reload(demo_run):
     assert adapter_config["r"] == saved.method.lora_rank
 
 
-def test_lora_weights_changed_and_base_weights_did_not(demo_run):
+def test_lora_weights_changed_and_base_weights_did_not(demo_run, tiny_demo_weights):
     import torch
     from peft import PeftModel
     from safetensors.torch import load_file
@@ -100,7 +100,11 @@ def test_lora_weights_changed_and_base_weights_did_not(demo_run):
 
     workspace, run_dir = demo_run
     base_file = workspace / "models" / "tiny-demo" / "model.safetensors"
-    base_weights = load_file(str(base_file))
+    base_weights = tiny_demo_weights  # as built, before anything trained (the run built its own copy, byte-identical)
+    on_disk = load_file(str(base_file))
+    assert on_disk.keys() == base_weights.keys()
+    for key, value in base_weights.items():
+        assert torch.equal(on_disk[key], value), f"base weight {key} changed on disk"
 
     # only adapter weights were saved: the base model is not duplicated or modified in the run
     saved = load_file(str(run_dir / "adapter" / "adapter_model.safetensors"))

@@ -28,6 +28,7 @@ from studio import config as cfg
 from studio import hardware
 from studio.data.prepare import prepare_sft
 from studio.models.catalog import is_hub_model, resolve_model
+from studio.system_prompt import record_training_system_prompt
 from studio.train import distributed, dry_run, queue
 from studio.train.phases import Progress
 from studio.train.status import (
@@ -225,6 +226,9 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
         train_dataset, eval_dataset, train_rows, val_rows = _build_datasets(workspace, run_dir, config, tokenizer)
     else:  # the TRL trainer of the stage tokenises the normalised rows through the chat template itself
         train_dataset, eval_dataset, train_rows, val_rows = stages.build_datasets(workspace, config, log)
+    trained_system = record_training_system_prompt(run_dir, train_rows)
+    if trained_system["shared"]:
+        log("every training row has the same system prompt: chat, compare, serve and export start from it")
 
     model, _ = (stages.load_reward_model if stage == "rm" else _load_model)(run_dir, source, config)
     device = "cuda" if torch.cuda.is_available() else "cpu"

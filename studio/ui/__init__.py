@@ -91,7 +91,7 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
             return gr.Tabs(selected="chat"), gr.update(choices=chat["on_refresh"](lang_choice)["choices"], value=run_id)
 
         train["chat_button"].click(on_chat_with_run, [train["watched"], ctx.language], [tabs, chat["run"]]).then(
-            chat["on_load"], [chat["run"], chat["base"], ctx.language], [chat["status"], chat["chatbot"]]
+            chat["on_load"], [chat["run"], chat["base"], ctx.language], [chat["status"], chat["chatbot"], chat["system"]]
         )
 
         # A viewer login sees the live view and the runs, and no control that changes anything.

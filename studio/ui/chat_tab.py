@@ -21,6 +21,7 @@ from studio.chat import (
 from studio.hardware import GiB
 from studio.ui.context import UIContext, refuse_viewer
 from studio.ui.locales import lang_code, t
+from studio.system_prompt import training_system_prompt
 from studio.workspace import PathError
 
 REDRAW_S = 0.2  # the least time between two updates of a streaming reply
@@ -89,6 +90,15 @@ def load_into_chat(ctx: UIContext, run_id: str, base: bool, lang: str, checkpoin
     return t("chat.loaded_checkpoint", lang, run=run_id, checkpoint=chosen) if chosen else t("chat.loaded", lang, run=run_id)
 
 
+def trained_system(ctx: UIContext, run_id: str):
+    """The run's training system prompt for the System box (editable there), or no change when the run has none."""
+    try:
+        text = training_system_prompt(ctx.workspace.run_dir(run_id)) if run_id else ""
+    except PathError:
+        text = ""
+    return text if text else gr.skip()
+
+
 def unload_chat(ctx: UIContext, lang: str) -> str:
     """Stop any reply, drop the loaded model and free its memory; returns a message to show."""
     ctx.chat.stop.set()
@@ -144,11 +154,11 @@ def create_chat_tab(ctx: UIContext) -> dict:
     def on_load(run_id: str, use_base: bool, lang_choice: str, request: gr.Request):
         """The Train tab's one-click chat: the run's final weights."""
         refuse_viewer(ctx, request, lang_code(lang_choice))
-        return load_into_chat(ctx, run_id, use_base, lang_code(lang_choice)), []
+        return load_into_chat(ctx, run_id, use_base, lang_code(lang_choice)), [], trained_system(ctx, run_id)
 
     def on_load_chosen(run_id: str, chosen: str, use_base: bool, lang_choice: str, request: gr.Request):
         refuse_viewer(ctx, request, lang_code(lang_choice))
-        return load_into_chat(ctx, run_id, use_base, lang_code(lang_choice), chosen), []
+        return load_into_chat(ctx, run_id, use_base, lang_code(lang_choice), chosen), [], trained_system(ctx, run_id)
 
     def on_unload(lang_choice: str, request: gr.Request):
         refuse_viewer(ctx, request, lang_code(lang_choice))
@@ -205,7 +215,7 @@ def create_chat_tab(ctx: UIContext) -> dict:
 
     refresh.click(on_refresh, [ctx.language], [run])
     run.change(on_run_change, [run, ctx.language], [checkpoint])
-    load.click(on_load_chosen, [run, checkpoint, base, ctx.language], [status, chatbot], api_name="chat_load")
+    load.click(on_load_chosen, [run, checkpoint, base, ctx.language], [status, chatbot, system], api_name="chat_load")
     unload.click(on_unload, [ctx.language], [status], api_name="chat_unload")
     stop.click(on_stop, [ctx.language], None, api_name="chat_stop")
     send_inputs = [message, chatbot, system, max_new, temperature, top_p, top_k, repetition, seed, ctx.language]
@@ -214,4 +224,4 @@ def create_chat_tab(ctx: UIContext) -> dict:
     message.submit(on_send, send_inputs, send_outputs, show_progress_on=[chatbot])
     clear.click(list, None, [chatbot])
     return {"run": run, "base": base, "checkpoint": checkpoint, "status": status, "chatbot": chatbot,
-            "on_load": on_load, "on_refresh": on_refresh}
+            "system": system, "on_load": on_load, "on_refresh": on_refresh}

@@ -19,7 +19,7 @@ from studio.compare import (
     save_rating,
     undecided_file,
 )
-from studio.ui.chat_tab import chattable_runs
+from studio.ui.chat_tab import chattable_runs, trained_system
 from studio.ui.context import UIContext, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError
@@ -170,7 +170,8 @@ def create_compare_tab(ctx: UIContext) -> dict:
     mode.change(on_mode, [mode], [run_b])
     ctx.language.change(on_language, [ctx.language, mode], [mode])
     refresh.click(on_refresh, [ctx.language], [run_a, run_b])
-    load.click(on_load, [mode, run_a, run_b, ctx.language], [status, saved], api_name="compare_load")
+    load.click(on_load, [mode, run_a, run_b, ctx.language], [status, saved], api_name="compare_load").then(
+        lambda first: trained_system(ctx, first), [run_a], [system], queue=False, api_visibility="private")
     answer_inputs = [prompt, system, blind, max_new, temperature, top_p, seed, ctx.language]
     answer_outputs = [header_a, answer_a, header_b, answer_b, comparison_state, saved]
     answer.click(on_answer, answer_inputs, answer_outputs, api_name="compare_answer")
