@@ -41,40 +41,21 @@ DEFAULT_WORKSPACE = os.environ.get("STUDIO_WORKSPACE", str(PROJECT_ROOT / "works
 
 
 def build_config(config_file: str | None, items: list[str], workspace: Workspace) -> cfg.RunConfig:
-    """The config for a new run: defaults, then the catalog's recommendations for the chosen model, then the
-    hyperparameter preset (`preset=NAME`), then the keys set in the YAML file, then `key=value` items. A method
-    other than LoRA/QLoRA whose learning rate is set nowhere gets its own default learning rate (the catalog's
-    are LoRA rates). ConfigError lists every problem."""
-    from studio.models.catalog import recommended_overrides
-    from studio.presets import LORA_LIKE, method_learning_rate, preset_overrides
+    """The config for a new run, layered as studio/layering.py says (defaults, the model's catalog
+    recommendations, `preset=NAME`, the YAML file's keys, then `key=value` items) and validated; ConfigError
+    lists every problem."""
+    return cfg.check(_layered(config_file, items, workspace))
+
+
+def _layered(config_file: str | None, items: list[str], workspace: Workspace) -> cfg.RunConfig:
+    """The layered config of an optional YAML file (confined to the workspace) and `key=value` items, unchecked."""
+    from studio.layering import layered_config
 
     overrides = cfg.parse_cli_overrides(items)
-    preset = overrides.pop("preset", None)
-    from_file: dict = {}
-    if config_file:
-        path = workspace.confine(config_file)
-        text = path.read_text(encoding="utf-8")
-        set_in_file = _keys_in_yaml(text)
-        from_file = {k: v for k, v in cfg.to_flat(cfg.from_yaml(text, str(path))).items() if k in set_in_file}
-    model = str(overrides.get("model", from_file.get("model", cfg.RunConfig().model.model)))
-    method = str(overrides.get("method", from_file.get("method", cfg.RunConfig().method.method)))
-    from_preset = preset_overrides(str(preset), method) if preset is not None else {}
-    chosen = {**from_preset, **from_file, **overrides}
-    merged = {**recommended_overrides(model), **chosen}
-    if "learning_rate" not in chosen and method not in LORA_LIKE:
-        merged["learning_rate"] = method_learning_rate(method)
-    return cfg.check(cfg.apply_overrides(cfg.RunConfig(), merged))
-
-
-def _keys_in_yaml(text: str) -> set[str]:
-    """The flat keys a config file sets explicitly (so catalog recommendations fill only the rest)."""
-    import yaml
-
-    data = yaml.safe_load(text) or {}
-    keys = set()
-    for key, value in data.items():
-        keys |= set(value) if isinstance(value, dict) else {key}
-    return keys
+    if not config_file:
+        return layered_config(overrides=overrides)
+    path = workspace.confine(config_file)
+    return layered_config(path.read_text(encoding="utf-8"), str(path), overrides)
 
 
 def _follow(run_dir: Path, offset: int = 0) -> dict:
@@ -319,28 +300,21 @@ def cmd_data(args, workspace: Workspace) -> int:
 
 
 def cmd_estimate(args, workspace: Workspace) -> int:
-    """`estimate`: the peak-memory breakdown, verdict and fixes for a model and method (exit 0 fits or tight,
-    1 won't fit, 2 bad input)."""
+    """`estimate`: the peak-memory breakdown, verdict and fixes for a config given as `train` takes it (exit 0
+    fits or tight, 1 won't fit, 2 bad input). On a machine without a GPU it judges for a CPU run unless
+    --gpu-mem names the GPU to judge for."""
     from studio import fit, hardware
-    from studio.memory import EstimateInputs, GiB
-    from studio.models.architecture import model_architecture
 
-    arch = model_architecture(workspace, args.model)
+    config = _layered(args.config_file, args.overrides, workspace)
     machine = hardware.detect(workspace.root)
-    gpu = machine.gpu(0)
-    on_gpu = args.gpu_mem is not None or gpu is not None
-    inputs = EstimateInputs(
-        arch=arch, method=args.method, stage=args.stage, batch_size=args.batch, seq_len=args.seq, lora_rank=args.lora_rank,
-        optim=args.optim, gradient_checkpointing=args.grad_ckpt, attn_impl=args.attn, num_gpus=args.gpus,
-        zero_stage=args.zero if args.zero is not None else (2 if args.gpus > 1 else 0), device="cuda" if on_gpu else "cpu",
-    )
-    if args.gpu_mem is not None:
-        available, device = args.gpu_mem * GiB, f"a GPU with {args.gpu_mem:g} GB"
-    elif gpu is not None:
-        available, device = float(gpu.free), f"GPU {gpu.index} ({gpu.name})"
-    else:
-        available, device = float(machine.ram_available), "CPU (RAM; no GPU found: pass --gpu-mem GB to judge for a GPU)"
-    result = fit.assess(inputs, available, device)
+    if args.gpu_mem is not None:  # the GPUs the config names (gpus=0,1,2,3), or one
+        from studio.train.distributed import gpu_list
+
+        machine = machine.with_gpus(args.gpu_mem, gpu_list(config.train.gpus) if config.train.strategy != "single" else None)
+    result = fit.assess_config(config, machine, workspace)
+    if not machine.gpus:
+        print("no GPU here: this is the estimate for a CPU run on this machine's RAM; pass --gpu-mem GB to judge "
+              "for a GPU", file=sys.stderr)
     print(json.dumps(result.to_json(), indent=2, ensure_ascii=False) if args.json else fit.format_text(result))
     return 1 if result.verdict == fit.WONT_FIT else 0
 
@@ -428,21 +402,12 @@ def make_parser() -> argparse.ArgumentParser:
 
 def add_estimate_parser(verbs, common) -> None:
     """The `estimate` verb's arguments."""
-    from studio.memory import PEFT_METHODS
-
     est = verbs.add_parser("estimate", parents=[common], help="predict peak GPU memory: breakdown, verdict and fixes")
-    est.add_argument("--model", required=True, help="a catalog name, a Hugging Face id (config.json fetched once) or a folder")
-    est.add_argument("--method", default="lora", choices=sorted({*PEFT_METHODS, "full", "freeze"}))
-    est.add_argument("--stage", default="sft", choices=("pt", "sft", "dpo", "orpo", "kto", "rm"))
-    est.add_argument("--seq", type=int, default=1024, help="cutoff length in tokens (default 1024)")
-    est.add_argument("--batch", type=int, default=4, help="micro-batch per GPU (default 4)")
-    est.add_argument("--grad-ckpt", action=argparse.BooleanOptionalAction, default=True, help="gradient checkpointing (default on)")
-    est.add_argument("--attn", default="sdpa", choices=("sdpa", "flash_attention_2", "eager"))
-    est.add_argument("--optim", default="adamw_torch", choices=("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "adafactor", "sgd", "galore_adamw"))
-    est.add_argument("--lora-rank", type=int, default=8)
-    est.add_argument("--gpus", type=int, default=1, help="GPUs training data-parallel (the estimate is per GPU)")
-    est.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=None, help="DeepSpeed ZeRO stage (default 2 with several GPUs)")
-    est.add_argument("--gpu-mem", type=float, default=None, metavar="GB", help="judge against a GPU with this much free memory")
+    est.add_argument("config_file", nargs="?", default=None, metavar="CONFIG.yaml", help="a config YAML, as train takes it")
+    est.add_argument("overrides", nargs="*", metavar="key=value",
+                     help="the config keys train takes (model=…, method=…, cutoff_len=…, batch_size=…, strategy=…, …)")
+    est.add_argument("--gpu-mem", type=float, default=None, metavar="GB",
+                     help="judge for one GPU with this much free memory (default: this machine's GPU, or its RAM without one)")
     est.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -474,7 +439,7 @@ def add_export_parser(verbs, common) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = make_parser().parse_args(argv)
-    if args.verb == "train" and args.config_file and "=" in args.config_file:
+    if args.verb in ("train", "estimate") and args.config_file and "=" in args.config_file:
         args.overrides.insert(0, args.config_file)  # `train key=value` with no config file
         args.config_file = None
     workspace = Workspace(Path(getattr(args, "workspace", DEFAULT_WORKSPACE)))

@@ -500,6 +500,17 @@ def _coerce(key: str, value: Any, problems: list[Problem]) -> Any:
     return None
 
 
+def _coerce_choice(key: str, value: Any, problems: list[Problem]) -> Any:
+    """`value` converted to field `key`'s type and, when the field has choices, one of them; records a problem
+    and returns None when it is neither."""
+    coerced = _coerce(key, value, problems)
+    allowed = field_info(key).metadata.get("choices")
+    if coerced is not None and allowed and coerced not in allowed:
+        problems.append(Problem(key, f"must be one of {', '.join(map(str, allowed))}, got {coerced!r}"))
+        return None
+    return coerced
+
+
 def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """Return a copy of `config` with flat `key: value` pairs applied; ConfigError lists every bad key or value.
     The pseudo-key `preset` (quick, balanced, quality) applies that hyperparameter preset under the other keys."""
@@ -515,7 +526,7 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
         except KeyError:
             problems.append(Problem(key, f"unknown key; known keys: {', '.join(flat_keys())}"))
             continue
-        coerced = _coerce(key, value, problems)
+        coerced = _coerce_choice(key, value, problems)
         if coerced is None:
             continue
         section = _section_of(key)
@@ -579,6 +590,7 @@ def from_dict(data: Any, source: str = "config") -> RunConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([Problem(source, "expected a mapping of sections (model:, data:, method:, train:)")])
+    data = migrate(data, source)
     problems: list[Problem] = []
     flat: dict[str, Any] = {}
     for key, value in data.items():
@@ -605,9 +617,40 @@ def from_dict(data: Any, source: str = "config") -> RunConfig:
     return config
 
 
+# The shape of a saved config. Raise it when a key is renamed or its meaning changes, and add to MIGRATIONS the
+# function that turns a config of the version before into this one, so that every saved run still opens.
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, Any] = {}  # version N -> function(nested data of version N) -> nested data of version N + 1
+
+
+def migrate(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Nested config data (a parsed YAML file) brought to SCHEMA_VERSION; a file without `schema_version` is
+    version 1, the first one written. ConfigError for a version this studio does not know."""
+    data = dict(data)
+    version = data.pop("schema_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
+        raise ConfigError([Problem("schema_version", f"{source} is config schema {version!r}; this studio reads 1 to "
+                                   f"{SCHEMA_VERSION}: update the studio, or remove the file's newer keys")])
+    while version < SCHEMA_VERSION:
+        data, version = MIGRATIONS[version](data), version + 1
+    return data
+
+
 def to_yaml(config: RunConfig) -> str:
-    """The config as YAML text, one section per block."""
-    return yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True)
+    """The config as YAML text, one section per block, after its schema_version."""
+    return yaml.safe_dump({"schema_version": SCHEMA_VERSION, **to_dict(config)}, sort_keys=False, allow_unicode=True)
+
+
+def written_keys(text: str) -> set[str]:
+    """The flat keys a YAML config text sets explicitly (sections flattened); empty when it is not a mapping."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return set()
+    keys: set[str] = set()
+    for key, value in (data.items() if isinstance(data, dict) else ()):
+        keys |= {str(k) for k in value} if isinstance(value, dict) else {str(key)}
+    return keys - {"schema_version"}
 
 
 def from_yaml(text: str, source: str = "config.yaml") -> RunConfig:

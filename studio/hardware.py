@@ -8,7 +8,7 @@ with the system sampler of running trainings (studio/train/system.py).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,12 @@ class Hardware:
     def gpu(self, index: int = 0) -> GPU | None:
         """The GPU with this index, or None (no such GPU, or none at all)."""
         return next((g for g in self.gpus if g.index == index), None)
+
+    def with_gpus(self, free_gb: float, indices: list[int] | None = None) -> Hardware:
+        """This machine as if it had GPUs `indices` (default [0]), each with `free_gb` GB free (and that much in
+        all), for judging a config for another machine; they are taken to be Ampere or newer (bf16)."""
+        size = int(free_gb * 2**30)
+        return replace(self, gpus=[GPU(i, f"a GPU with {free_gb:g} GB", size, size, (8, 0)) for i in indices or [0]])
 
 
 def _flash_attn_installed() -> bool:

@@ -20,7 +20,8 @@ def test_default_config_is_valid():
 
 
 def test_validate_returns_every_problem_at_once_each_naming_its_key():
-    config = cfg.apply_overrides(cfg.RunConfig(), {"learning_rate": 0, "batch_size": 0, "method": "bogus"})
+    config = cfg.apply_overrides(cfg.RunConfig(), {"learning_rate": 0, "batch_size": 0})
+    config = dataclasses.replace(config, method=dataclasses.replace(config.method, method="bogus"))  # built in code
     problems = cfg.validate(config)
     assert _problem_keys(problems) == ["batch_size", "learning_rate", "method"]
     text = "\n".join(str(p) for p in problems)
@@ -213,3 +214,44 @@ def test_cli_value_with_line_breaks_keeps_them():
     overrides = cfg.parse_cli_overrides(["probe_prompts=What is Amberlee known for?\nWho is the mayor of Dunmere?"])
     assert overrides["probe_prompts"] == "What is Amberlee known for?\nWho is the mayor of Dunmere?"
     assert cfg.probe_prompt_list(overrides["probe_prompts"]) == ["What is Amberlee known for?", "Who is the mayor of Dunmere?"]
+
+
+def test_a_value_outside_a_fields_choices_is_refused_wherever_it_is_set(tmp_path):
+    """The command line, a config file and Load config read keys through one policy: an unknown choice is named
+    even for a key the chosen method does not use."""
+    from studio.layering import layered_config
+    from studio.ui.train_form import config_from_file
+
+    with pytest.raises(cfg.ConfigError, match="quant_type: must be one of nf4, fp4, got 'bogus'"):
+        cfg.apply_overrides(cfg.RunConfig(), {"method": "lora", "quant_type": "bogus"})
+    text = "method:\n  method: lora\n  quant_type: bogus\n"
+    for read in (lambda: layered_config(text, "mine.yaml"), lambda: config_from_file(text, "mine.yaml")):
+        with pytest.raises(cfg.ConfigError, match="quant_type: must be one of nf4, fp4, got 'bogus'"):
+            read()
+
+
+def test_a_saved_config_carries_its_schema_version_and_one_without_it_still_reads():
+    text = cfg.to_yaml(cfg.RunConfig(run_name="kept"))
+    assert text.startswith(f"schema_version: {cfg.SCHEMA_VERSION}\n")
+    assert cfg.from_yaml(text) == cfg.RunConfig(run_name="kept")
+    assert cfg.from_yaml(text.split("\n", 1)[1]) == cfg.RunConfig(run_name="kept")  # written before it was versioned
+    with pytest.raises(cfg.ConfigError, match="schema_version: mine.yaml is config schema 99"):
+        cfg.from_yaml(text.replace(f"schema_version: {cfg.SCHEMA_VERSION}", "schema_version: 99"), "mine.yaml")
+
+
+def test_the_layers_stack_defaults_catalog_preset_file_and_keys_in_that_order():
+    from studio.layering import layered_config
+    from studio.presets import preset_overrides
+
+    plain = layered_config(overrides={"model": "tiny-demo"})
+    assert plain.train.learning_rate == 0.002  # the catalog's recommendation for tiny-demo
+    quick = preset_overrides("quick", "lora")
+    with_preset = layered_config(overrides={"model": "tiny-demo", "preset": "quick"})
+    assert with_preset.train.epochs == quick["epochs"]
+    file_text = "train:\n  epochs: 7\n"
+    from_file = layered_config(file_text, "mine.yaml", {"model": "tiny-demo", "preset": "quick"})
+    assert from_file.train.epochs == 7  # the file wins over the preset
+    typed = layered_config(file_text, "mine.yaml", {"model": "tiny-demo", "preset": "quick", "epochs": 9})
+    assert typed.train.epochs == 9  # key=value wins over the file
+    full = layered_config(overrides={"model": "tiny-demo", "method": "full"})
+    assert full.train.learning_rate != plain.train.learning_rate  # a full fine-tune starts at its own rate

@@ -194,18 +194,30 @@ def test_combined_fix_when_no_single_change_is_enough():
 
 
 def test_cli_estimate_json(tmp_path):
-    result = run_cli("estimate", "--model", "qwen2.5-7b-instruct", "--method", "lora", "--seq", "2048", "--batch", "4",
-                     "--no-grad-ckpt", "--gpu-mem", "24", "--json", workspace=tmp_path)
+    result = run_cli("estimate", "model=qwen2.5-7b-instruct", "method=lora", "cutoff_len=2048", "batch_size=4",
+                     "gradient_checkpointing=false", "--gpu-mem", "24", "--json", workspace=tmp_path)
     assert result.returncode == 1, result.stderr  # won't fit: exit 1
     data = json.loads(result.stdout)
     assert data["verdict"] == "won't fit"
     assert data["total_gb"] == pytest.approx(sum(data["components"].values()), abs=0.01)
     assert {"weights", "activations", "logits", "optimizer", "gradients"} <= set(data["components"])
     assert data["fixes"] and all("change" in f and "total_gb" in f for f in data["fixes"])
-    text = run_cli("estimate", "--model", "qwen2.5-0.5b-instruct", "--method", "qlora", "--gpu-mem", "80", workspace=tmp_path)
+    text = run_cli("estimate", "model=qwen2.5-0.5b-instruct", "method=qlora", "--gpu-mem", "80", workspace=tmp_path)
     assert text.returncode == 0 and "verdict: fits" in text.stdout
-    bad = run_cli("estimate", "--model", "no-such-model", "--method", "lora", workspace=tmp_path)
+    bad = run_cli("estimate", "model=no-such-model", workspace=tmp_path)
     assert bad.returncode == 2 and "not a catalog model" in bad.stderr
+    typo = run_cli("estimate", "model=tiny-demo", "lora_rnak=8", workspace=tmp_path)
+    assert typo.returncode == 2 and "lora_rnak: unknown key" in typo.stderr
+
+
+def test_cli_estimate_reads_a_config_file_as_train_does(tmp_path):
+    (tmp_path / "big.yaml").write_text("model:\n  model: qwen2.5-7b-instruct\ntrain:\n  cutoff_len: 4096\n", encoding="utf-8")
+    from_file = run_cli("estimate", "big.yaml", "--gpu-mem", "80", "--json", workspace=tmp_path)
+    typed = run_cli("estimate", "model=qwen2.5-7b-instruct", "cutoff_len=4096", "--gpu-mem", "80", "--json", workspace=tmp_path)
+    assert from_file.returncode == typed.returncode == 0, from_file.stderr + typed.stderr
+    assert json.loads(from_file.stdout)["total_gb"] == json.loads(typed.stdout)["total_gb"]
+    shorter = run_cli("estimate", "big.yaml", "cutoff_len=512", "--gpu-mem", "80", "--json", workspace=tmp_path)
+    assert json.loads(shorter.stdout)["total_gb"] < json.loads(from_file.stdout)["total_gb"]  # key=value over the file
 
 
 def test_calibration_results_are_well_formed_and_every_measured_row_is_within_ten_percent():

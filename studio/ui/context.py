@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 
 from studio import config as cfg
-from studio.models.catalog import recommended_overrides
+from studio.layering import layered_config
 from studio.ui.locales import Localizer, t
 from studio.workspace import Workspace
 
@@ -51,6 +51,6 @@ def refuse_viewer(ctx: UIContext, request: gr.Request | None, lang: str = "en") 
 
 
 def initial_config() -> cfg.RunConfig:
-    """The values the controls start with: defaults plus the catalog's recommendations for the default model."""
-    defaults = cfg.RunConfig()
-    return cfg.apply_overrides(defaults, recommended_overrides(defaults.model.model))
+    """The values the controls start with: what the layering policy gives with nothing chosen (the defaults
+    plus the catalog's recommendations for the default model)."""
+    return layered_config()

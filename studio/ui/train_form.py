@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from studio import config as cfg
 from studio.models.architecture import ModelInfoError
-from studio.models.catalog import recommended_overrides
+from studio.layering import layered_config, starting_learning_rate
 from studio.models.modules import ALL_LINEAR, linear_module_names
 from studio.workspace import PathError, Workspace
 
@@ -167,18 +165,8 @@ def problems_by_key(problems: list[cfg.Problem]) -> dict[str, list[str]]:
 
 
 def baseline(model: str) -> cfg.RunConfig:
-    """The defaults plus the catalog's recommendations for `model` (what the Train tab starts from)."""
-    return cfg.apply_overrides(cfg.RunConfig(), recommended_overrides(model))
-
-
-def starting_learning_rate(model: str, method: str) -> float:
-    """The learning rate a run starts with when none is set, as the command line picks it: the catalog's
-    recommendation for LoRA-like methods (its rates are LoRA rates), otherwise the method's own default."""
-    from studio.presets import LORA_LIKE, method_learning_rate
-
-    if method in LORA_LIKE:
-        return float(recommended_overrides(model).get("learning_rate", cfg.RunConfig().train.learning_rate))
-    return method_learning_rate(method)
+    """The config the layering policy gives `model` with nothing else set (what the Train tab starts from)."""
+    return layered_config(overrides={"model": model})
 
 
 def learning_rate_for_method(model: str, method: str, current: float | None) -> float | None:
@@ -238,34 +226,7 @@ def read_config_file(path: Path) -> cfg.RunConfig:
 
 
 def config_from_file(text: str, source: str) -> cfg.RunConfig:
-    """The config a YAML file describes, as `python -m studio train FILE` reads it: the keys the file sets,
-    and for the others the defaults plus the catalog's recommendations for its model (and the method's own
-    learning rate). ConfigError names every bad key, value and choice at once."""
-    problems: list[cfg.Problem] = []
-    try:
-        from_file = cfg.from_yaml(text, source)
-    except cfg.ConfigError as error:
-        from_file, problems = None, list(error.problems)
-    written = _flat_items(text)
-    for key, value in written.items():
-        spec = field_spec(key) if key in cfg.flat_keys() else None
-        if spec and spec.choices and value not in spec.choices:
-            problems.append(cfg.Problem(key, f"must be one of {', '.join(map(str, spec.choices))}, got {value!r}"))
-    if problems or from_file is None:
-        raise cfg.ConfigError(problems)
-    explicit = {key: value for key, value in cfg.to_flat(from_file).items() if key in written}
-    model, method = from_file.model.model, from_file.method.method
-    start = {**recommended_overrides(model), "learning_rate": starting_learning_rate(model, method)}
-    return cfg.apply_overrides(cfg.RunConfig(), {**start, **explicit})
-
-
-def _flat_items(text: str) -> dict[str, Any]:
-    """The flat `key: value` pairs a YAML config file writes (sections flattened); empty when it is not one."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return {}
-    flat: dict[str, Any] = {}
-    for key, value in (data.items() if isinstance(data, dict) else ()):
-        flat.update(value if isinstance(value, dict) else {key: value})
-    return flat
+    """The config a YAML file describes, as `python -m studio train FILE` reads it (studio/layering.py: the keys
+    the file sets over the model's recommendations and the defaults). ConfigError names every bad key, value and
+    choice at once."""
+    return layered_config(text, source)

@@ -1,0 +1,52 @@
+"""The one policy that says what config a run gets, shared by `python -m studio train`, `estimate`, Load config
+and the Train form, so that each reads a file and a set of keys the same way.
+
+Layers, each over the one before: the defaults → the catalog's recommendations for the chosen model → a
+hyperparameter preset (`preset=quick|balanced|quality`) → the keys a YAML file sets → `key=value` items. A
+method other than LoRA/QLoRA whose learning rate is set in none of the chosen layers starts at its own rate (the
+catalog's rates are LoRA rates)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from studio import config as cfg
+from studio.models.catalog import recommended_overrides
+from studio.presets import LORA_LIKE, method_learning_rate, preset_overrides
+
+
+def keys_in_file(text: str, source: str) -> dict[str, Any]:
+    """The flat `key: value` pairs a YAML config file sets, checked like every config file (unknown keys, bad
+    values and choices are named); ConfigError lists every problem."""
+    from_file = cfg.from_yaml(text, source)
+    written = cfg.written_keys(text)
+    return {key: value for key, value in cfg.to_flat(from_file).items() if key in written}
+
+
+def starting_learning_rate(model: str, method: str) -> float:
+    """The learning rate a run starts with when none is set: the catalog's recommendation for LoRA-like
+    methods, otherwise the method's own default."""
+    if method in LORA_LIKE:
+        return float(recommended_overrides(model).get("learning_rate", cfg.RunConfig().train.learning_rate))
+    return method_learning_rate(method)
+
+
+def layered_config(file_text: str | None = None, source: str = "config.yaml",
+                   overrides: dict[str, Any] | None = None) -> cfg.RunConfig:
+    """The config that the layers above give for an optional YAML file's text and flat `overrides` (which may
+    hold the pseudo-key `preset`). It is not validated as a whole (see config.check); ConfigError names every
+    bad key, value or choice in the file and the overrides."""
+    chosen = dict(overrides or {})
+    preset = chosen.pop("preset", None)
+    from_file = keys_in_file(file_text, source) if file_text is not None else {}
+    model = str(chosen.get("model", from_file.get("model", cfg.RunConfig().model.model)))
+    method = str(chosen.get("method", from_file.get("method", cfg.RunConfig().method.method)))
+    try:
+        from_preset = preset_overrides(str(preset), method) if preset is not None else {}
+    except ValueError as error:
+        raise cfg.ConfigError([cfg.Problem("preset", str(error).removeprefix("preset: "))]) from error
+    explicit = {**from_preset, **from_file, **chosen}
+    merged = {**recommended_overrides(model), **explicit}
+    if "learning_rate" not in explicit:
+        merged["learning_rate"] = starting_learning_rate(model, method)
+    return cfg.apply_overrides(cfg.RunConfig(), merged)
