@@ -125,7 +125,7 @@ def _candidates(inputs: EstimateInputs, available: float, p95_tokens: int | None
         accum = inputs.grad_accum * inputs.batch_size // smaller
         found.append((f"Micro-batch {smaller} with gradient accumulation {accum} (same effective batch, slower)",
                       {"batch_size": smaller, "grad_accum": accum}, {"batch_size": smaller, "grad_accum": accum}))
-    if trainable_params(inputs) > 1e8 and inputs.optim in ("adamw_torch", "paged_adamw_32bit"):
+    if trainable_params(inputs) > 1e8 and inputs.optim in ("adamw_torch_fused", "adamw_torch", "paged_adamw_32bit"):
         found.append(("8-bit AdamW: optimizer state in a quarter of the memory", {"optim": "adamw_8bit"}, {"optim": "adamw_8bit"}))
         found.append(("Paged 8-bit AdamW: 8-bit state that can spill to CPU RAM at peaks", {"optim": "paged_adamw_8bit"}, {"optim": "paged_adamw_8bit"}))
     if p95_tokens and 16 <= p95_tokens < inputs.seq_len:

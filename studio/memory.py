@@ -49,7 +49,7 @@ class EstimateInputs:
     double_quant: bool = True
     freeze_trainable_layers: int = 2
     num_virtual_tokens: int = 20
-    optim: str = "adamw_torch"
+    optim: str = "adamw_torch_fused"
     precision: str = "auto"  # auto | bf16 | fp16 | fp32 | pure_bf16
     gradient_checkpointing: bool = True
     attn_impl: str = "sdpa"  # sdpa | flash_attention_2 | eager
@@ -178,8 +178,8 @@ def optimizer_bytes(inputs: EstimateInputs) -> float:
     AdamW 1+1 bytes; paged 32-bit AdamW 8; Adafactor a factored second moment (rows + cols per matrix);
     SGD none; GaLore AdamW moments of rank-128 projections plus the projection matrices."""
     trained, optim = trainable_params(inputs), inputs.optim
-    if optim in ("adamw_torch", "paged_adamw_32bit"):
-        return trained * 2 * (master_bytes(inputs) if optim == "adamw_torch" else 4)
+    if optim in ("adamw_torch_fused", "adamw_torch", "paged_adamw_32bit"):
+        return trained * 2 * (4 if optim == "paged_adamw_32bit" else master_bytes(inputs))
     if optim in ("adamw_8bit", "paged_adamw_8bit"):
         return trained * 2
     if optim == "sgd":
@@ -210,9 +210,11 @@ def _layer_activation_bytes(inputs: EstimateInputs) -> float:
     mlp_bytes = active * (glu + (1 if base_trained else 0)) * d * mlp + 4 * a.num_experts
     extra = 0.0
     if inputs.method in ("lora", "qlora"):
-        for name, (i, _o) in target_modules(inputs).items():
+        for name, (i, o) in target_modules(inputs).items():
             copies = active if name in MLP_MODULES else 1
             extra += copies * (d * i + d * inputs.lora_rank + (3 * i if inputs.lora_dropout > 0 else 0))
+            if inputs.use_dora:  # DoRA rescales the base output by the magnitude: that output is kept for backward
+                extra += copies * d * o
     return 2 * norm + attention + mlp_bytes + extra
 
 
@@ -266,6 +268,7 @@ def estimate(inputs: EstimateInputs) -> Estimate:
         early_grads = min(grads, _shard(early_grads, inputs, 2))
     else:
         early_grads = grads  # adapters: small, present in full by the end of backward
+    # the step-by-step AdamW builds a gradient-sized temporary; the fused kernel updates in place
     step_temp = trained * master_bytes(inputs) if inputs.optim in ("adamw_torch", "paged_adamw_32bit", "galore_adamw") else 0.0
     step_temp = _shard(step_temp, inputs, 1)
     if inputs.offload_optimizer:  # the state lives in CPU RAM and the step runs there
@@ -283,6 +286,9 @@ def estimate(inputs: EstimateInputs) -> Estimate:
     dynamic = sum(live.values())
     # QLoRA unpacks one linear weight at a time to 16 bits for its matmul (forward and backward)
     dequantised = max(i * o for i, o in a.linear_shapes().values()) * compute_bytes(inputs) if inputs.method == "qlora" else 0.0
+    # DoRA builds each adapted weight densely (W + BA) to take its column norms: one matrix and its sum at a time
+    adapted = target_modules(inputs).values() if inputs.method in ("lora", "qlora") and inputs.use_dora else ()
+    dora_dense = max((i * o for i, o in adapted), default=0) * 2 * compute_bytes(inputs)
     components = {
         "weights": frozen,
         "trainable": trained_bytes,
@@ -290,7 +296,7 @@ def estimate(inputs: EstimateInputs) -> Estimate:
         **live,
         "reference_model": reference,
         "cuda_context": CUDA_CONTEXT if on_gpu else 0.0,
-        "workspace": (CUBLAS_WORKSPACE + FRAGMENTATION * dynamic + dequantised) if on_gpu else 0.0,
+        "workspace": (CUBLAS_WORKSPACE + FRAGMENTATION * dynamic + dequantised + dora_dense) if on_gpu else 0.0,
     }
     return Estimate(inputs, components, phase, trained, a.total_params(), notes)
 
@@ -332,7 +338,7 @@ def from_run_config(config: Any, gpu: Any = None, arch: Architecture | None = No
         double_quant=getattr(m, "double_quant", True),
         freeze_trainable_layers=getattr(m, "freeze_trainable_layers", 2),
         num_virtual_tokens=getattr(m, "num_virtual_tokens", 20),
-        optim=getattr(t, "optim", "adamw_torch"),
+        optim=getattr(t, "optim", "adamw_torch_fused"),
         precision=getattr(t, "precision", "auto"),
         gradient_checkpointing=getattr(t, "gradient_checkpointing", True),
         attn_impl=getattr(t, "attn_impl", "sdpa"),

@@ -246,3 +246,17 @@ def test_calibration_results_are_well_formed_and_every_measured_row_is_within_te
         now = vram_calibration.predict(row["model"], row["method"], row["cutoff_len"], row["batch_size"], row["gradient_checkpointing"])
         measured = row["measured"]["max_memory_reserved_gb"]
         assert abs(now["predicted_reserved_gb"] - measured) <= 0.10 * measured, f"row {row['row']}: {now} vs measured {measured} GB"
+
+
+def test_fused_adamw_has_no_step_temporary_and_dora_costs_more_than_lora():
+    from studio.memory import _catalog_arch
+
+    arch = _catalog_arch("qwen2.5-0.5b-instruct")
+    full = dict(arch=arch, method="full", batch_size=1, seq_len=128, device="cuda")
+    fused, stepwise = estimate(EstimateInputs(**full, optim="adamw_torch_fused")), estimate(EstimateInputs(**full, optim="adamw_torch"))
+    assert fused.components["optimizer"] == stepwise.components["optimizer"]  # the same two moments
+    assert stepwise.phase == "optimizer step" and stepwise.total > fused.total  # only the step-by-step one adds a temporary
+    lora = dict(arch=arch, method="lora", batch_size=4, seq_len=1024, device="cuda")
+    plain, dora = estimate(EstimateInputs(**lora)), estimate(EstimateInputs(**lora, use_dora=True))
+    assert dora.components["activations"] > plain.components["activations"]
+    assert dora.components["workspace"] > plain.components["workspace"]
