@@ -109,7 +109,7 @@ def cmd_launch_cmd(args, workspace: Workspace) -> int:
     try:
         run_dir = workspace.run_dir(args.run)
     except PathError:  # not a run: a config YAML, for which a run folder is made (not started)
-        run_dir = distributed.create_multi_node_run(workspace, build_config(args.run, args.overrides, workspace))
+        run_dir = jobs.create_multi_node_run(workspace, build_config(args.run, args.overrides, workspace))
     print(distributed.node_instructions(workspace.root, run_dir, jobs.load_config(run_dir), args.nodes, args.node_rank,
                                         args.main_ip, args.port, args.per_node))
     return 0
@@ -308,9 +308,7 @@ def cmd_estimate(args, workspace: Workspace) -> int:
     config = _layered(args.config_file, args.overrides, workspace)
     machine = hardware.detect(workspace.root)
     if args.gpu_mem is not None:  # the GPUs the config names (gpus=0,1,2,3), or one
-        from studio.train.distributed import gpu_list
-
-        machine = machine.with_gpus(args.gpu_mem, gpu_list(config.train.gpus) if config.train.strategy != "single" else None)
+        machine = machine.with_gpus(args.gpu_mem, cfg.gpu_list(config.train.gpus) if config.train.strategy != "single" else None)
     result = fit.assess_config(config, machine, workspace)
     if not machine.gpus:
         print("no GPU here: this is the estimate for a CPU run on this machine's RAM; pass --gpu-mem GB to judge "

@@ -663,6 +663,18 @@ def from_yaml(text: str, source: str = "config.yaml") -> RunConfig:
     return from_dict(data, source)
 
 
+def gpu_list(gpus: str) -> list[int]:
+    """The GPU indices in `gpus` ("0,1" → [0, 1]; "" → [] meaning every visible GPU). ValueError names a bad part."""
+    indices = []
+    for part in (p.strip() for p in gpus.split(",") if p.strip()):
+        if not part.isdigit():
+            raise ValueError(f"{part!r} is not a GPU index: use numbers separated by commas, e.g. 0,1")
+        indices.append(int(part))
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"a GPU is named twice in {gpus!r}")
+    return indices
+
+
 def validate(config: RunConfig) -> list[Problem]:
     """Every problem with the values in `config` (empty when it is good to run)."""
     problems: list[Problem] = []
@@ -724,8 +736,6 @@ def _distributed_problems(config: RunConfig) -> list[Problem]:
         return problems
     if t.dry_run:
         problems.append(Problem("dry_run", "a dry run measures one device: set strategy=single for it"))
-    from studio.train.distributed import gpu_list
-
     try:
         chosen = gpu_list(t.gpus)
     except ValueError as error:

@@ -199,7 +199,7 @@ def assess_config(config: Any, hardware: Any, workspace: Any = None, gpu_index: 
     available RAM. With several GPUs (strategy other than single) the estimate is per GPU, over the chosen GPUs
     (`gpus`, or all), checked against the first chosen one: DDP keeps a full copy on each; FSDP and ZeRO shard."""
     from studio.memory import from_run_config
-    from studio.train.distributed import gpu_list
+    from studio.config import gpu_list
 
     strategy, chosen = getattr(config.train, "strategy", "single"), []
     if strategy != "single":

@@ -61,6 +61,25 @@ class Hardware:
         return replace(self, gpus=[GPU(i, f"a GPU with {free_gb:g} GB", size, size, (8, 0)) for i in indices or [0]])
 
 
+_nvml: dict[str, Any] = {"ready": None}  # NVML is initialised once per process
+
+
+def nvml_ready() -> bool:
+    """Initialise NVML once per process; False when there is no NVIDIA driver or no nvidia-ml-py."""
+    if _nvml["ready"] is None:
+        try:
+            import pynvml
+        except ImportError:
+            _nvml["ready"] = False
+            return False
+        try:
+            pynvml.nvmlInit()
+            _nvml["ready"] = True
+        except pynvml.NVMLError:  # no driver or no NVML library: no GPUs to report
+            _nvml["ready"] = False
+    return bool(_nvml["ready"])
+
+
 def _flash_attn_installed() -> bool:
     import importlib.util
 
@@ -74,9 +93,7 @@ def _text(value: Any) -> str:
 def detect_gpus(nvml: Any = None) -> list[GPU]:
     """Every GPU NVML sees; [] without NVML. `nvml` stands in for the pynvml module (tests pass a fake one)."""
     if nvml is None:
-        from studio.train.system import _nvml_ready
-
-        if not _nvml_ready():
+        if not nvml_ready():
             return []
         import pynvml as nvml
     flash = _flash_attn_installed()

@@ -96,6 +96,17 @@ def create_run(workspace: Workspace, config: cfg.RunConfig) -> Path:
     return run_dir
 
 
+AWAITING_MACHINES_PHASE = "waiting for its machines: run the launch-cmd command on each"
+
+
+def create_multi_node_run(workspace, config) -> Path:
+    """A validated run folder for `config` that its machines start (nothing is launched here): queued, waiting
+    for its machines, and not taken for a dead worker while it waits."""
+    run_dir = create_run(workspace, config)
+    update_status(run_dir, awaiting_machines=True, phase=AWAITING_MACHINES_PHASE)
+    return run_dir
+
+
 def _signal_name(returncode: int) -> str:
     try:
         return signal.Signals(-returncode).name

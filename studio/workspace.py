@@ -20,6 +20,7 @@ from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PRESETS_DIR = PROJECT_ROOT / "presets"
+SAMPLES_DIR = PRESETS_DIR / "datasets"  # the sample datasets the studio ships
 
 CONFIG_FILE = "config.yaml"
 STATUS_FILE = "status.json"

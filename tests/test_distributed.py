@@ -248,7 +248,7 @@ def test_the_train_tab_offers_the_strategy_and_the_model_tab_shows_the_effective
         assert "shared storage" in shown and "--main_process_ip 10.1.2.3" in shown and "--num_processes 16" in shown
         (run_id,) = workspace.run_ids()
         status = jobs.run_status(workspace.runs_dir / run_id)
-        assert status["state"] == "queued" and status["phase"] == distributed.AWAITING_MACHINES_PHASE, "waits for its machines"
+        assert status["state"] == "queued" and status["phase"] == jobs.AWAITING_MACHINES_PHASE, "waits for its machines"
         assert jobs.load_config(workspace.runs_dir / run_id).train.batch_size == 3
         page.get_by_role("tab", name="2 · Model").click()
         expected = "Effective batch: 3 × 2 × 2 CPU processes = 12 rows per step (ddp)"

@@ -233,13 +233,14 @@ def test_worker_samples_every_gpu_through_nvml(monkeypatch):
 
     import pynvml
 
+    from studio import hardware
     from studio.train import system
 
     fake = FakeNVML()
     used = [name for name in dir(fake) if name.startswith(("nvml", "NVML"))]
     assert all(hasattr(pynvml, name) for name in used), [name for name in used if not hasattr(pynvml, name)]
     monkeypatch.setitem(sys.modules, "pynvml", fake)
-    monkeypatch.setitem(system._nvml, "ready", None)
+    monkeypatch.setitem(hardware._nvml, "ready", None)
     sample = system.sample(started=0.0)
     assert sample["gpus"] == [
         {"index": 0, "name": "NVIDIA H100 80GB HBM3", "memory_used_mb": 40960.0, "memory_total_mb": 81920.0,

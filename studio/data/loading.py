@@ -28,12 +28,11 @@ from studio.data.readers import (
     iter_file_records,
     peek,
 )
-from studio.workspace import PRESETS_DIR, Workspace
+from studio.workspace import PRESETS_DIR, SAMPLES_DIR, Workspace
 
 __all__ = ["DataError", "LoadedDataset", "RowProblem", "list_samples", "load_dataset_file", "load_records", "resolve_dataset"]
 
 SUPPORTED_SUFFIXES = FILE_SUFFIXES
-SAMPLES_DIR = PRESETS_DIR / "datasets"
 MAX_PROBLEMS_SHOWN = 10
 PROBLEM_KINDS = {"json": "malformed JSON", "encoding": "not UTF-8", "type": "wrong type", "missing": "missing field",
                  "empty": "empty field", "role": "unknown role", "ending": "does not end with the assistant"}

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from studio.data.loading import SAMPLES_DIR
+from studio.workspace import SAMPLES_DIR
 
 DEMO_NAME = "tiny-demo"
 VOCAB_SIZE = 1024

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from studio.config import gpu_list
 from studio.workspace import CONFIG_FILE, PROJECT_ROOT
 
 STRATEGIES = ("single", "ddp", "fsdp", "fsdp_shard_grad_op", "deepspeed_zero2", "deepspeed_zero3")
@@ -57,18 +58,6 @@ def is_main_process() -> bool:
 def local_device_index() -> int:
     """The GPU index this process uses on its machine (LOCAL_RANK; 0 for a single process)."""
     return int(os.environ.get("LOCAL_RANK", "0") or 0)
-
-
-def gpu_list(gpus: str) -> list[int]:
-    """The GPU indices in `gpus` ("0,1" → [0, 1]; "" → [] meaning every visible GPU). ValueError names a bad part."""
-    indices = []
-    for part in (p.strip() for p in gpus.split(",") if p.strip()):
-        if not part.isdigit():
-            raise ValueError(f"{part!r} is not a GPU index: use numbers separated by commas, e.g. 0,1")
-        indices.append(int(part))
-    if len(set(indices)) != len(indices):
-        raise ValueError(f"a GPU is named twice in {gpus!r}")
-    return indices
 
 
 def visible_gpu_count() -> int:
@@ -216,20 +205,6 @@ def node_commands(workspace_root: Path, run_dir: Path, processes: int, nodes: in
     prefix = f"cd {shlex.quote(str(PROJECT_ROOT))} && PYTHONPATH={shlex.quote(str(PROJECT_ROOT))} "
     return [prefix + shlex.join(launch_argv(workspace_root, run_dir, processes, port, nodes, node, main_ip, python))
             for node in range(nodes)]
-
-
-AWAITING_MACHINES_PHASE = "waiting for its machines: run the launch-cmd command on each"
-
-
-def create_multi_node_run(workspace, config) -> Path:
-    """A validated run folder for `config` that its machines start (nothing is launched here): queued, waiting
-    for its machines, and not taken for a dead worker while it waits."""
-    from studio import jobs
-    from studio.train.status import update_status
-
-    run_dir = jobs.create_run(workspace, config)
-    update_status(run_dir, awaiting_machines=True, phase=AWAITING_MACHINES_PHASE)
-    return run_dir
 
 
 def node_instructions(workspace_root: Path, run_dir: Path, config, nodes: int, node_rank: int | None, main_ip: str,

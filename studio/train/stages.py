@@ -168,7 +168,7 @@ def load_reward_model(run_dir: Path, source: str, config: cfg.RunConfig):
     from studio.train import methods
     from studio.train.phases import Progress
     from studio.train.status import update_status
-    from studio.train.worker import log
+    from studio.train.log import log
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     update_status(run_dir, phase="loading the model")

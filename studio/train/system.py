@@ -15,27 +15,11 @@ from typing import Any
 
 import psutil
 
+from studio.hardware import nvml_ready
 from studio.workspace import SYSTEM_FILE
 from studio.workspace import append_jsonl
 
 INTERVAL_S = 2.0
-_nvml: dict[str, Any] = {"ready": None}
-
-
-def _nvml_ready() -> bool:
-    """Initialise NVML once per process; False when there is no NVIDIA driver or no nvidia-ml-py."""
-    if _nvml["ready"] is None:
-        try:
-            import pynvml
-        except ImportError:
-            _nvml["ready"] = False
-            return False
-        try:
-            pynvml.nvmlInit()
-            _nvml["ready"] = True
-        except pynvml.NVMLError:  # no driver or no NVML library: no GPUs to report
-            _nvml["ready"] = False
-    return bool(_nvml["ready"])
 
 
 def _reading(read, scale: float = 1.0) -> float | None:
@@ -50,7 +34,7 @@ def _reading(read, scale: float = 1.0) -> float | None:
 
 def gpu_samples() -> list[dict[str, Any]]:
     """One dict per GPU NVML sees (empty without NVML)."""
-    if not _nvml_ready():
+    if not nvml_ready():
         return []
     import pynvml
 

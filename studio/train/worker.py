@@ -30,6 +30,7 @@ from studio.data.prepare import prepare_sft
 from studio.models.catalog import is_hub_model, resolve_model
 from studio.system_prompt import record_training_system_prompt
 from studio.train import distributed, dry_run, queue
+from studio.train.log import log
 from studio.train.phases import Progress
 from studio.train.status import (
     COMPLETED,
@@ -52,13 +53,6 @@ from studio.workspace import (
 # Files a fine-tune never needs: other frameworks' weights, quantised copies, the original checkpoints.
 HUB_IGNORE = ["*.onnx", "*.onnx_data", "onnx/*", "*.msgpack", "*.h5", "*.ot", "*.tflite", "*.gguf", "*.pth",
               "original/*", "openvino/*", "coreml/*"]
-
-
-def log(message: str) -> None:
-    """One timestamped line to the worker's output (train.log when launched by the studio); in a multi-process
-    run each line names its rank."""
-    rank = f" rank {distributed.rank()}" if distributed.world_size() > 1 else ""
-    print(f"[{time.strftime('%H:%M:%S')}{rank}] {message}", flush=True)
 
 
 def _install_stop_signal(event: threading.Event) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from studio import config as cfg
+from studio import jobs
 from studio.data.loading import DataError
 from studio.train import distributed
 from studio.ui import train_form as form
@@ -50,7 +51,7 @@ def wire_nodes_panel(ctx: UIContext, panel: dict, keys: list[str], inputs: list,
         if config is None or problems:
             return "\n".join(f"# {p}" for p in problems)
         try:
-            run_dir = distributed.create_multi_node_run(ctx.workspace, config)
+            run_dir = jobs.create_multi_node_run(ctx.workspace, config)
             return distributed.node_instructions(ctx.workspace.root, run_dir, config, int(nodes or 1), None,
                                                  main_ip.strip(), int(port or distributed.DEFAULT_PORT), int(per_node or 1))
         except cfg.ConfigError as error:
