@@ -29,6 +29,7 @@ from studio.workspace import (
     REWARD_MODEL_DIR,
     PathError,
     Workspace,
+    checkpoint_folders,
 )
 
 
@@ -286,13 +287,7 @@ def _device():
 
 def checkpoint_names(run_dir: Path) -> list[str]:
     """The run's saved checkpoints that can be chatted with (checkpoint-N folders holding weights), oldest first."""
-    folder = run_dir / CHECKPOINTS_DIR
-    found = []
-    for path in folder.glob("checkpoint-*") if folder.is_dir() else ():
-        step = path.name.removeprefix("checkpoint-")
-        if step.isdigit() and any((path / f).is_file() for f in ("adapter_config.json", "config.json")):
-            found.append((int(step), path.name))
-    return [name for _, name in sorted(found)]
+    return [path.name for path in checkpoint_folders(run_dir, holding=("adapter_config.json", "config.json"))]
 
 
 def _trained_weights(run_dir: Path, checkpoint: str | None) -> Path:

@@ -871,13 +871,13 @@ def _installed(package: str) -> bool:
 
 @functools.cache
 def _gpu() -> dict:
-    """What this machine's first CUDA GPU offers: {"cuda", "bf16", "name"} (asked once; imports torch)."""
-    import torch
+    """What this machine's first CUDA GPU offers: {"cuda", "bf16", "name", "count"} (hardware.cuda_gpus)."""
+    from studio.hardware import cuda_gpus
 
-    if not torch.cuda.is_available():
+    gpus = cuda_gpus()
+    if not gpus:
         return {"cuda": False, "bf16": False, "name": None, "count": 0}
-    return {"cuda": True, "bf16": torch.cuda.is_bf16_supported(), "name": torch.cuda.get_device_name(0),
-            "count": torch.cuda.device_count()}
+    return {"cuda": True, "bf16": gpus[0].bf16, "name": gpus[0].name, "count": len(gpus)}
 
 
 def probe_prompt_list(text: str) -> list[str]:

@@ -90,20 +90,59 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def cuda_handles(nvml: Any) -> list[tuple[int, Any]]:
+    """(CUDA index, NVML handle) of each GPU that CUDA shows this process: those CUDA_VISIBLE_DEVICES selects
+    (by index or by `GPU-…` UUID prefix, up to its first entry that names none, as CUDA reads it), numbered in that
+    order; every GPU NVML sees when it is unset. NVML's order is the PCI bus order, which CUDA follows here
+    (CUDA_DEVICE_ORDER, set in studio/__init__.py)."""
+    handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+    wanted = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if wanted is None:
+        return list(enumerate(handles))
+    chosen: list[Any] = []
+    for entry in (part.strip() for part in wanted.split(",")):
+        if entry.isdigit() and int(entry) < len(handles):
+            match = handles[int(entry)]
+        elif entry.startswith("GPU-"):
+            match = next((h for h in handles if _text(nvml.nvmlDeviceGetUUID(h)).startswith(entry)), None)
+        else:
+            match = None
+        if match is None or match in chosen:
+            break
+        chosen.append(match)
+    return list(enumerate(chosen))
+
+
 def detect_gpus(nvml: Any = None) -> list[GPU]:
-    """Every GPU NVML sees; [] without NVML. `nvml` stands in for the pynvml module (tests pass a fake one)."""
+    """Every GPU CUDA shows this process, numbered as CUDA numbers them (see cuda_handles); [] without NVML.
+    `nvml` stands in for the pynvml module (tests pass a fake one)."""
     if nvml is None:
         if not nvml_ready():
             return []
         import pynvml as nvml
     flash = _flash_attn_installed()
     gpus = []
-    for index in range(nvml.nvmlDeviceGetCount()):
-        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+    for index, handle in cuda_handles(nvml):
         memory = nvml.nvmlDeviceGetMemoryInfo(handle)
         major, minor = nvml.nvmlDeviceGetCudaComputeCapability(handle)
         gpus.append(GPU(index, _text(nvml.nvmlDeviceGetName(handle)), int(memory.total), int(memory.free), (int(major), int(minor)), flash))
     return gpus
+
+
+def cuda_gpus() -> list[GPU]:
+    """The GPUs training can use, as detect_gpus gives them; where NVML cannot be read, what torch reports."""
+    if nvml_ready():
+        return detect_gpus()
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    found = []
+    for index in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(index)
+        found.append(GPU(index, props.name, int(props.total_memory), int(props.total_memory), (props.major, props.minor),
+                         _flash_attn_installed()))
+    return found
 
 
 def detect(workspace_root: Path | str, nvml: Any = None) -> Hardware:

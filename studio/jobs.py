@@ -36,7 +36,6 @@ from studio.train.status import (
     update_status,
 )
 from studio.workspace import (
-    CHECKPOINTS_DIR,
     CONFIG_FILE,
     KILLED_FILE,
     LOG_FILE,
@@ -46,6 +45,8 @@ from studio.workspace import (
     STOP_FILE,
     SYSTEM_FILE,
     Workspace,
+    checkpoint_folders,
+    process_alive,
     read_jsonl_from,
     tail_text,
 )
@@ -194,14 +195,7 @@ def launch(workspace: Workspace, config: cfg.RunConfig) -> Path:
 
 
 def _worker_alive(status: dict[str, Any]) -> bool:
-    pid, started = status.get("pid"), status.get("pid_started")
-    if not pid:
-        return False
-    try:
-        process = psutil.Process(int(pid))
-        return abs(process.create_time() - float(started or 0)) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return False
+    return bool(status.get("pid")) and process_alive(status["pid"], status.get("pid_started"))
 
 
 def run_status(run_dir: Path) -> dict[str, Any]:
@@ -278,13 +272,8 @@ def kill_run(run_dir: Path, timeout: float = 10.0) -> bool:
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The run's newest complete checkpoint folder (checkpoints/checkpoint-N with its trainer state), or None."""
-    folder = run_dir / CHECKPOINTS_DIR
-    found = []
-    for path in folder.glob("checkpoint-*") if folder.is_dir() else ():
-        step = path.name.removeprefix("checkpoint-")
-        if step.isdigit() and (path / "trainer_state.json").is_file():
-            found.append((int(step), path))
-    return max(found)[1] if found else None
+    complete = checkpoint_folders(run_dir, holding=("trainer_state.json",))
+    return complete[-1] if complete else None
 
 
 def resume_run(workspace: Workspace, run_dir: Path) -> Path:

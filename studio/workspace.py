@@ -156,6 +156,37 @@ class Workspace:
         return sorted(ids, reverse=True)
 
 
+def process_alive(pid: Any, started: Any) -> bool:
+    """Whether process `pid` runs and is the one that started at epoch `started` (a pid the system reused for
+    another process is not), and has not ended as a zombie."""
+    import psutil
+
+    try:
+        process = psutil.Process(int(pid))
+        return abs(process.create_time() - float(started or 0)) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
+    except (psutil.Error, TypeError, ValueError):
+        return False
+
+
+def process_started(pid: int | None = None) -> float:
+    """When process `pid` (default: this one) started, as epoch seconds: what process_alive compares."""
+    import psutil
+
+    return psutil.Process(pid).create_time()
+
+
+def checkpoint_folders(run_dir: Path, holding: tuple[str, ...] = ()) -> list[Path]:
+    """The run's checkpoints/checkpoint-N folders, oldest first; with `holding`, only those holding at least one
+    of these files."""
+    folder = run_dir / CHECKPOINTS_DIR
+    found = []
+    for path in folder.glob("checkpoint-*") if folder.is_dir() else ():
+        step = path.name.removeprefix("checkpoint-")
+        if step.isdigit() and (not holding or any((path / name).is_file() for name in holding)):
+            found.append((int(step), path))
+    return [path for _, path in sorted(found)]
+
+
 def run_slug(run_name: str) -> str:
     """The part of a run id that comes from its name: lower-case letters and digits joined by '-', at most 30."""
     return re.sub(r"[^a-z0-9]+", "-", run_name.lower()).strip("-")[:30] or "run"

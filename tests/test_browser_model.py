@@ -24,7 +24,10 @@ def page(studio):
 
 
 def test_hardware_estimate_and_a_fix_applied_with_one_click(page):
-    page.locator("#hardware-info").filter(has_text="No GPU").wait_for(timeout=30_000)
+    from studio.hardware import cuda_gpus
+
+    gpus = cuda_gpus()
+    page.locator("#hardware-info").filter(has_text=gpus[0].name if gpus else "No GPU").wait_for(timeout=30_000)
     page.locator("#estimate-verdict").filter(has_text="Fits").wait_for(timeout=30_000)  # tiny-demo on the CPU
     page.locator("#estimate-chart .js-plotly-plot").wait_for(timeout=30_000)
     assert "parameters" in page.inner_text("#model-details")

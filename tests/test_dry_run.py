@@ -11,6 +11,7 @@ from conftest import run_cli
 
 from studio import config as cfg
 from studio import jobs
+from studio.hardware import cuda_gpus
 from studio.train import dry_run, worker
 from studio.train.status import read_status
 from studio.workspace import (
@@ -32,10 +33,12 @@ def test_dry_run_measures_a_few_real_steps_and_saves_nothing(tmp_path):
     assert status["state"] == "completed" and status["steps"] == dry_run.DRY_RUN_STEPS
     measured = json.loads((run_dir / DRY_RUN_FILE).read_text(encoding="utf-8"))
     assert measured == status["dry_run"]
-    assert measured["measured_kind"] == "peak RSS (CPU)" and measured["measured_peak_gb"] > 0
+    on_gpu = bool(cuda_gpus())
+    assert (measured["measured_kind"] == "peak RSS (CPU)") != on_gpu and measured["measured_peak_gb"] > 0
     assert measured["tokens_per_s"] > 0 and not measured["out_of_memory"]
     estimate = json.loads((run_dir / ESTIMATE_FILE).read_text(encoding="utf-8"))
-    assert measured["estimated_gb"] == estimate["total_gb"] > 0 and estimate["device"] == "CPU (RAM)"
+    assert measured["estimated_gb"] == estimate["total_gb"] > 0
+    assert estimate["device"].startswith("GPU 0") if on_gpu else estimate["device"] == "CPU (RAM)"
     assert not (run_dir / ADAPTER_DIR).exists() and not (run_dir / FULL_MODEL_DIR).exists()
     assert not list((run_dir / "checkpoints").glob("checkpoint-*")) if (run_dir / "checkpoints").exists() else True
 

@@ -11,14 +11,17 @@ from studio import fit, hardware
 from studio.memory import GiB
 
 
-def test_this_machine_without_a_gpu_says_so_plainly(tmp_path):
+def test_this_machine_is_described_as_it_is(tmp_path):
     machine = hardware.detect(tmp_path)
-    assert machine.gpus == [] and machine.gpu(0) is None
     assert machine.cpu_cores == psutil.cpu_count()
     assert 0 < machine.ram_available <= machine.ram_total
     assert machine.disk_free > 0
     text = "\n".join(hardware.summary(machine))
-    assert "No GPU: training runs on the CPU" in text and "tiny-demo" in text
+    if machine.gpus:
+        assert all(gpu.name in text for gpu in machine.gpus)
+    else:  # a machine without a GPU says so plainly, and what to train on it
+        assert machine.gpu(0) is None
+        assert "No GPU: training runs on the CPU" in text and "tiny-demo" in text
 
 
 class FakeNVML:
@@ -38,6 +41,9 @@ class FakeNVML:
     def nvmlDeviceGetMemoryInfo(self, handle):
         _name, total, free, _cc = self.boards[handle]
         return SimpleNamespace(total=total, free=free, used=total - free)
+
+    def nvmlDeviceGetUUID(self, handle):
+        return f"GPU-{handle}a1b2c3"
 
     def nvmlDeviceGetCudaComputeCapability(self, handle):
         return self.boards[handle][3]
@@ -74,3 +80,19 @@ def test_disk_check_warns_when_the_workspace_is_too_small():
     cpu = hardware.Hardware(cpu_cores=2, ram_total=64 * GiB, ram_available=60 * GiB, disk_free=1 * GiB)
     result = fit.assess_config(cfg.apply_overrides(cfg.RunConfig(), {"model": "qwen2.5-1.5b-instruct"}), cpu)
     assert any(w.startswith("disk: the run needs about") for w in result.warnings)
+
+
+def test_gpus_are_numbered_as_cuda_numbers_the_visible_ones(tmp_path, monkeypatch):
+    """Under CUDA_VISIBLE_DEVICES the panel lists only the GPUs training can use, with the index torch gives
+    them, and reads a UUID the way CUDA does; an entry naming no GPU ends the list, as in CUDA."""
+    import pynvml
+
+    assert hasattr(pynvml, "nvmlDeviceGetUUID")  # the fake offers only what nvidia-ml-py has
+    for visible, expected in (("1", [(0, "Tesla T4")]), ("1,0", [(0, "Tesla T4"), (1, "NVIDIA A100-SXM4-80GB")]),
+                              ("GPU-0a1", [(0, "NVIDIA A100-SXM4-80GB")]), ("0,7,1", [(0, "NVIDIA A100-SXM4-80GB")]),
+                              ("", [])):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+        machine = hardware.detect(tmp_path, nvml=FakeNVML())
+        assert [(gpu.index, gpu.name) for gpu in machine.gpus] == expected, visible
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert [gpu.index for gpu in hardware.detect(tmp_path, nvml=FakeNVML()).gpus] == [0, 1]

@@ -28,7 +28,7 @@ from studio.data.readers import (
     iter_file_records,
     peek,
 )
-from studio.workspace import PRESETS_DIR, SAMPLES_DIR, Workspace
+from studio.workspace import SAMPLES_DIR, Workspace
 
 __all__ = ["DataError", "LoadedDataset", "RowProblem", "list_samples", "load_dataset_file", "load_records", "resolve_dataset"]
 

@@ -61,10 +61,10 @@ def local_device_index() -> int:
 
 
 def visible_gpu_count() -> int:
-    """How many CUDA GPUs this machine shows (0 without any); asks torch."""
-    import torch
+    """How many CUDA GPUs this process sees (0 without any), as the hardware panel counts them."""
+    from studio.hardware import cuda_gpus
 
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return len(cuda_gpus())
 
 
 def process_count(config, gpu_count: int | None = None) -> int:

@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 
-from studio.workspace import Workspace, read_json, write_json_atomic
+from studio.workspace import Workspace, process_alive, read_json, write_json_atomic
 
 UNCLAIMED_GRACE_S = 60.0  # a ticket whose worker has not started yet counts as live for this long
 
@@ -63,11 +62,7 @@ def _live(data: dict[str, Any] | None, ticket: Path) -> bool:
     pid = data.get("pid")
     if not pid:
         return time.time() - float(data.get("queued") or 0) < UNCLAIMED_GRACE_S
-    try:
-        process = psutil.Process(int(pid))
-        return abs(process.create_time() - float(data.get("pid_started") or 0)) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return False
+    return process_alive(pid, data.get("pid_started"))
 
 
 def first_in_line(workspace: Workspace, ticket: Path) -> bool:

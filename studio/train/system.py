@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from studio.hardware import nvml_ready
+from studio.hardware import cuda_handles, nvml_ready
 from studio.workspace import SYSTEM_FILE
 from studio.workspace import append_jsonl
 
@@ -39,8 +39,7 @@ def gpu_samples() -> list[dict[str, Any]]:
     import pynvml
 
     gpus = []
-    for index in range(pynvml.nvmlDeviceGetCount()):
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+    for index, handle in cuda_handles(pynvml):
         name = pynvml.nvmlDeviceGetName(handle)
         memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
         gpus.append({
