@@ -296,13 +296,16 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
         system_chart = L.add(gr.Plot(label=t("train.system_chart"), elem_id="system-chart"), "train.system_chart")
         L.add(gr.Markdown(t("train.log_title")), "train.log_title")
         log = gr.HTML("", elem_id="train-log")
-    timer = gr.Timer(POLL_SECONDS)
+    # ticks only while a run is watched and still going: a page left open costs nothing between runs
+    timer = gr.Timer(POLL_SECONDS, active=False)
 
     def on_tick(run_id: str, seen: Watch | None, price_per_hour: float | None, lang_choice: str):
         lang = lang_code(lang_choice)
-        run_dir = ctx.workspace.runs_dir / run_id if run_id else None
-        if run_dir is None or not run_dir.is_dir():
-            return [gr.skip()] * 7 + [seen] + [gr.skip()] * 5
+        if not run_id:
+            return [gr.skip()] * 7 + [seen] + [gr.skip()] * 5 + [gr.Timer(active=False)]
+        run_dir = ctx.workspace.runs_dir / run_id
+        if not run_dir.is_dir():
+            return [gr.skip()] * 7 + [seen] + [gr.skip()] * 6
         fresh = seen is None or seen.series.run_id != run_id or seen.lang != lang
         if fresh:  # (re-)attached: the whole run, once
             seen = Watch(Series(run_id=run_id), lang)
@@ -333,6 +336,7 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
             gr.update(visible=is_resumable(run_dir, status)),
             gr.update(visible=done and status.get("output") is not None),
             gr.update(visible=True) if fresh else gr.skip(),
+            gr.Timer(active=False) if done else gr.skip(),  # the final state is drawn: stop polling
         ]
 
     def on_stop(run_id: str, lang_choice: str, request: gr.Request):
@@ -367,11 +371,15 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
         return t("train.resumed", lang, run=run_dir.name), run_dir.name, None  # None: redraw the whole run
 
     outputs = [progress, loss_chart, metrics_chart, system_chart, system_now, probes, log, watch,
-               buttons["stop"], buttons["kill"], buttons["resume"], buttons["chat"], view]
+               buttons["stop"], buttons["kill"], buttons["resume"], buttons["chat"], view, timer]
     timer.tick(on_tick, [watched, watch, price, ctx.language], outputs, show_progress="hidden", api_visibility="private")
     buttons["stop"].click(on_stop, [watched, ctx.language], [message], api_name="stop")
     buttons["kill"].click(on_kill_ask, [watched, ctx.language], [kill_confirm, kill_question])
     kill_yes.click(on_kill, [watched, ctx.language], [kill_confirm, message], api_name="kill")
     kill_no.click(lambda: gr.update(visible=False), None, [kill_confirm])
-    buttons["resume"].click(on_resume, [watched, ctx.language], [message, watched, watch], api_name="resume")
-    return {"message": message, "progress": progress, "loss_chart": loss_chart, "log": log}
+    # every event that gives the monitor a run to watch (Start, Resume, Watch in Runs, a page load that
+    # re-attaches) wakes the timer after it: .then(*wake)
+    wake = (lambda: gr.Timer(active=True), None, [timer])
+    buttons["resume"].click(on_resume, [watched, ctx.language], [message, watched, watch], api_name="resume").then(
+        *wake, queue=False, show_progress="hidden", api_visibility="private")
+    return {"message": message, "progress": progress, "loss_chart": loss_chart, "log": log, "wake": wake}

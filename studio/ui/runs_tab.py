@@ -213,7 +213,9 @@ def create_runs_tab(ctx: UIContext) -> dict:
     save.click(on_save_meta, [pick, tags, notes, query, ctx.language], [message, table], api_name="save_run_meta")
     clone.click(on_clone, [pick, ctx.language], [message, ctx.shared["train_message"], ctx.shared["base_config"], ctx.shared["tabs"], *clone_targets]).then(
         *ctx.shared["sync_pickers"], show_progress="hidden")
-    watch.click(on_watch, [pick, ctx.language], [ctx.shared["watched_run"], ctx.shared["watch"], ctx.shared["train_message"], ctx.shared["tabs"]])
+    watch.click(on_watch, [pick, ctx.language], [ctx.shared["watched_run"], ctx.shared["watch"], ctx.shared["train_message"],
+                                                 ctx.shared["tabs"]]).then(*ctx.shared["wake_monitor"], queue=False,
+                                                                           show_progress="hidden", api_visibility="private")
     delete.click(on_delete_ask, [pick, ctx.language], [delete_confirm, delete_question])
     delete_no.click(lambda: gr.update(visible=False), None, [delete_confirm])
     delete_yes.click(on_delete, [pick, query, ctx.language], [delete_confirm, message, table, pick, details_box], api_name="delete_run")
