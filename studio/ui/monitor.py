@@ -23,7 +23,7 @@ from studio.fit import change_text
 from studio.run_library import Series, duration_of, is_resumable
 from studio.train.status import FINAL_STATES, PROGRESS_PHASES
 from studio.ui import charts
-from studio.ui.context import UIContext, refuse_viewer
+from studio.ui.context import UIContext, for_viewers, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.workspace import ESTIMATE_FILE, LOG_FILE, tail_text
 
@@ -298,6 +298,7 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
         log = gr.HTML("", elem_id="train-log")
     timer = gr.Timer(POLL_SECONDS)
 
+    @for_viewers
     def on_tick(run_id: str, seen: Watch | None, price_per_hour: float | None, lang_choice: str):
         lang = lang_code(lang_choice)
         run_dir = ctx.workspace.runs_dir / run_id if run_id else None
