@@ -1,8 +1,9 @@
 """The studio's web UI: `build_app(workspace, viewers)` returns the Gradio Blocks with every tab wired.
 
 Logins named in `viewers` are read-only: on page load they see only the Train tab's live view and the
-Runs tab, without any control that changes something, and every mutating handler refuses them
-server-side (studio.ui.context.refuse_viewer)."""
+Runs tab, without any control that changes something. The server refuses them every handler not marked
+`for_viewers` (studio.ui.viewer_gate, given to launch), and every mutating handler refuses them again
+itself (studio.ui.context.refuse_viewer)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import gradio as gr
 
 from studio.ui.chat_tab import create_chat_tab
 from studio.ui.compare_tab import create_compare_tab
-from studio.ui.context import UIContext
+from studio.ui.context import UIContext, for_viewers
 from studio.ui.data_tab import create_data_tab
 from studio.ui.estimate_panel import wire_estimate_panel
 from studio.ui.eval_tab import create_eval_tab
@@ -82,7 +83,11 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
                     exporter = create_export_tab(ctx)
             closed.append((export_tab, export_note, export_body))
 
-        ctx.language.change(L.relabel, [ctx.language], L.components())
+        @for_viewers
+        def relabel(lang_choice: str):
+            return L.relabel(lang_choice)
+
+        ctx.language.change(relabel, [ctx.language], L.components())
         data["wire"]()  # the token report and mask view need the Model tab's model and the Train tab's cutoff
         wire_estimate_panel(ctx, model["estimate"])  # the estimate reads the Train tab's controls; fixes write to them
 
@@ -95,12 +100,14 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         )
 
         # A viewer login sees the live view and the runs, and no control that changes anything.
+        @for_viewers
         def on_role(lang_choice: str, request: gr.Request):
             if not ctx.is_viewer(request):
                 return [gr.skip()] * (len(ctx.operator_only) + 2)
             banner_text = t("viewer.banner", lang_code(lang_choice), user=request.username)
             return [*[gr.update(visible=False)] * len(ctx.operator_only), gr.update(value=banner_text, visible=True), gr.Tabs(selected="train")]
 
+        @for_viewers
         def on_closed_tab(lang_choice: str, request: gr.Request):
             # (on selecting the tab: an update sent before a tab was first opened can be lost)
             if not ctx.is_viewer(request):

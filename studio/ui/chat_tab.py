@@ -19,7 +19,7 @@ from studio.chat import (
     with_system,
 )
 from studio.hardware import GiB
-from studio.ui.context import UIContext, refuse_viewer
+from studio.ui.context import UIContext, for_viewers, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.system_prompt import training_system_prompt
 from studio.workspace import PathError
@@ -145,6 +145,7 @@ def create_chat_tab(ctx: UIContext) -> dict:
             seed = L.add(gr.Number(value=None, precision=0, label=t("chat.seed")), "chat.seed")
     L.add(settings_box, "chat.settings")
 
+    @for_viewers
     def on_refresh(lang_choice: str = "English"):
         return gr.update(choices=chattable_runs(ctx, lang_code(lang_choice)))
 

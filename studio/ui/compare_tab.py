@@ -20,7 +20,7 @@ from studio.compare import (
     undecided_file,
 )
 from studio.ui.chat_tab import chattable_runs, trained_system
-from studio.ui.context import UIContext, refuse_viewer
+from studio.ui.context import UIContext, for_viewers, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError
 
@@ -102,9 +102,11 @@ def create_compare_tab(ctx: UIContext) -> dict:
     def on_mode(chosen: str):
         return gr.update(visible=chosen == "runs")
 
+    @for_viewers
     def on_language(lang_choice: str, chosen: str):
         return gr.update(choices=mode_choices(lang_code(lang_choice)), value=chosen)
 
+    @for_viewers
     def on_refresh(lang_choice: str = "English"):
         choices = chattable_runs(ctx, lang_code(lang_choice))
         return gr.update(choices=choices), gr.update(choices=choices)

@@ -50,6 +50,36 @@ def refuse_viewer(ctx: UIContext, request: gr.Request | None, lang: str = "en") 
         raise gr.Error(t("viewer.refused", lang), print_exception=False)
 
 
+def for_viewers(handler):
+    """Mark `handler` as one a read-only viewer may call, and return it.
+
+    Only handlers that read what a viewer is meant to watch (run lists, a run's status, charts and probe
+    answers, the page's own labels) and change nothing get this mark: the server refuses a viewer's call of
+    any other handler before it runs (studio.ui.viewer_gate). README "Sharing with a read-only viewer" lists
+    them."""
+    handler.for_viewers = True
+    return handler
+
+
+def viewer_may_call(handler) -> bool:
+    """True when `handler` carries the for_viewers mark."""
+    return getattr(handler, "for_viewers", False) is True
+
+
+def operator_view(ctx: UIContext, handler):
+    """`handler` wrapped for an event that also fires on a viewer's page (a page load, a tab's selection):
+    the operator gets `handler`'s answer; a viewer gets no change to any component and nothing is read."""
+
+    def for_operator(request: gr.Request, *values):  # the request first: Gradio fills only positional ones
+        return gr.skip() if ctx.is_viewer(request) else handler(*values)
+
+    # Gradio names the endpoint after the function; the README lists it by module and name
+    for_operator.__name__ = for_operator.__qualname__ = handler.__name__
+    for_operator.__module__ = handler.__module__
+    for_operator.operator_view = True
+    return for_viewers(for_operator)
+
+
 def initial_config() -> cfg.RunConfig:
     """The values the controls start with: what the layering policy gives with nothing chosen (the defaults
     plus the catalog's recommendations for the default model)."""

@@ -18,7 +18,7 @@ from studio import fit, hardware, jobs
 from studio.memory import GiB
 from studio.models.architecture import ModelInfoError, model_architecture
 from studio.train.status import FINAL_STATES, read_status
-from studio.ui.context import UIContext, refuse_viewer
+from studio.ui.context import UIContext, operator_view, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError
 
@@ -152,7 +152,7 @@ def wire_estimate_panel(ctx: UIContext, panel: dict) -> None:
     panel["refresh"].click(on_estimate, inputs, outputs)
     # the Train tab's check writes the controls' values into form_values at every change (and on page load): a
     # Load or a clone that sets every control at once runs one estimate, not one per control
-    gr.on([panel["gpu"].change, ctx.shared["form_values"].change], on_estimate, inputs, outputs,
+    gr.on([panel["gpu"].change, ctx.shared["form_values"].change], operator_view(ctx, on_estimate), inputs, outputs,
           show_progress="hidden", trigger_mode="always_last")
 
     def apply_fix(index: int):

@@ -16,7 +16,7 @@ from studio.data.readers import FILE_SUFFIXES, DataError
 from studio.eval import job
 from studio.eval.rows import TRAINING, VALIDATION
 from studio.ui.chat_tab import chattable_runs
-from studio.ui.context import UIContext, refuse_viewer
+from studio.ui.context import UIContext, operator_view, refuse_viewer
 from studio.ui.export_panel import downloadable
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError
@@ -180,4 +180,5 @@ def create_eval_tab(ctx: UIContext) -> dict:
                 api_name="eval_start")
     cancel.click(on_cancel, [watching, ctx.language], [message], api_name="eval_cancel")
     timer.tick(on_tick, [watching, shown, ctx.language], view_outputs, show_progress="hidden", api_visibility="private")
-    return {"run": run, "on_refresh": on_refresh, "show": (on_pick, [run, ctx.language], [watching, *view_outputs])}
+    # on the tab's selection, which a viewer's page fires too
+    return {"run": run, "on_refresh": operator_view(ctx, on_refresh), "show": (operator_view(ctx, on_pick), [run, ctx.language], [watching, *view_outputs])}

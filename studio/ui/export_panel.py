@@ -19,7 +19,7 @@ from studio import export, serve_process
 from studio.model_card import PushError
 from studio.serve import API_KEY_ENV, PublicBindError
 from studio.ui.chat_tab import chattable_runs
-from studio.ui.context import UIContext, refuse_viewer
+from studio.ui.context import UIContext, operator_view, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError
 
@@ -227,7 +227,7 @@ def create_export_tab(ctx: UIContext) -> dict:
     def on_public(is_public: bool, lang_choice: str):
         return t("export.public_note", lang_code(lang_choice)) if is_public else ""
 
-    refresh_io = (on_refresh, [run, folder, ctx.language], [run, folder, token_note, *job_outputs, *serve_outputs])
+    refresh_io = (operator_view(ctx, on_refresh), [run, folder, ctx.language], [run, folder, token_note, *job_outputs, *serve_outputs])
     refresh.click(*refresh_io)
     run.change(on_run, [run, ctx.language], [folder, *job_outputs])
     what.change(lambda kind: gr.update(visible=kind == "merged"), [what], [merge_row])

@@ -23,7 +23,7 @@ from studio.fit import change_text
 from studio.run_library import Series, duration_of, is_resumable
 from studio.train.status import FINAL_STATES, PROGRESS_PHASES
 from studio.ui import charts
-from studio.ui.context import UIContext, refuse_viewer
+from studio.ui.context import UIContext, for_viewers, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.workspace import ESTIMATE_FILE, LOG_FILE, tail_text
 
@@ -274,6 +274,12 @@ def create_run_buttons(ctx: UIContext) -> dict:
     }
 
 
+@for_viewers
+def wake_monitor():
+    """Start the live view's timer (after an event that gave it a run to watch); it stops itself at the end."""
+    return gr.Timer(active=True)
+
+
 def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: dict) -> dict:
     """Build the live view below the Train tab's controls and wire its timer and buttons."""
     L = ctx.localizer
@@ -299,6 +305,7 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
     # ticks only while a run is watched and still going: a page left open costs nothing between runs
     timer = gr.Timer(POLL_SECONDS, active=False)
 
+    @for_viewers
     def on_tick(run_id: str, seen: Watch | None, price_per_hour: float | None, lang_choice: str):
         lang = lang_code(lang_choice)
         if not run_id:
@@ -379,7 +386,7 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
     kill_no.click(lambda: gr.update(visible=False), None, [kill_confirm])
     # every event that gives the monitor a run to watch (Start, Resume, Watch in Runs, a page load that
     # re-attaches) wakes the timer after it: .then(*wake)
-    wake = (lambda: gr.Timer(active=True), None, [timer])
+    wake = (wake_monitor, None, [timer])
     buttons["resume"].click(on_resume, [watched, ctx.language], [message, watched, watch], api_name="resume").then(
         *wake, queue=False, show_progress="hidden", api_visibility="private")
     return {"message": message, "progress": progress, "loss_chart": loss_chart, "log": log, "wake": wake}

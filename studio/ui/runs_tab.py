@@ -15,7 +15,7 @@ from studio import config as cfg
 from studio import jobs
 from studio import run_library as library
 from studio.ui import charts
-from studio.ui.context import UIContext, refuse_viewer
+from studio.ui.context import UIContext, for_viewers, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.ui.monitor import format_duration, probes_html
 from studio.workspace import CONFIG_FILE, PathError
@@ -126,6 +126,7 @@ def create_runs_tab(ctx: UIContext) -> dict:
     def one(selected: list[str] | None) -> str:
         return selected[0] if selected and len(selected) == 1 else ""
 
+    @for_viewers
     def on_refresh(filter_text: str, selected: list[str] | None, lang_choice: str):
         value = runs_table(ctx, lang_code(lang_choice), filter_text)
         ids = [row[0] for row in value["data"]]
@@ -133,6 +134,7 @@ def create_runs_tab(ctx: UIContext) -> dict:
         choices = [(f"{i} · {names[i]}" if names[i] else i, i) for i in ids]
         return value, gr.update(choices=choices, value=[i for i in (selected or []) if i in ids])
 
+    @for_viewers
     def on_pick(selected: list[str] | None, lang_choice: str):
         lang, selected = lang_code(lang_choice), selected or []
         hidden = gr.update(visible=False)
@@ -178,6 +180,7 @@ def create_runs_tab(ctx: UIContext) -> dict:
         note = t("train.cloned", lang, run=one(selected), name=config.run_name)
         return [note, note, config, gr.Tabs(selected="train"), *(flat[key] for key in clone_keys)]
 
+    @for_viewers
     def on_watch(selected: list[str] | None, lang_choice: str):
         run_id = one(selected)
         if not run_id:

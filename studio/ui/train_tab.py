@@ -25,7 +25,7 @@ from studio.models.catalog import recommended_overrides
 from studio.presets import preset_names
 from studio.train.status import FINAL_STATES
 from studio.ui import train_form as form
-from studio.ui.context import UIContext, refuse_viewer
+from studio.ui.context import UIContext, for_viewers, operator_view, refuse_viewer
 from studio.ui.locales import TEXT, lang_code, t
 from studio.ui.monitor import create_monitor, create_run_buttons
 from studio.ui.nodes_panel import create_nodes_panel, wire_nodes_panel
@@ -286,11 +286,14 @@ def create_train_tab(ctx: UIContext) -> dict:
     def on_model_modules(model: str | None):
         return gr.update(choices=form.module_choices(ctx.workspace, model or ""))
 
-    def on_page_load(*values):  # re-attach to the active run; check the settings the page starts with
+    @for_viewers
+    def on_page_load(request: gr.Request, *values):  # re-attach to the active run; check the settings the page starts with
         lang_choice = values[-1]
         run_id = latest_active_run(ctx)
         watching = t("train.watching", lang_code(lang_choice), run=run_id) if run_id else gr.skip()
-        return [run_id, None, watching, *on_validate(*values)]
+        # a viewer has no settings to check, and the studio reads none it sends
+        checked = [gr.skip()] * len(validation_outputs) if ctx.is_viewer(request) else on_validate(*values)
+        return [run_id, None, watching, *checked]
 
     quiet = {"show_progress": "hidden", "trigger_mode": "always_last"}
     visibility_outputs = [built["cells"][k] for k in conditional] + [accordions[g.group_id] for g in groups if g.group_id in accordions]
@@ -320,7 +323,7 @@ def create_train_tab(ctx: UIContext) -> dict:
         preset.input(on_preset, [preset, all_controls["method"]], inputs).then(*sync_pickers, **quiet)
     for key, picker in built["pickers"].items():
         picker.input(on_pick_modules, [picker], [controls[key]], **quiet)
-        gr.on(None, on_model_modules, [ctx.shared["model"]], [picker], **quiet)  # on page load and model change
+        gr.on(None, operator_view(ctx, on_model_modules), [ctx.shared["model"]], [picker], **quiet)  # on page load and model change
     page_load = (on_page_load, [*inputs, shown_problems, ctx.language], [watched, watch, monitor["message"], *validation_outputs])
     ctx.shared.update(controls)
     ctx.shared.update(watched_run=watched, watch=watch, wake_monitor=monitor["wake"], base_config=base_config, form_values=form_values, train_message=monitor["message"], sync_pickers=sync_pickers)
