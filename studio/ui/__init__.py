@@ -123,7 +123,7 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         train["start_anyway"].click(refresh_runs, refresh_inputs, refresh_outputs)
         page_load, page_inputs, page_outputs = train["page_load"]
         app.load(on_role, [ctx.language], [*ctx.operator_only, banner, tabs])
-        app.load(page_load, page_inputs, page_outputs).then(*train["wake_monitor"], queue=False, show_progress="hidden",
+        app.load(page_load, page_inputs, page_outputs).then(*train["wake_monitor"], show_progress="hidden",
                                                             api_visibility="private")
         app.load(refresh_runs, refresh_inputs, refresh_outputs)
         app.load(chat["on_refresh"], [ctx.language], [chat["run"]])

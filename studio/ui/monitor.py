@@ -388,5 +388,5 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
     # re-attaches) wakes the timer after it: .then(*wake)
     wake = (wake_monitor, None, [timer])
     buttons["resume"].click(on_resume, [watched, ctx.language], [message, watched, watch], api_name="resume").then(
-        *wake, queue=False, show_progress="hidden", api_visibility="private")
+        *wake, show_progress="hidden", api_visibility="private")
     return {"message": message, "progress": progress, "loss_chart": loss_chart, "log": log, "wake": wake}

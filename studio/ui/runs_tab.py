@@ -217,7 +217,7 @@ def create_runs_tab(ctx: UIContext) -> dict:
     clone.click(on_clone, [pick, ctx.language], [message, ctx.shared["train_message"], ctx.shared["base_config"], ctx.shared["tabs"], *clone_targets]).then(
         *ctx.shared["sync_pickers"], show_progress="hidden")
     watch.click(on_watch, [pick, ctx.language], [ctx.shared["watched_run"], ctx.shared["watch"], ctx.shared["train_message"],
-                                                 ctx.shared["tabs"]]).then(*ctx.shared["wake_monitor"], queue=False,
+                                                 ctx.shared["tabs"]]).then(*ctx.shared["wake_monitor"],
                                                                            show_progress="hidden", api_visibility="private")
     delete.click(on_delete_ask, [pick, ctx.language], [delete_confirm, delete_question])
     delete_no.click(lambda: gr.update(visible=False), None, [delete_confirm])

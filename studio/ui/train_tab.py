@@ -309,7 +309,7 @@ def create_train_tab(ctx: UIContext) -> dict:
     module_texts, pickers = [controls[key] for key in built["pickers"]], list(built["pickers"].values())
     sync_pickers = (on_module_text, module_texts, pickers)
     load.upload(on_load, [load, ctx.language], [monitor["message"], base_config, *inputs, *visibility_outputs]).then(*sync_pickers, **quiet)
-    awake = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
+    awake = {"show_progress": "hidden", "api_visibility": "private"}
     start.click(on_start, [*inputs, base_config, ctx.language], [monitor["message"], watched, watch, start_anyway],
                 api_name="start").then(*monitor["wake"], **awake)
     start_anyway.click(on_start_anyway, [*inputs, base_config, ctx.language], [monitor["message"], watched, watch,
