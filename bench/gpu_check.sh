@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One GPU check in one command, on a machine with one NVIDIA GPU and no network:
+#   1. installs the wheels carried in .whl/ (gathered here by `python bench/gpu_wheels.py`) into /tmp/site,
+#   2. runs bench/gpu_check.py (arguments pass through, e.g. --budget-s 420 or --steps calibration,throughput),
+#   3. copies bench/results/gpu_check.json and the log to $OUT when that folder is set.
+# The JSON is rewritten after every row, so whatever stops the run early, the figures so far are in it.
+set -u
+cd "$(dirname "$0")/.."
+mkdir -p bench/results
+log=bench/results/gpu_check.log
+if compgen -G ".whl/*.whl" >/dev/null; then
+    if python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl; then
+        export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+    else
+        echo "gpu check: installing the carried wheels failed; running with what the machine has" >&2
+    fi
+fi
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1
+python3 bench/gpu_check.py "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+if [ -n "${OUT:-}" ]; then
+    cp bench/results/gpu_check.json "$log" "$OUT"/ 2>/dev/null
+fi
+exit "$status"
