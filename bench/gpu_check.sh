@@ -2,7 +2,7 @@
 # One GPU check in one command, on a machine with one NVIDIA GPU and no network:
 #   1. installs the wheels carried in .whl/ (gathered here by `python bench/gpu_wheels.py`) into /tmp/site,
 #   2. runs bench/gpu_check.py (arguments pass through, e.g. --budget-s 420 or --steps calibration,throughput),
-#   3. copies bench/results/gpu_check.json and the log to $OUT when that folder is set.
+#   3. copies the JSON it wrote (bench/results/gpu_check.json unless --out says otherwise) and the log to $OUT when set.
 # The JSON is rewritten after every row, so whatever stops the run early, the figures so far are in it.
 set -u
 cd "$(dirname "$0")/.."
@@ -18,7 +18,8 @@ fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1
 python3 bench/gpu_check.py "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+written=$(sed -n 's/^wrote //p' "$log" | tail -1)  # the JSON's path (--out may name another)
 if [ -n "${OUT:-}" ]; then
-    cp bench/results/gpu_check.json "$log" "$OUT"/ 2>/dev/null
+    cp "${written:-bench/results/gpu_check.json}" "$log" "$OUT"/
 fi
 exit "$status"

@@ -5,6 +5,7 @@ every row measured on a GPU; the carried wheels fit."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,18 @@ def test_cpu_rehearsal_runs_the_plan_through_the_worker_and_labels_its_figures_a
     assert {paths[n] for n in PATHS - {"dry_run"}} <= {"not applicable on a CPU", "skipped"}
     assert [(r["strategy"], r["state"]) for r in data["distributed"]] == [("fsdp", "skipped"), ("deepspeed_zero2", "skipped")]
     assert data["gpu_tests"]["state"] == "skipped"
+
+
+@pytest.mark.slow
+def test_the_wrapper_runs_the_check_and_copies_its_json_and_log_to_out(tmp_path):
+    out_dir, written = tmp_path / "out", tmp_path / "check.json"
+    out_dir.mkdir()
+    done = subprocess.run(["bash", "bench/gpu_check.sh", "--cpu-rehearsal", "--out", str(written), "--steps", "environment"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "OUT": str(out_dir)}, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    copied = json.loads((out_dir / "check.json").read_text(encoding="utf-8"))
+    assert copied == json.loads(written.read_text(encoding="utf-8")) and copied["steps"]["environment"]["state"] == "done"
+    assert copied["environment"]["packages"]["trl"] and "environment: done" in (out_dir / "gpu_check.log").read_text(encoding="utf-8")
 
 
 def test_a_rehearsal_never_overwrites_gpu_results_and_no_gpu_without_rehearsal_is_refused(tmp_path, monkeypatch, capsys):
