@@ -49,7 +49,7 @@ GOAL_PCT = 10.0
 STEPS = ("environment", "calibration", "throughput", "paths", "distributed", "gpu_tests")
 SHARES = {"environment": 0.02, "calibration": 0.38, "throughput": 0.26, "paths": 0.12, "distributed": 0.12, "gpu_tests": 0.10}
 PACKAGES = ("torch", "transformers", "trl", "datasets", "accelerate", "peft", "bitsandbytes", "liger-kernel", "deepspeed",
-            "pyarrow", "huggingface-hub", "tokenizers", "nvidia-ml-py")
+            "pyarrow", "fsspec", "huggingface-hub", "tokenizers", "nvidia-ml-py")
 GPU_KIND = "torch.cuda.max_memory_reserved"
 # bench/vram_calibration.py's rows in the order a run cut short should have them: each size and method early
 CALIBRATION_ORDER = [9, 10, 0, 3, 6, 5, 7, 1, 14, 12, 8, 11, 2, 4, 13, 15]

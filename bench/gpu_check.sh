@@ -11,6 +11,11 @@ log=bench/results/gpu_check.log
 if compgen -G ".whl/*.whl" >/dev/null; then
     if python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl; then
         export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+        if ! python3 -c "import datasets, trl" 2>/dev/null && compgen -G ".whl/fallback/*.whl" >/dev/null; then
+            echo "gpu check: datasets does not import with this machine's packages; installing .whl/fallback/ in its place" >&2
+            rm -rf /tmp/site/datasets /tmp/site/datasets-*.dist-info  # one version of each
+            python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/fallback/*.whl
+        fi
     else
         echo "gpu check: installing the carried wheels failed; running with what the machine has" >&2
     fi

@@ -12,6 +12,7 @@ carried wheel that neither another carried wheel nor the machine's own package l
 
 On the GPU machine, bench/gpu_check.sh installs them without network:
     pip install --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+and, should `import datasets, trl` fail there (datasets 5.2 needs a newer pyarrow), .whl/fallback/ over them.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ WHEELS = {
     "typing-inspection": "0.4.5",  # pydantic
 }
 BUILT_FROM_SOURCE = {"deepspeed": "0.19.8"}
+# Installed in place of the pinned ones only when those do not import on the machine (bench/gpu_check.sh):
+# datasets 5.2 needs pyarrow>=24, datasets 4.8 no more than TRL itself does (pyarrow>=21).
+FALLBACK = {"datasets": "4.8.0"}
+FALLBACK_DIR = WHEELS_DIR / "fallback"
 # What a wheel left out would weigh, measured with the same download (MB): newer copies of what the machine has.
 LEFT_OUT = {"transformers==5.24.0": "13.5 MB: the machine's transformers 5.17 is used instead (trl 1.16 needs >=4.56.2)"}
 # Package names the GPU machine's image holds (KINDS.md of the device notes, read 2026-11-17): requirements on
@@ -60,11 +65,11 @@ def normalise(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
 
 
-def download(folder: Path) -> None:
-    """pip download every pinned wheel for CPython 3.12 on manylinux x86-64 (no dependencies followed)."""
+def download(folder: Path, wheels: dict[str, str]) -> None:
+    """pip download the `wheels` (name: version) for CPython 3.12 on manylinux x86-64 (no dependencies followed)."""
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--python-version", PYTHON,
-               "--implementation", "cp", *platforms, "-d", str(folder), *[f"{n}=={v}" for n, v in WHEELS.items()]]
+               "--implementation", "cp", *platforms, "-d", str(folder), *[f"{n}=={v}" for n, v in wheels.items()]]
     subprocess.run(command, check=True)
 
 
@@ -99,35 +104,43 @@ def requirements(wheel: Path) -> list[str]:
 
 def trial_install(folder: Path) -> str:
     """Install the carried wheels here as the GPU machine will (no index, no dependencies) into a scratch folder,
-    for CPython 3.12 on manylinux x86-64: "ok", or pip's complaint (a wrong tag, two versions of one package)."""
+    for CPython 3.12 on manylinux x86-64, then the fallback wheels over them: "ok", or pip's complaint (a wrong
+    tag, two versions of one package)."""
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
     with tempfile.TemporaryDirectory() as target:
-        done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--no-compile", "--target", target,
-                               "--python-version", PYTHON, "--implementation", "cp", *platforms, "--only-binary=:all:",
-                               *map(str, sorted(folder.glob("*.whl")))], capture_output=True, text=True, check=False)
-    errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
-    return "ok" if done.returncode == 0 else ("; ".join(errors) or done.stderr[-500:])
+        for wheels in (sorted(folder.glob("*.whl")), sorted((folder / FALLBACK_DIR.name).glob("*.whl"))):
+            done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--no-compile", "--upgrade",
+                                   "--target", target, "--python-version", PYTHON, "--implementation", "cp", *platforms, "--only-binary=:all:",
+                                   *map(str, wheels)], capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
+                return "; ".join(errors) or done.stderr[-500:]
+    return "ok"
 
 
 def report(folder: Path) -> dict:
     """Sizes of the carried wheels, their total against the limit, and the requirements nobody answers."""
     from packaging.requirements import Requirement
 
-    wheels = sorted(folder.glob("*.whl"))
-    carried = {normalise(w.name.split("-")[0]): w for w in wheels}
+    wheels = sorted(folder.glob("*.whl")) + sorted((folder / FALLBACK_DIR.name).glob("*.whl"))
+    carried = {normalise(w.name.split("-")[0]): w for w in wheels if w.parent == folder}
     unanswered = []
     for name, wheel in carried.items():
         for line in requirements(wheel):
             needed = normalise(Requirement(line).name)
             if needed not in carried and needed not in ON_MACHINE:
                 unanswered.append(f"{name} needs {line}")
-    sizes = {w.name: round(w.stat().st_size / 1e6, 2) for w in wheels}
+    sizes = {str(w.relative_to(folder)): round(w.stat().st_size / 1e6, 2) for w in wheels}
     total = round(sum(w.stat().st_size for w in wheels) / 1e6, 2)
     return {"command": "python bench/gpu_wheels.py", "folder": ".whl", "limit_mb": LIMIT_MB, "total_mb": total,
             "fits": total <= LIMIT_MB, "trial_install_py312": trial_install(folder), "wheels_mb": sizes, "left_out": LEFT_OUT,
             "needs_not_carried": unanswered,
-            "version_notes": ["datasets 5.2.0 needs pyarrow>=24 and huggingface-hub>=1.31: the machine's pyarrow version is not "
-                              "recorded in its notes; bench/gpu_check.py's environment step records `pip check` there"]}
+            "fallback": {f"{n}=={v}": "installed by bench/gpu_check.sh over the pinned one when `import datasets, trl` fails there"
+                         for n, v in FALLBACK.items()},
+            "version_notes": ["datasets 5.2.0 needs pyarrow>=24 (4.8.0: >=21) and fsspec<=2026.9.0 (4.8.0: <=2026.2.0); the machine's "
+                              "pyarrow and fsspec versions are not recorded in its notes: bench/gpu_check.py records them and `pip check`",
+                              "the CPU rehearsal passes with the machine's transformers 5.17.0, accelerate 1.15.0 and huggingface_hub 1.33.0 "
+                              "installed over this machine's (PYTHONPATH)"]}
 
 
 def main() -> int:
@@ -136,10 +149,12 @@ def main() -> int:
     args = parser.parse_args()
     WHEELS_DIR.mkdir(exist_ok=True)
     if not args.check:
-        for old in WHEELS_DIR.glob("*.whl"):  # one version of each: two would stop the whole install
+        for old in [*WHEELS_DIR.glob("*.whl"), *FALLBACK_DIR.glob("*.whl")]:  # one version of each: two stop the install
             old.unlink()
-        download(WHEELS_DIR)
+        download(WHEELS_DIR, WHEELS)
         build_from_source(WHEELS_DIR)
+        FALLBACK_DIR.mkdir(exist_ok=True)
+        download(FALLBACK_DIR, FALLBACK)
     result = report(WHEELS_DIR)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for name, size in result["wheels_mb"].items():

@@ -32,8 +32,8 @@ def _check_calibration_row(row: dict) -> None:
 @pytest.mark.slow
 def test_cpu_rehearsal_runs_the_plan_through_the_worker_and_labels_its_figures_as_cpu(tmp_path):
     out = tmp_path / "gpu_check.json"
-    done = subprocess.run([sys.executable, "bench/gpu_check.py", "--cpu-rehearsal", "--out", str(out), "--budget-s", "500"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=800, check=False)
+    done = subprocess.run([sys.executable, "bench/gpu_check.py", "--cpu-rehearsal", "--out", str(out), "--budget-s", "900"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["mode"] == "cpu-rehearsal" and data["gpu"] is None and "CPU figure" in data["device"] and data["finished"]
@@ -126,6 +126,7 @@ def test_the_carried_wheels_fit_and_answer_each_others_needs():
     assert data["needs_not_carried"] == []
     carried = {name.split("-")[0].lower() for name in data["wheels_mb"]}
     assert {"trl", "datasets", "bitsandbytes", "liger_kernel", "deepspeed"} <= carried
+    assert any(name.startswith("fallback/datasets-") for name in data["wheels_mb"]), "datasets for an older pyarrow"
 
 
 def test_mfu_needs_a_known_gpu_and_counts_the_model_flops_of_each_token():
