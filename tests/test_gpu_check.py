@@ -139,3 +139,21 @@ def test_mfu_needs_a_known_gpu_and_counts_the_model_flops_of_each_token():
     assert 0.1 < sxm < 0.2, "7B at 3000 tokens/s is about 14% of an H100's 989 TFLOP/s"
     assert gpu_check_runs.mfu(3000.0, arch, 2048, "NVIDIA H100 PCIe") > sxm, "the PCIe card's lower peak"
     assert gpu_check_runs.model_flops_per_token(arch, 4096) > gpu_check_runs.model_flops_per_token(arch, 2048)
+
+
+def test_the_out_of_memory_path_passes_on_what_the_worker_writes_for_a_dry_run_that_runs_out(tmp_path):
+    import torch
+
+    from studio import config as cfg
+    from studio import jobs
+    from studio.train import dry_run
+    from studio.workspace import DRY_RUN_FILE, Workspace
+
+    config = cfg.apply_overrides(cfg.RunConfig(), {"dry_run": True, "model": "qwen2.5-7b-instruct", "method": "full", "batch_size": 8,
+                                                   "cutoff_len": 2048, "gradient_checkpointing": False})
+    run_dir = jobs.create_run(Workspace(tmp_path), config)
+    status = dry_run.failure_fields(run_dir, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB"))
+    outcome = {"state": status["state"], "phase": status["phase"], "dry_run": json.loads((run_dir / DRY_RUN_FILE).read_text())}
+    state, detail = gpu_check._judge_path("out_of_memory_wont_fit", outcome)
+    assert state == "ok" and detail.startswith("dry run: won't fit (out of memory). Try:") and "fixes)" in detail
+    assert gpu_check._judge_path("out_of_memory_wont_fit", {**outcome, "dry_run": {"measured_peak_gb": 70.0}})[0] == "failed"
