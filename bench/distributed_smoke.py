@@ -25,16 +25,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def smoke(workspace, model: str, strategy: str, gpus: str) -> dict:
-    """One run of `strategy`: its outcome, tokens/s, peak GPU memory (MiB, from system.jsonl) and wall time."""
+def smoke(workspace, model: str, strategy: str, gpus: str, max_steps: int = 30, timeout_s: float | None = None) -> dict:
+    """One run of `strategy`: its outcome, tokens/s, peak GPU memory (MiB, from system.jsonl) and wall time. A run
+    still going after `timeout_s` is killed and reported as timed out."""
     from studio import config as cfg
     from studio import jobs
 
-    overrides = {"run_name": strategy, "model": model, "dataset": "demo-chat", "max_steps": 30, "batch_size": 4,
+    overrides = {"run_name": strategy, "model": model, "dataset": "demo-chat", "max_steps": max_steps, "batch_size": 4,
                  "cutoff_len": 256, "save_steps": 0, "probe_steps": 0, "strategy": strategy, "gpus": gpus, "processes": 2}
     started = time.perf_counter()
     run_dir = jobs.launch(workspace, cfg.check(cfg.apply_overrides(cfg.RunConfig(), overrides)))
-    status = jobs.wait(run_dir)
+    status = _wait(run_dir, timeout_s)
     wall = time.perf_counter() - started
     rows = [r for r in jobs.read_metrics(run_dir)[0] if r.get("tokens_per_s")]
     samples = jobs.read_system(run_dir)[0]
@@ -44,6 +45,20 @@ def smoke(workspace, model: str, strategy: str, gpus: str) -> dict:
             "steps": status.get("steps"), "final_loss": status.get("final_loss"),
             "tokens_per_s_median": statistics.median(r["tokens_per_s"] for r in rows[1:]) if len(rows) > 1 else None,
             "peak_gpu_memory_mib": peak, "wall_s": round(wall, 1)}
+
+
+def _wait(run_dir: Path, timeout_s: float | None) -> dict:
+    """The run's final status; after `timeout_s` the run is killed and its state reads "timed out"."""
+    from studio import jobs
+    from studio.train.status import FINAL_STATES
+
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while (status := jobs.run_status(run_dir)).get("state") not in FINAL_STATES:
+        if deadline is not None and time.monotonic() > deadline:
+            jobs.kill_run(run_dir)
+            return {**jobs.run_status(run_dir), "state": "timed out", "error": f"killed after the time limit of {timeout_s:.0f} s"}
+        time.sleep(0.5)
+    return status
 
 
 def main() -> None:

@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gpu_check_runs import build_random_model, model_type_of, write_rows
+
 from studio import config as cfg
 from studio.memory import GiB, estimate, from_run_config
 from studio.models.architecture import Architecture
@@ -70,31 +72,9 @@ def predict(name: str, method: str, cutoff: int, batch: int, checkpointing: bool
     return {"predicted_total_gb": round(result.total / GiB, 3), "predicted_reserved_gb": round(result.reserved / GiB, 3)}
 
 
-def build_random_model(name: str, folder: Path, tokenizer_dir: Path) -> None:
-    """A model with the catalog entry's architecture and random bf16 weights, saved with tiny-demo's tokenizer."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    a = Architecture.from_dict(load_catalog()[name].architecture)
-    model_type = "qwen2" if name.startswith(("qwen2", "deepseek-r1-distill-qwen")) else "llama"
-    config = AutoConfig.for_model(
-        model_type, hidden_size=a.hidden_size, num_hidden_layers=a.num_layers, num_attention_heads=a.num_heads,
-        num_key_value_heads=a.num_kv_heads, head_dim=a.head_dim, intermediate_size=a.intermediate_size, vocab_size=a.vocab_size,
-        tie_word_embeddings=a.tied_embeddings, max_position_embeddings=a.max_positions, bos_token_id=0, eos_token_id=0, pad_token_id=0,
-    )
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    model.save_pretrained(folder)
-    for file in tokenizer_dir.iterdir():
-        if file.name.startswith(("tokenizer", "special_tokens", "chat_template")):
-            shutil.copy(file, folder / file.name)
-
-
 def write_long_rows(path: Path, rows: int = 64) -> None:
     """Conversations longer than 2048 tokens, so every sequence is cut at exactly the cutoff."""
-    words = " ".join(f"lantern{i % 97} harbour{i % 89}" for i in range(1500))
-    with path.open("w", encoding="utf-8") as out:
-        for i in range(rows):
-            out.write(json.dumps({"messages": [{"role": "user", "content": f"Tell story {i}."}, {"role": "assistant", "content": words}]}) + "\n")
+    write_rows(path, rows, 1500, 1500)
 
 
 def measure_row(workspace: Path, model_dir: Path, row: tuple) -> dict:
@@ -151,7 +131,8 @@ def main() -> int:
                 built = {name: workspace / "models" / name}
                 (workspace / "datasets").mkdir(parents=True, exist_ok=True)
                 write_long_rows(workspace / "datasets" / "calibration.jsonl")
-                build_random_model(name, built[name], Path(resolve_model(Workspace(workspace), "tiny-demo")))
+                arch = Architecture.from_dict(load_catalog()[name].architecture)
+                build_random_model(arch, model_type_of(name), built[name], Path(resolve_model(Workspace(workspace), "tiny-demo")))
             result = measure_row(workspace, built[name], row)
             dry = result["dry_run"]
             if dry.get("out_of_memory") or "measured_peak_gb" not in dry:
