@@ -321,11 +321,13 @@ def load_run(workspace: Workspace, run: str, base: bool = False, checkpoint: str
     the final weights; with `base=True`, the run's base model with that same template. An adapter is named
     after the run id. Raises PathError naming what is missing."""
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from studio.hardware import leave_a_core_free
 
     leave_a_core_free(torch)  # replies are written in the studio's own process, beside its web server
+    transformers.utils.logging.disable_progress_bar()  # no weight-loading bars in the CLI's answer or the studio log
     run_dir = workspace.run_dir(run)
     config = jobs.load_config(run_dir)
     trained = _trained_weights(run_dir, checkpoint)

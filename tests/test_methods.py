@@ -271,7 +271,7 @@ def test_efficiency_options_reach_the_trainer_arguments(capsys):
     config = cfg.apply_overrides(cfg.RunConfig(), {"optim": "paged_adamw_8bit", "neftune_alpha": 5, "use_liger": False})
     cpu = methods.trainer_arguments(config, "cpu", methods.choose_precision(config, "cpu"))
     assert cpu["optim"] == "paged_adamw_8bit" and cpu["neftune_noise_alpha"] == 5
-    assert cpu["gradient_checkpointing"] is False and not cpu["bf16"] and not cpu["fp16"]
+    assert cpu[methods.checkpointing_key()] is False and not cpu["bf16"] and not cpu["fp16"]
     assert "gradient checkpointing is off on a CPU" in capsys.readouterr().out
     assert methods.trainer_arguments(cfg.apply_overrides(config, {"optim": "adamw_8bit"}), "cpu",
                                      methods.choose_precision(config, "cpu"))["optim"] == "adamw_bnb_8bit"

@@ -231,10 +231,11 @@ def trainer_arguments(config: cfg.RunConfig, device: str, precision: Precision,
     args = {"optim": optimizer_name(t.optim), "bf16": precision.bf16, "fp16": precision.fp16}
     if t.optim == "galore_adamw":
         args["optim_target_modules"] = "all-linear"
+    key = checkpointing_key()
     if t.gradient_checkpointing and device == "cuda":
-        args.update(gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})
+        args.update({key: True, f"{key}_kwargs": {"use_reentrant": False}})
     else:
-        args["gradient_checkpointing"] = False
+        args[key] = False
         if t.gradient_checkpointing:
             log("gradient checkpointing is off on a CPU: it saves GPU memory at the cost of time, and memory is not the limit here")
     if t.neftune_alpha > 0:
@@ -250,6 +251,17 @@ def sft_arguments(config: cfg.RunConfig) -> dict:
     if not config.train.packing:
         return {"packing": False}
     return {"packing": True, "packing_strategy": "bfd", "padding_free": True}
+
+
+def checkpointing_key() -> str:
+    """The training-arguments name of gradient (activation) checkpointing in the installed transformers:
+    `activation_checkpointing` where it exists (the older name is deprecated there), else the older one."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
 def optimizer_name(optim: str) -> str:
