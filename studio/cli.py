@@ -53,9 +53,12 @@ def build_config(config_file: str | None, items: list[str], workspace: Workspace
     from_file: dict = {}
     if config_file:
         path = workspace.confine(config_file)
-        text = path.read_text(encoding="utf-8")
+        from studio.safe_yaml import read_yaml_text
+
+        text = read_yaml_text(path)
+        parsed = cfg.to_flat(cfg.from_yaml(text, str(path)))
         set_in_file = _keys_in_yaml(text)
-        from_file = {k: v for k, v in cfg.to_flat(cfg.from_yaml(text, str(path))).items() if k in set_in_file}
+        from_file = {k: v for k, v in parsed.items() if k in set_in_file}
     model = str(overrides.get("model", from_file.get("model", cfg.RunConfig().model.model)))
     method = str(overrides.get("method", from_file.get("method", cfg.RunConfig().method.method)))
     from_preset = preset_overrides(str(preset), method) if preset is not None else {}
@@ -68,9 +71,9 @@ def build_config(config_file: str | None, items: list[str], workspace: Workspace
 
 def _keys_in_yaml(text: str) -> set[str]:
     """The flat keys a config file sets explicitly (so catalog recommendations fill only the rest)."""
-    import yaml
+    from studio.safe_yaml import load_yaml
 
-    data = yaml.safe_load(text) or {}
+    data = load_yaml(text) or {}  # from_yaml has read this text already: it is a mapping within the limits
     keys = set()
     for key, value in data.items():
         keys |= set(value) if isinstance(value, dict) else {key}
@@ -165,6 +168,8 @@ def cmd_runs(args, workspace: Workspace) -> int:
     for r in runs:
         loss = f"{r.final_loss:.4f}" if r.final_loss is not None else "-"
         print(f"{r.run_id:42} {r.state:10} {r.model[:24]:24} {r.method:6} {loss}")
+        if "damaged" in r.error:
+            print(f"  ! {r.error}")
     return 0
 
 

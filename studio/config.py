@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from studio.safe_yaml import YamlError, load_yaml, read_yaml_text
+
 
 def _field(default: Any, help_en: str, help_zh: str, **extra: Any) -> Any:
     """A dataclass field whose metadata holds its help text in both UI languages."""
@@ -549,8 +551,8 @@ def parse_cli_overrides(items: list[str]) -> dict[str, Any]:
             value = raw  # text with line breaks (probe_prompts): YAML would fold them into spaces
         else:
             try:
-                value = yaml.safe_load(raw) if raw.strip() else ""
-            except yaml.YAMLError:
+                value = load_yaml(raw, key) if raw.strip() else ""
+            except YamlError:
                 value = raw
         if isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+", raw.strip()):
             value = float(raw)  # YAML 1.1 reads "1e-3" as a string
@@ -613,10 +615,20 @@ def to_yaml(config: RunConfig) -> str:
 def from_yaml(text: str, source: str = "config.yaml") -> RunConfig:
     """Parse YAML text (safe loader only) into a RunConfig; ConfigError on bad YAML or bad keys."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError([Problem(source, f"not valid YAML: {error}")]) from error
+        data = load_yaml(text, source)
+    except YamlError as error:
+        raise ConfigError([Problem(source, str(error).removeprefix(source).lstrip(":, "))]) from error
     return from_dict(data, source)
+
+
+def read_config(path) -> RunConfig:
+    """The RunConfig in the YAML file at `path`; ConfigError naming the file when it is too large, not UTF-8,
+    bad YAML or holds bad keys or values."""
+    try:
+        text = read_yaml_text(path)
+    except YamlError as error:
+        raise ConfigError([Problem(str(path), str(error).removeprefix(str(path)).lstrip(":, "))]) from error
+    return from_yaml(text, str(path))
 
 
 def validate(config: RunConfig) -> list[Problem]:

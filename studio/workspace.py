@@ -37,6 +37,7 @@ META_FILE = "meta.json"  # the run's tags and notes, written only by the studio 
 ESTIMATE_FILE = "estimate.json"  # the memory estimate, verdict and fixes when the run was created (studio/fit.py)
 DRY_RUN_FILE = "dry_run.json"  # a dry run's measured peak memory and tokens/s next to the estimate
 
+MAX_FOLDER_ENTRIES = 100_000  # entries of a user-chosen folder checked for links that leave the workspace
 RUN_ID_PATTERN = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,40}$")
 
 
@@ -89,7 +90,8 @@ class Workspace:
 
     def confine(self, user_path: str | os.PathLike, must_exist: bool = True) -> Path:
         """Resolve a user-given path (relative ones against the workspace) and return it if it lies inside
-        the workspace, an operator-allowed folder or the bundled presets; raise PathError otherwise."""
+        the workspace, an operator-allowed folder or the bundled presets, and (for a folder) no symlink inside it
+        points elsewhere; raise PathError otherwise."""
         text = str(user_path).strip()
         if not text or "\x00" in text:
             raise PathError(f"{text!r} is not a usable path")
@@ -105,7 +107,32 @@ class Workspace:
             )
         if must_exist and not resolved.exists():
             raise PathError(f"{text} does not exist (looked at {resolved})")
+        if resolved.is_dir():
+            self._confine_folder(resolved, roots)
         return resolved
+
+    def _confine_folder(self, folder: Path, roots: tuple[Path, ...]) -> None:
+        """PathError when a symlink anywhere inside `folder` points outside `roots` (a dataset or model folder is
+        read file by file, so one link would let a file outside the workspace in), or when the folder holds more
+        than MAX_FOLDER_ENTRIES entries to check."""
+        seen = 0
+        for parent, dirs, files in os.walk(folder):  # does not descend into linked folders; they are checked here
+            seen += len(dirs) + len(files)
+            if seen > MAX_FOLDER_ENTRIES:
+                raise PathError(f"{folder} holds more than {MAX_FOLDER_ENTRIES:,} files and folders; choose a smaller folder")
+            for name in (*dirs, *files):
+                entry = Path(parent) / name
+                if not entry.is_symlink():
+                    continue
+                try:
+                    target = entry.resolve()
+                except (OSError, RuntimeError) as error:  # a loop of links
+                    raise PathError(f"{entry} is a link that cannot be followed ({error}); remove it") from None
+                if not any(os.path.commonpath([target, r]) == str(r) for r in roots):
+                    raise PathError(
+                        f"{entry} is a link to {target}, outside the workspace ({self.root}); copy the file into the "
+                        "folder instead of linking it, or start the studio with --allow-dir for its folder"
+                    )
 
     def new_run_dir(self, run_name: str = "") -> Path:
         """Create and return a fresh, uniquely named run folder."""
@@ -182,6 +209,15 @@ def read_jsonl_from(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], 
         if isinstance(row, dict):
             rows.append(row)
     return rows, offset + end
+
+
+def read_head_bytes(path: Path, max_bytes: int) -> bytes | None:
+    """The first `max_bytes` bytes of a file (all of it when smaller), or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(max_bytes)
+    except FileNotFoundError:
+        return None
 
 
 def read_tail_bytes(path: Path, max_bytes: int) -> bytes | None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from studio.models.demo import DEMO_NAME, ensure_demo_model
+from studio.safe_yaml import read_yaml_file
 from studio.workspace import PRESETS_DIR, PathError, Workspace
 
 MODELS_DIR = PRESETS_DIR / "models"
@@ -35,7 +34,7 @@ def load_catalog() -> dict[str, ModelPreset]:
     """Every preset in presets/models, by name, in file-name order."""
     presets = {}
     for path in sorted(MODELS_DIR.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml_file(path)
         preset = ModelPreset(**data)
         presets[preset.name] = preset
     return presets

@@ -335,7 +335,7 @@ def run_worker(workspace: Workspace, run_dir: Path) -> int:
     if not _under_tracked_launcher(run_dir, process):
         update_status(run_dir, pid=process.pid, pid_started=process.create_time())
     try:
-        config = cfg.check(cfg.from_yaml((run_dir / CONFIG_FILE).read_text(encoding="utf-8")))
+        config = cfg.check(cfg.read_config(run_dir / CONFIG_FILE))
         if not distributed.is_main_process():
             return _run_other_rank(workspace, run_dir, config, stop)
         with _training_turn(workspace, run_dir, stop) as my_turn:

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from studio import config as cfg
 from studio.models.architecture import ModelInfoError
 from studio.models.catalog import recommended_overrides
 from studio.models.modules import ALL_LINEAR, linear_module_names
+from studio.safe_yaml import YamlError, load_yaml
 from studio.workspace import PathError, Workspace
 
 # Shown up front, in this order (keys not in the config yet are skipped).
@@ -262,8 +261,8 @@ def config_from_file(text: str, source: str) -> cfg.RunConfig:
 def _flat_items(text: str) -> dict[str, Any]:
     """The flat `key: value` pairs a YAML config file writes (sections flattened); empty when it is not one."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        data = load_yaml(text)
+    except YamlError:
         return {}
     flat: dict[str, Any] = {}
     for key, value in (data.items() if isinstance(data, dict) else ()):
