@@ -9,10 +9,12 @@ Layout:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +166,26 @@ class Workspace:
         """Ids of every run folder, newest first."""
         ids = [p.name for p in self.runs_dir.iterdir() if RUN_ID_PATTERN.match(p.name) and (p / CONFIG_FILE).is_file()]
         return sorted(ids, reverse=True)
+
+
+def disk_full_message(error: BaseException, folder: Path) -> str | None:
+    """"No space left on device in <folder>: free N MB …" when `error` (or what caused it) is a full disk, else
+    None. Serializers (safetensors, torch.save) wrap the OS error in their own, so their text is read too."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+            break
+        if any(sign in str(cause) for sign in ("No space left on device", "StorageFull", "os error 28")):
+            break
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    place = Path(folder)
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    free_mb = shutil.disk_usage(place).free // 1_000_000
+    return (f"No space left on device in {folder}: free {free_mb:,} MB. Free some space (old runs' checkpoints/ "
+            "folders are the largest files) and try again")
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -63,6 +63,8 @@ def parse_json_line(raw: bytes) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         return RowError("json", f"not valid JSON ({error.msg} at column {error.colno}); each line must be one JSON object")
+    except RecursionError:
+        return RowError("json", "JSON nested too deeply to read (thousands of levels); each line must be one flat JSON object")
 
 
 def _json(path: Path) -> Iterator[Record]:
@@ -77,6 +79,9 @@ def _json(path: Path) -> Iterator[Record]:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise DataError(f"{path.name}, line {error.lineno}: not valid JSON ({error.msg} at column {error.colno})") from error
+    except RecursionError:
+        raise DataError(f"{path.name}: JSON nested too deeply to read (thousands of levels); expected an array of "
+                        "objects") from None
     if isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value.values())), list):
         value = next(iter(value.values()))  # {"data": [...]} style wrappers
     if not isinstance(value, list):
@@ -91,12 +96,22 @@ def _table(path: Path, delimiter: str) -> Iterator[Record]:
     if not reader.fieldnames:
         raise DataError(f"{path.name}: the file has no header row")
     start = 2
-    for row in reader:
+    for row in _csv_rows(reader, path, lambda: start):
         if None in row:
             yield f"line {start}", start, RowError("type", f"has {len(row[None])} more cell(s) than the header has columns")
         else:
             yield f"line {start}", start, {k: v for k, v in row.items()}
         start = reader.line_num + 1
+
+
+def _csv_rows(reader: csv.DictReader, path: Path, line: Any) -> Iterator[dict]:
+    """The rows of `reader`; DataError naming the line (from `line()`) where the csv module gives up, such as
+    a cell over its field size limit."""
+    try:
+        yield from reader
+    except csv.Error as error:
+        raise DataError(f"{path.name}, line {line()}: cannot be read as a table ({error}); check the quoting "
+                        "around that line, or keep cells under 131,072 characters") from None
 
 
 def _parquet(path: Path) -> Iterator[Record]:

@@ -46,6 +46,7 @@ from studio.workspace import (
     CONFIG_FILE,
     STOP_FILE,
     Workspace,
+    disk_full_message,
 )
 
 # Files a fine-tune never needs: other frameworks' weights, quantised copies, the original checkpoints.
@@ -353,7 +354,7 @@ def run_worker(workspace: Workspace, run_dir: Path) -> int:
             update_status(run_dir, **out_of_memory, ended=time.time(), progress=None)
             return 0 if out_of_memory["state"] == COMPLETED else 1
         rank = f"rank {distributed.rank()} of {distributed.world_size()}: " if distributed.world_size() > 1 else ""
-        record_failure(run_dir, f"{rank}{type(error).__name__}: {error}")
+        record_failure(run_dir, rank + (disk_full_message(error, run_dir) or f"{type(error).__name__}: {error}"))
         return 1
     log(f"run {final['state']}")
     return 0

@@ -1,0 +1,134 @@
+"""Hostile datasets, values and machines: JSON nested 100,000 deep, a cell over the CSV limit, an answer built
+to make the e-mail check quadratic, a 1 MB answer in the preview, numbers beyond any sense, pickled weights,
+shell text as a machine address, a full disk. Each gets a message naming the file, line, key or value (exit 2
+on the CLI, no traceback), in bounded time. What held before holds: no pickle is loaded, no shell text runs.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import time
+
+import pytest
+
+from studio import config as cfg
+from studio.cli import file_error_message, main
+from studio.data.preview import SHOWN_CHARS, Preview
+from studio.data.quality import quality_report
+from studio.workspace import Workspace, disk_full_message
+
+
+@pytest.fixture
+def ws(tmp_path) -> Workspace:
+    return Workspace(tmp_path / "ws")
+
+
+def _inspect(ws: Workspace, capsys, name: str, content: bytes | str) -> tuple[int, str, str]:
+    path = ws.datasets_dir / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    code = main(["--workspace", str(ws.root), "data", "inspect", f"datasets/{name}"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("deep.json", "[" * 100_000 + "]" * 100_000, "deep.json: JSON nested too deeply to read"),
+    ("deep.jsonl", '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "deep.jsonl, line 1: JSON nested too deeply"),
+    ("cell.csv", 'instruction,output\nhi,ok\nhello,"' + "x" * 140_000 + '"\n', r"cell.csv, line 3: cannot be read as a table \(field larger than field limit"),
+])
+def test_unreadable_datasets_exit_2_naming_file_and_line(ws, capsys, name, content, message):
+    import re
+
+    code, out, err = _inspect(ws, capsys, name, content)
+    assert code == 2 and "Traceback" not in err
+    assert re.search(message, err), err
+
+
+def test_email_check_is_linear_and_still_finds_addresses():
+    hostile = "a." * 47_000  # 94 KB of word characters and dots: every position started a long backtrack
+    rows = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": hostile}]},
+            {"messages": [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "write to jane.doe@example.co.uk"}]}]
+    started = time.perf_counter()
+    findings = {f.check: f for f in quality_report(rows, ["line 1", "line 2"])}
+    assert time.perf_counter() - started < 3  # was 46 s
+    assert findings["likely email address"].rows == ["line 2"]
+
+
+def test_quality_report_still_names_duplicates_and_conflicting_answers():
+    def row(prompt, answer):
+        return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]}
+
+    rows = [row("Capital of France?", "Paris"), row("Capital of France?", "Paris"), row("capital of france", "PARIS!"),
+            row("Capital of France?", "Lyon"), row("Capital of France?", "Lyon")]
+    findings = {f.check.split(" (")[0]: f.rows for f in quality_report(rows, [f"line {i}" for i in range(1, 6)])}
+    assert findings["exact duplicate of an earlier row"] == ["line 2", "line 5"]
+    assert findings["near-duplicate of an earlier row"] == ["line 3"]
+    assert findings["same prompt with a different answer than an earlier row"] == ["line 4"]
+
+
+def test_a_huge_answer_is_cut_in_the_preview(ws):
+    path = ws.datasets_dir / "big.jsonl"
+    answer = "word " * 200_000  # 1 MB in one answer
+    path.write_text(json.dumps({"instruction": "say it", "output": answer}) + "\n" + json.dumps({"instruction": "hi", "output": "hello"}) + "\n")
+    first, second = Preview(path).page(0)
+    assert len(first.raw) < SHOWN_CHARS + 200 and "cut here for the preview" in first.raw
+    shown = first.row["messages"][-1]["content"]
+    assert shown.startswith("word word") and len(shown) < SHOWN_CHARS + 200 and f"{len(answer):,} characters in all" in shown
+    assert second.row["messages"][-1]["content"] == "hello"  # short rows are shown whole
+
+
+def test_numbers_beyond_any_sense_are_refused_naming_the_key(ws, capsys):
+    config = cfg.apply_overrides(cfg.RunConfig(), {"batch_size": 10**24, "seed": 10**23, "lora_rank": 2**40,
+                                                   "learning_rate": float("nan"), "probe_prompts": "why? " * 5000})
+    problems: dict[str, list[str]] = {}
+    for problem in cfg.validate(config):
+        problems.setdefault(problem.key, []).append(problem.message)
+    assert problems["batch_size"] == ["must be at most 65,536, got 1e+24"]
+    assert problems["seed"] == ["must be at most 4,294,967,295, got 1e+23"]
+    assert problems["lora_rank"][0].startswith("must be at most 2,147,483,647")
+    assert "must be a finite number, got nan" in problems["learning_rate"]
+    assert "is 25,000 characters long; use at most 20,000" in problems["probe_prompts"]
+    assert cfg.validate(cfg.RunConfig()) == []
+    assert main(["--workspace", str(ws.root), "train", "batch_size=1000000000000000000000000", "--detach"]) == 2
+    err = capsys.readouterr().err
+    assert "batch_size: must be at most 65,536" in err and "Traceback" not in err
+
+
+def test_pickled_weights_are_refused_by_name(ws, capsys):
+    from studio.models.catalog import resolve_model
+    from studio.workspace import PathError
+
+    folder = ws.models_dir / "pickled"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04 pretend pickle")
+    with pytest.raises(PathError, match=r"this model's weights are a pickle \(pytorch_model\.bin\); only safetensors are loaded"):
+        resolve_model(ws, "models/pickled")
+    (folder / "model.safetensors").write_bytes(b"")
+    assert resolve_model(ws, "models/pickled") == str(folder.resolve())  # safetensors beside it: those are loaded
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1; rm -rf ~", "$(curl evil)", "host name", "`id`", "a|b", ""])
+def test_launch_cmd_refuses_shell_text_as_the_main_address(ws, capsys, address):
+    config = ws.root / "multi.yaml"
+    config.write_text("model: {model: tiny-demo}\n")
+    code = main(["--workspace", str(ws.root), "launch-cmd", str(config), "--nodes", "2", "--main-ip", address])
+    err = capsys.readouterr().err
+    assert code == 2 and "--main-ip must be the main machine's IP address or host name" in err
+    assert not list(ws.runs_dir.iterdir())  # no run folder was made
+
+
+def test_a_full_disk_is_named_with_the_folder_and_free_space(tmp_path):
+    with pytest.raises(OSError) as caught:  # /dev/full fails every write with ENOSPC, as a full disk does
+        with open("/dev/full", "w") as handle:
+            handle.write("x" * 10)
+    assert caught.value.errno == errno.ENOSPC
+    message = disk_full_message(caught.value, tmp_path)
+    assert message.startswith(f"No space left on device in {tmp_path}: free ") and " MB." in message
+    wrapped = RuntimeError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })')
+    assert disk_full_message(wrapped, tmp_path).startswith("No space left on device in")
+    assert disk_full_message(ValueError("shape mismatch"), tmp_path) is None
+    assert file_error_message(caught.value, tmp_path).startswith("No space left on device")
+    assert file_error_message(PermissionError(errno.EACCES, "Permission denied", "/root/x.yaml"), tmp_path) == "/root/x.yaml: Permission denied"
+    assert file_error_message(OSError(errno.EIO, "I/O error"), tmp_path) is None  # not the user's to fix: shown whole
