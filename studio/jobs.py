@@ -78,10 +78,13 @@ def create_run(workspace: Workspace, config: cfg.RunConfig) -> Path:
     """Validate `config` and its dataset, make a new run folder holding its config.yaml and its memory
     estimate (estimate.json), and return it.
 
-    Raises ConfigError for bad values (and for lora_targets naming a layer the model does not have), and
-    DataError or PathError (naming the file and line) for a dataset that cannot be used, before any folder is
-    made or worker started."""
+    Raises ConfigError for bad values (and for lora_targets naming a layer the model does not have), PathError
+    for a model folder that cannot be used, and DataError or PathError (naming the file and line) for a dataset
+    that cannot be used, before any folder is made or worker started."""
     cfg.check(config)
+    from studio.models.catalog import resolve_model
+
+    resolve_model(workspace, config.model.model)  # PathError now, not in the worker: a folder outside, pickled weights
     target_problems = modules.target_problems(workspace, config)  # lora_targets must name the model's own layers
     if target_problems:
         raise cfg.ConfigError(target_problems)

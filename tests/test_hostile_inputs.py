@@ -132,3 +132,41 @@ def test_a_full_disk_is_named_with_the_folder_and_free_space(tmp_path):
     assert file_error_message(caught.value, tmp_path).startswith("No space left on device")
     assert file_error_message(PermissionError(errno.EACCES, "Permission denied", "/root/x.yaml"), tmp_path) == "/root/x.yaml: Permission denied"
     assert file_error_message(OSError(errno.EIO, "I/O error"), tmp_path) is None  # not the user's to fix: shown whole
+
+
+def test_inspect_without_a_model_streams_and_counts_the_same(ws):
+    from studio.data.inspect import inspect_dataset
+
+    lines = [{"instruction": "hi", "output": "hello there"}, {"instruction": "hi", "output": "hello there"},
+             {"instruction": "mail?", "output": "bob@example.com"}, {"nothing": 1}]
+    (ws.datasets_dir / "few.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = inspect_dataset(ws, "datasets/few.jsonl")
+    assert (result["rows"], result["rows_read"], result["skipped"]) == (3, 4, 1)
+    assert result["errors"][0]["location"] == "line 4"
+    quality = {f["check"]: f["rows"] for f in result["quality"]}
+    assert quality["exact duplicate of an earlier row"] == ["line 2"]
+    assert quality["likely email address"] == ["line 3"]
+
+
+def test_a_json_document_over_the_limit_is_refused_before_it_is_read(ws, capsys, monkeypatch):
+    from studio.data import readers
+
+    monkeypatch.setattr(readers, "MAX_JSON_BYTES", 1000)
+    code, _out, err = _inspect(ws, capsys, "many.json", json.dumps([{"instruction": "q", "output": "a" * 50}] * 40))
+    assert code == 2 and "many.json: 0 MB of JSON in one document, over the 0 MB" in err and "save it as JSONL" in err
+
+
+def test_a_parquet_file_that_expands_too_far_is_refused(ws, capsys, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from studio.data import readers
+
+    monkeypatch.setattr(readers, "MAX_EXPANDED_BYTES", 1_000_000)
+    path = ws.datasets_dir / "bomb.parquet"
+    pq.write_table(pa.table({"instruction": [f"q{i}" for i in range(200)], "output": ["ha" * 50_000] * 200}), path,
+                   compression="zstd", row_group_size=16)
+    assert path.stat().st_size < 20_000  # 20 MB of text in a few kB
+    assert main(["--workspace", str(ws.root), "data", "inspect", "datasets/bomb.parquet"]) == 2
+    err = capsys.readouterr().err
+    assert "bomb.parquet: by row 32 it expands to over 1 MB when read" in err and "Traceback" not in err

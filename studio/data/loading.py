@@ -123,9 +123,11 @@ def detect(name: str, head: list[Record], column_map: str = "") -> Detected:
 
 
 def load_records(name: str, records: Iterator[Record], column_map: str = "", keep: bool = True,
-                 progress: Callable[[int], None] | None = None) -> LoadedDataset:
+                 progress: Callable[[int], None] | None = None,
+                 on_row: Callable[[dict[str, Any], str], None] | None = None) -> LoadedDataset:
     """Detect, normalise and check `records`; every bad row becomes a RowProblem. With keep=False the rows are
-    counted and checked but not kept (to check a file too big to hold). `progress(rows_read)` every 10,000 rows."""
+    counted and checked but not kept (to check a file too big to hold). `progress(rows_read)` every 10,000 rows;
+    `on_row(row, location)` for each good row as it is read."""
     head, records = peek(records)
     detected = detect(name, head, column_map)
     dataset = LoadedDataset(path=name, format=detected.format, reason=detected.reason, kind=detected.kind,
@@ -141,6 +143,8 @@ def load_records(name: str, records: Iterator[Record], column_map: str = "", kee
         except RowError as error:
             dataset.problems.append(RowProblem(location, line, error.kind, str(error)))
             continue
+        if on_row:
+            on_row(row, location)
         if keep:
             dataset.examples.append(row)
             dataset.locations.append(location)

@@ -55,50 +55,72 @@ def _prompt_answer(row: dict[str, Any]) -> tuple[str, str]:
     return prompt, answers[-1] if answers else ""
 
 
-def quality_report(rows: list[dict[str, Any]], locations: list[str]) -> list[Finding]:
-    """Every check with a non-zero count, in a fixed order. Memory: one fingerprint per distinct row and prompt
-    (a row seen before is listed, not stored again)."""
-    first_exact: set[int] = set()
-    first_near: set[int] = set()
-    exact_dupes: list[int] = []
-    near_dupes: list[int] = []
-    answer_of_prompt: dict[int, int] = {}  # prompt fingerprint -> fingerprint of its first answer
-    other_answers: dict[tuple[int, int], int] = {}  # (prompt, another answer) -> first row giving it
-    flagged: dict[str, list[int]] = defaultdict(list)
-    answer_lengths = array("l")
-    for index, row in enumerate(rows):
+class QualityChecks:
+    """The checks, fed one row at a time (`add`), so a dataset can be checked as it streams by. Memory: one
+    64-bit fingerprint per distinct row and prompt, an answer length and a location per row."""
+
+    def __init__(self) -> None:
+        self.first_exact: set[int] = set()
+        self.first_near: set[int] = set()
+        self.exact_dupes: list[int] = []
+        self.near_dupes: list[int] = []
+        self.answer_of_prompt: dict[int, int] = {}  # prompt fingerprint -> fingerprint of its first answer
+        self.other_answers: dict[tuple[int, int], int] = {}  # (prompt, another answer) -> first row giving it
+        self.flagged: dict[str, list[int]] = defaultdict(list)
+        self.answer_lengths = array("l")
+        self.locations: list[str] = []
+        self.plain_text = False  # rows are plain text (no answers to judge)
+
+    def add(self, row: dict[str, Any], location: str) -> None:
+        """Check one normalised row found at `location`."""
+        index = len(self.locations)
+        self.locations.append(location)
+        if index == 0:
+            self.plain_text = "text" in row
         whole = "\x1f".join(f"{m['role']}:{m['content']}" for m in conversation_of(row)) if "text" not in row else row["text"]
         exact, near = _digest(whole), _digest(_norm(whole))
-        if exact in first_exact:
-            exact_dupes.append(index)
-        elif near in first_near:
-            near_dupes.append(index)
-        first_exact.add(exact)
-        first_near.add(near)
+        if exact in self.first_exact:
+            self.exact_dupes.append(index)
+        elif near in self.first_near:
+            self.near_dupes.append(index)
+        self.first_exact.add(exact)
+        self.first_near.add(near)
         prompt, answer = _prompt_answer(row)
-        answer_lengths.append(len(answer.strip()))
+        self.answer_lengths.append(len(answer.strip()))
         if prompt:
             asked, answered = _digest(_norm(prompt)), _digest(_norm(answer))
-            if answer_of_prompt.setdefault(asked, answered) != answered:
-                other_answers.setdefault((asked, answered), index)
+            if self.answer_of_prompt.setdefault(asked, answered) != answered:
+                self.other_answers.setdefault((asked, answered), index)
         for name, pattern in PATTERNS.items():
             if pattern.search(whole):
-                flagged[name].append(index)
-    findings = []
+                self.flagged[name].append(index)
 
-    def add(check: str, indices: list[int]) -> None:
-        if indices:
-            findings.append(Finding(check, len(indices), [locations[i] for i in indices[:SHOW_ROWS]]))
+    def findings(self) -> list[Finding]:
+        """Every check with a non-zero count, in a fixed order."""
+        findings = []
 
-    add("exact duplicate of an earlier row", exact_dupes)
-    add("near-duplicate of an earlier row (differs only in case, spacing or punctuation)", near_dupes)
-    add("same prompt with a different answer than an earlier row", sorted(other_answers.values()))
-    if "text" not in (rows[0] if rows else {}):
-        add(f"very short answer (≤ {SHORT_ANSWER_CHARS} characters)", [i for i, n in enumerate(answer_lengths) if n <= SHORT_ANSWER_CHARS])
-        median = statistics.median(answer_lengths) if answer_lengths else 0
-        if median:
-            add(f"very long answer (over {LONG_ANSWER_FACTOR}× the median of {median:.0f} characters)",
-                [i for i, n in enumerate(answer_lengths) if n > LONG_ANSWER_FACTOR * median])
-    for name in PATTERNS:
-        add(f"likely {name}", flagged[name])
-    return findings
+        def add(check: str, indices: list[int]) -> None:
+            if indices:
+                findings.append(Finding(check, len(indices), [self.locations[i] for i in indices[:SHOW_ROWS]]))
+
+        lengths = self.answer_lengths
+        add("exact duplicate of an earlier row", self.exact_dupes)
+        add("near-duplicate of an earlier row (differs only in case, spacing or punctuation)", self.near_dupes)
+        add("same prompt with a different answer than an earlier row", sorted(self.other_answers.values()))
+        if not self.plain_text:
+            add(f"very short answer (≤ {SHORT_ANSWER_CHARS} characters)", [i for i, n in enumerate(lengths) if n <= SHORT_ANSWER_CHARS])
+            median = statistics.median(lengths) if lengths else 0
+            if median:
+                add(f"very long answer (over {LONG_ANSWER_FACTOR}× the median of {median:.0f} characters)",
+                    [i for i, n in enumerate(lengths) if n > LONG_ANSWER_FACTOR * median])
+        for name in PATTERNS:
+            add(f"likely {name}", self.flagged[name])
+        return findings
+
+
+def quality_report(rows: list[dict[str, Any]], locations: list[str]) -> list[Finding]:
+    """Every check with a non-zero count, in a fixed order."""
+    checks = QualityChecks()
+    for row, location in zip(rows, locations):
+        checks.add(row, location)
+    return checks.findings()

@@ -21,6 +21,8 @@ from studio.data.formats import RowError
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
 HUB_PREFIX = "hf:"
 SAVE_TO_DISK_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+MAX_JSON_BYTES = 64_000_000  # a .json file is one document, parsed whole (several times its size in memory)
+MAX_EXPANDED_BYTES, EXPANSION_FACTOR = 128_000_000, 8  # a Parquet file may expand to the larger of these when read
 
 Record = tuple[str, "int | None", Any]
 
@@ -68,6 +70,10 @@ def parse_json_line(raw: bytes) -> Any:
 
 
 def _json(path: Path) -> Iterator[Record]:
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:  # one JSON document is parsed whole; JSONL is read row by row
+        raise DataError(f"{path.name}: {size / 1e6:,.0f} MB of JSON in one document, over the {MAX_JSON_BYTES // 1_000_000} MB "
+                        "this reader holds at once; save it as JSONL (one JSON object per line), which is read row by row")
     data = path.read_bytes()
     try:
         text = data.decode("utf-8-sig")
@@ -122,8 +128,14 @@ def _parquet(path: Path) -> Iterator[Record]:
         table_file = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as error:
         raise DataError(f"{path.name}: not a readable Parquet file ({error})") from error
-    index = 0
-    for batch in table_file.iter_batches(batch_size=2048):
+    index, expanded = 0, 0
+    limit = max(MAX_EXPANDED_BYTES, EXPANSION_FACTOR * path.stat().st_size)
+    for batch in table_file.iter_batches(batch_size=32):
+        expanded += batch.nbytes
+        if expanded > limit:  # compressed columns can hold far more than the file's size (a "zip bomb")
+            raise DataError(f"{path.name}: by row {index + batch.num_rows} it expands to over {limit // 1_000_000:,} MB when read "
+                            f"({path.stat().st_size / 1e6:,.1f} MB on disk); split it into smaller files or export "
+                            "it as JSONL")
         for row in batch.to_pylist():
             index += 1
             yield f"row {index}", None, row
