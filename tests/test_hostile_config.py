@@ -102,3 +102,15 @@ def test_bundled_presets_and_catalog_load_through_the_bounded_loader():
 
     assert "tiny-demo" in load_catalog()
     assert isinstance(read_preset("balanced"), dict)
+
+
+def test_load_config_in_the_browser_refuses_a_bomb_with_a_short_answer(tmp_path):
+    from studio.ui.train_form import read_config_file
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BILLION_LAUGHS)
+    started = time.perf_counter()
+    with pytest.raises(cfg.ConfigError) as caught:
+        read_config_file(path)
+    assert time.perf_counter() - started < 2
+    assert "aliases expand to more than 100,000 values" in str(caught.value) and len(str(caught.value)) < 1000

@@ -113,3 +113,18 @@ def test_junk_in_metrics_and_system_lines_does_not_break_the_series(tmp_path):
     assert series.steps == [1, 3] and series.loss == [2.0, 1.0]
     assert series.learning_rate == [None, None] and series.tokens_per_s == [None, None]
     assert series.cpu_percent == [None] and series.gpus[0].memory_used_gb == [None]
+
+
+def test_runs_page_opens_a_run_whose_files_are_damaged(tmp_path):
+    from studio.ui.runs_tab import MAX_SHOWN_BYTES, run_details
+
+    class Context:
+        workspace = _damaged_workspace(tmp_path)
+
+    config_text, status_text = run_details(Context(), "20260101-000000-latin")
+    assert config_text == "run_name: caf\ufffd\n"  # the byte that is not UTF-8 shown as a replacement character
+    config_text, status_text = run_details(Context(), "20260101-000000-cut")
+    assert json.loads(status_text)["state"] == "failed" and "status.json is damaged" in status_text
+    huge = Context.workspace.runs_dir / "20260101-000000-good" / "config.yaml"
+    huge.write_text("# padding\n" * 100_000)
+    assert len(run_details(Context(), "20260101-000000-good")[0]) == MAX_SHOWN_BYTES
