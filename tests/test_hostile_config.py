@@ -83,6 +83,13 @@ def test_train_with_a_hostile_file_exits_2_naming_it(tmp_path, capsys, content, 
     assert not list((tmp_path / "ws" / "runs").iterdir())  # no run folder was made
 
 
+def test_a_python_tag_never_runs_its_command(tmp_path, capsys):
+    marker = tmp_path / "owned"
+    code, err = _train_cli(tmp_path, capsys, f"!!python/object/apply:os.system ['touch {marker}']\n")
+    assert code == 2 and "could not determine a constructor" in err
+    assert not marker.exists()
+
+
 def test_config_file_over_the_size_limit_is_refused(tmp_path, capsys):
     code, err = _train_cli(tmp_path, capsys, "# padding\n" * 150_000)
     assert code == 2 and "over the 1,000,000 limit" in err
