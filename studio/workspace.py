@@ -39,6 +39,7 @@ META_FILE = "meta.json"  # the run's tags and notes, written only by the studio 
 ESTIMATE_FILE = "estimate.json"  # the memory estimate, verdict and fixes when the run was created (studio/fit.py)
 DRY_RUN_FILE = "dry_run.json"  # a dry run's measured peak memory and tokens/s next to the estimate
 
+MAX_JSONL_READ = 16 * 1024 * 1024  # bytes of a run's JSONL file read per poll
 MAX_FOLDER_ENTRIES = 100_000  # entries of a user-chosen folder checked for links that leave the workspace
 RUN_ID_PATTERN = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,40}$")
 
@@ -214,11 +215,14 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
 def read_jsonl_from(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Rows appended to `path` since byte `offset`, and the offset to continue from.
 
-    A partial last line (a writer mid-append) is left for the next call."""
+    A partial last line (a writer mid-append) is left for the next call. At most MAX_JSONL_READ bytes are read
+    per call; a single line longer than that is no row any writer of ours makes, and is passed over."""
     try:
         with open(path, "rb") as handle:
             handle.seek(offset)
-            chunk = handle.read()
+            chunk = handle.read(MAX_JSONL_READ)
+            if len(chunk) == MAX_JSONL_READ and b"\n" not in chunk:
+                return [], _past_next_newline(handle, offset + len(chunk))
     except FileNotFoundError:
         return [], offset
     end = chunk.rfind(b"\n") + 1
@@ -231,6 +235,17 @@ def read_jsonl_from(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], 
         if isinstance(row, dict):
             rows.append(row)
     return rows, offset + end
+
+
+def _past_next_newline(handle, position: int) -> int:
+    """The offset just past the next line break at or after `position` (or `position` at the end of the file)."""
+    handle.seek(position)
+    while block := handle.read(1 << 20):
+        cut = block.find(b"\n")
+        if cut >= 0:
+            return position + cut + 1
+        position += len(block)
+    return position
 
 
 def read_head_bytes(path: Path, max_bytes: int) -> bytes | None:

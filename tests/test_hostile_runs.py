@@ -128,3 +128,20 @@ def test_runs_page_opens_a_run_whose_files_are_damaged(tmp_path):
     huge = Context.workspace.runs_dir / "20260101-000000-good" / "config.yaml"
     huge.write_text("# padding\n" * 100_000)
     assert len(run_details(Context(), "20260101-000000-good")[0]) == MAX_SHOWN_BYTES
+
+
+def test_a_giant_metrics_line_is_passed_over_not_reread_every_poll(tmp_path, monkeypatch):
+    from studio import workspace as ws_module
+
+    monkeypatch.setattr(ws_module, "MAX_JSONL_READ", 1000)
+    workspace = Workspace(tmp_path / "ws")
+    run_dir = workspace.runs_dir / _run(workspace, "giant", json.dumps({"state": "running"}).encode())
+    with open(run_dir / "metrics.jsonl", "w") as handle:
+        handle.write(json.dumps({"step": 1, "loss": 2.0}) + "\n")
+        handle.write(json.dumps({"junk": "x" * 50_000}) + "\n")  # 50 times what one read takes
+        handle.write(json.dumps({"step": 2, "loss": 1.0}) + "\n")
+    series = library.Series()
+    for _poll in range(5):
+        series.read_new(run_dir)
+    assert series.steps == [1, 2] and series.loss == [2.0, 1.0]
+    assert series.offsets["metrics.jsonl"] == (run_dir / "metrics.jsonl").stat().st_size
