@@ -115,6 +115,17 @@ def single_line_json(ws: Path) -> list[str]:
     return ["data", "inspect", "datasets/one-line.json"]
 
 
+def single_line_jsonl(ws: Path) -> list[str]:
+    path = ws / "datasets" / "one-row.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:  # one row whose answer is 200 MB of words
+        handle.write('{"instruction": "Write a lot.", "output": "')
+        for _ in range(200):
+            handle.write("many words " * 90_910)
+        handle.write('"}\n')
+    return ["data", "inspect", "datasets/one-row.jsonl"]
+
+
 def expanding_parquet(ws: Path) -> list[str]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -188,6 +199,7 @@ CASES = [
     Case("preview of a 30 MB answer", "handled", huge_answer_preview, big=True),
     Case("1,000,000 tiny rows", "handled", tiny_rows, big=True),
     Case("200 MB single-line JSON", "refused", single_line_json, big=True),
+    Case("200 MB single-line JSONL row", "refused", single_line_jsonl, big=True),
     Case("parquet expanding to 800 MB", "refused", expanding_parquet, big=True),
 ]
 

@@ -170,3 +170,18 @@ def test_a_parquet_file_that_expands_too_far_is_refused(ws, capsys, monkeypatch)
     assert main(["--workspace", str(ws.root), "data", "inspect", "datasets/bomb.parquet"]) == 2
     err = capsys.readouterr().err
     assert "bomb.parquet: by row 32 it expands to over 1 MB when read" in err and "Traceback" not in err
+
+
+def test_an_oversized_jsonl_row_is_counted_and_named_and_the_next_rows_read(ws, monkeypatch):
+    from studio.data import readers
+    from studio.data.inspect import inspect_dataset
+
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 1_000_000)
+    rows = [{"instruction": "short", "output": "fine"}, {"instruction": "long", "output": "words " * 1_000_000},
+            {"instruction": "after", "output": "still read"}]
+    (ws.datasets_dir / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = inspect_dataset(ws, "datasets/rows.jsonl")
+    assert (result["rows"], result["skipped"]) == (2, 1)
+    assert result["errors"][0]["location"] == "line 2"
+    assert result["errors"][0]["message"].startswith("6 MB in one row, over the 1 MB a row may have")
+    assert result["problem_counts"] == {"row too large": 1}

@@ -36,7 +36,8 @@ SUPPORTED_SUFFIXES = FILE_SUFFIXES
 SAMPLES_DIR = PRESETS_DIR / "datasets"
 MAX_PROBLEMS_SHOWN = 10
 PROBLEM_KINDS = {"json": "malformed JSON", "encoding": "not UTF-8", "type": "wrong type", "missing": "missing field",
-                 "empty": "empty field", "role": "unknown role", "ending": "does not end with the assistant"}
+                 "empty": "empty field", "role": "unknown role", "ending": "does not end with the assistant",
+                 "size": "row too large"}
 
 
 @dataclass

@@ -21,6 +21,7 @@ from studio.data.formats import RowError
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
 HUB_PREFIX = "hf:"
 SAVE_TO_DISK_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+MAX_LINE_BYTES = 16_000_000  # one JSONL row: four times what the longest sequence a run takes could use
 MAX_JSON_BYTES = 64_000_000  # a .json file is one document, parsed whole (several times its size in memory)
 MAX_EXPANDED_BYTES, EXPANSION_FACTOR = 128_000_000, 8  # a Parquet file may expand to the larger of these when read
 
@@ -48,10 +49,26 @@ def parse_hub_ref(ref: str) -> tuple[str, str | None, str]:
 
 def _jsonl(path: Path) -> Iterator[Record]:
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                size = len(raw) + _skip_rest_of_line(handle)
+                yield f"line {number}", number, RowError("size", f"{size / 1e6:,.0f} MB in one row, over the "
+                                                         f"{MAX_LINE_BYTES // 1_000_000} MB a row may have (a run reads at most "
+                                                         "1,048,576 tokens of it); split it into smaller rows")
+                continue
             if not raw.strip():
                 continue
             yield f"line {number}", number, parse_json_line(raw)
+
+
+def _skip_rest_of_line(handle) -> int:
+    """Read past the rest of the current line a block at a time; how many bytes that was."""
+    skipped = 0
+    while block := handle.readline(1 << 20):
+        skipped += len(block)
+        if block.endswith(b"\n"):
+            break
+    return skipped
 
 
 def parse_json_line(raw: bytes) -> Any:
