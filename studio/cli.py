@@ -54,8 +54,10 @@ def _layered(config_file: str | None, items: list[str], workspace: Workspace) ->
     overrides = cfg.parse_cli_overrides(items)
     if not config_file:
         return layered_config(overrides=overrides)
+    from studio.safe_yaml import read_yaml_text
+
     path = workspace.confine(config_file)
-    return layered_config(path.read_text(encoding="utf-8"), str(path), overrides)
+    return layered_config(read_yaml_text(path), str(path), overrides)
 
 
 def _follow(run_dir: Path, offset: int = 0) -> dict:
@@ -106,6 +108,9 @@ def cmd_launch_cmd(args, workspace: Workspace) -> int:
     from studio import jobs
     from studio.train import distributed
 
+    if not distributed.is_machine_address(args.main_ip):  # before a run folder is made for a config
+        print(f"error: --main-ip must be the main machine's IP address or host name, got {args.main_ip!r}", file=sys.stderr)
+        return 2
     try:
         run_dir = workspace.run_dir(args.run)
     except PathError:  # not a run: a config YAML, for which a run folder is made (not started)
@@ -146,6 +151,8 @@ def cmd_runs(args, workspace: Workspace) -> int:
     for r in runs:
         loss = f"{r.final_loss:.4f}" if r.final_loss is not None else "-"
         print(f"{r.run_id:42} {r.state:10} {r.model[:24]:24} {r.method:6} {loss}")
+        if "damaged" in r.error:
+            print(f"  ! {r.error}")
     return 0
 
 
@@ -451,3 +458,22 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:  # DataError, TemplateError: bad input the user can fix
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, or a file the user named that cannot be read or written
+        message = file_error_message(error, workspace.root)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+def file_error_message(error: OSError, folder: Path) -> str | None:
+    """What to tell the user about `error`: a full disk (with the free space in `folder`), or a named file that is
+    missing, unreadable or unwritable; None for anything else (a bug to show whole)."""
+    import errno
+
+    from studio.workspace import disk_full_message
+
+    user_errors = (errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EROFS, errno.ENAMETOOLONG)
+    if error.filename and error.errno in user_errors:
+        return f"{error.filename}: {error.strerror}"
+    return disk_full_message(error, Path(error.filename).parent if error.filename else folder)

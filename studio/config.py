@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
+from studio.safe_yaml import YamlError, load_yaml, read_yaml_text
 
 
 def _field(default: Any, help_en: str, help_zh: str, **extra: Any) -> Any:
@@ -26,6 +29,9 @@ PEFT_METHODS = ("lora", "qlora", "ia3", "prompt_tuning", "prefix_tuning", "p_tun
 _LORA = {"method": ("lora", "qlora")}  # show_when of the LoRA options
 OPTIMIZERS = ("adamw_torch_fused", "adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "adafactor", "sgd", "galore_adamw")
 MAX_PROBE_PROMPTS = 10
+MAX_WHOLE = 2**31 - 1  # the largest whole number any setting may have (C ints in the trainer and tokenizers)
+MAX_REAL = 1e12
+MAX_TEXT_CHARS = 20_000  # any text setting (probe prompts, templates, paths)
 
 
 @dataclass
@@ -261,12 +267,13 @@ class TrainSection:
         "nothing is saved.",
         "试运行：用完全相同的配置训练几步，测量显存峰值和速度后停止；不保存任何权重。",
     )
-    epochs: float = _field(3.0, "Passes over the dataset (ignored when max_steps > 0).", "训练轮数（max_steps > 0 时忽略）。")
+    epochs: float = _field(3.0, "Passes over the dataset (ignored when max_steps > 0).", "训练轮数（max_steps > 0 时忽略）。",
+                           max=100_000)
     max_steps: int = _field(
         0, "Stop after this many optimizer steps; 0 means use epochs.", "训练的最大步数；0 表示按轮数训练。"
     )
     learning_rate: float = _field(2e-4, "Peak learning rate.", "峰值学习率。")
-    batch_size: int = _field(4, "Rows per device per step (micro-batch).", "每个设备每步的样本数（微批大小）。")
+    batch_size: int = _field(4, "Rows per device per step (micro-batch).", "每个设备每步的样本数（微批大小）。", max=65_536)
     grad_accum: int = _field(
         1,
         "Micro-batches accumulated per optimizer step; effective batch = batch_size × grad_accum × GPUs (processes).",
@@ -275,7 +282,7 @@ class TrainSection:
     cutoff_len: int = _field(
         1024, "Longest sequence in tokens; longer rows are truncated.", "最大序列长度（token 数），更长的样本会被截断。"
     )
-    seed: int = _field(42, "Random seed, for a reproducible run.", "随机种子，用于复现训练。")
+    seed: int = _field(42, "Random seed, for a reproducible run.", "随机种子，用于复现训练。", max=2**32 - 1)
     logging_steps: int = _field(1, "Write metrics every N steps.", "每 N 步记录一次指标。")
     eval_steps: int = _field(
         0,
@@ -561,8 +568,8 @@ def parse_cli_overrides(items: list[str]) -> dict[str, Any]:
             value = raw  # text with line breaks (probe_prompts): YAML would fold them into spaces
         else:
             try:
-                value = yaml.safe_load(raw) if raw.strip() else ""
-            except yaml.YAMLError:
+                value = load_yaml(raw, key) if raw.strip() else ""
+            except YamlError:
                 value = raw
         if isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+", raw.strip()):
             value = float(raw)  # YAML 1.1 reads "1e-3" as a string
@@ -645,8 +652,8 @@ def to_yaml(config: RunConfig) -> str:
 def written_keys(text: str) -> set[str]:
     """The flat keys a YAML config text sets explicitly (sections flattened); empty when it is not a mapping."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        data = load_yaml(text)
+    except YamlError:
         return set()
     keys: set[str] = set()
     for key, value in (data.items() if isinstance(data, dict) else ()):
@@ -657,9 +664,9 @@ def written_keys(text: str) -> set[str]:
 def from_yaml(text: str, source: str = "config.yaml") -> RunConfig:
     """Parse YAML text (safe loader only) into a RunConfig; ConfigError on bad YAML or bad keys."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError([Problem(source, f"not valid YAML: {error}")]) from error
+        data = load_yaml(text, source)
+    except YamlError as error:
+        raise ConfigError([Problem(source, str(error).removeprefix(source).lstrip(":, "))]) from error
     return from_dict(data, source)
 
 
@@ -675,9 +682,40 @@ def gpu_list(gpus: str) -> list[int]:
     return indices
 
 
+def read_config(path) -> RunConfig:
+    """The RunConfig in the YAML file at `path`; ConfigError naming the file when it is too large, not UTF-8,
+    bad YAML or holds bad keys or values."""
+    try:
+        text = read_yaml_text(path)
+    except YamlError as error:
+        raise ConfigError([Problem(str(path), str(error).removeprefix(str(path)).lstrip(":, "))]) from error
+    return from_yaml(text, str(path))
+
+
+def _range_problems(config: RunConfig) -> list[Problem]:
+    """Numbers no run could use: past the field's `max` (metadata), past 2**31 - 1 for any whole number (what
+    the trainer's and tokenizer's C code can hold), not finite, or texts over MAX_TEXT_CHARS."""
+    problems = []
+    for key, value in to_flat(config).items():
+        info = field_info(key)
+        top = info.metadata.get("max", MAX_WHOLE if info.type == "int" else MAX_REAL)
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            continue
+        if isinstance(value, str):
+            if len(value) > MAX_TEXT_CHARS:
+                problems.append(Problem(key, f"is {len(value):,} characters long; use at most {MAX_TEXT_CHARS:,}"))
+        elif not math.isfinite(value):
+            problems.append(Problem(key, f"must be a finite number, got {value}"))
+        elif abs(value) > top:
+            shown = f"{value:.3g}" if isinstance(value, float) or abs(value) > 10**12 else str(value)
+            limit = f"at most {int(top):,}" if value > 0 else f"at least {-int(top):,}"
+            problems.append(Problem(key, f"must be {limit}, got {shown}"))
+    return problems
+
+
 def validate(config: RunConfig) -> list[Problem]:
     """Every problem with the values in `config` (empty when it is good to run)."""
-    problems: list[Problem] = []
+    problems: list[Problem] = _range_problems(config)
     m, d, t = config.model, config.data, config.train
     if not m.model.strip():
         problems.append(Problem("model", "choose a model (for example tiny-demo)"))

@@ -28,9 +28,11 @@ from studio.data.prepare import load_for_config
 from studio.models import modules
 from studio.train import distributed, queue, stages
 from studio.train.status import (
+    COMPLETED,
     FAILED,
     FINAL_STATES,
     QUEUED,
+    RUNNING,
     STOPPED,
     read_status,
     update_status,
@@ -77,10 +79,13 @@ def create_run(workspace: Workspace, config: cfg.RunConfig) -> Path:
     """Validate `config` and its dataset, make a new run folder holding its config.yaml and its memory
     estimate (estimate.json), and return it.
 
-    Raises ConfigError for bad values (and for lora_targets naming a layer the model does not have), and
-    DataError or PathError (naming the file and line) for a dataset that cannot be used, before any folder is
-    made or worker started."""
+    Raises ConfigError for bad values (and for lora_targets naming a layer the model does not have), PathError
+    for a model folder that cannot be used, and DataError or PathError (naming the file and line) for a dataset
+    that cannot be used, before any folder is made or worker started."""
     cfg.check(config)
+    from studio.models.catalog import resolve_model
+
+    resolve_model(workspace, config.model.model)  # PathError now, not in the worker: a folder outside, pickled weights
     target_problems = modules.target_problems(workspace, config)  # lora_targets must name the model's own layers
     if target_problems:
         raise cfg.ConfigError(target_problems)
@@ -199,8 +204,12 @@ def _worker_alive(status: dict[str, Any]) -> bool:
 
 
 def run_status(run_dir: Path) -> dict[str, Any]:
-    """The run's status, after marking it failed if its worker died without recording an outcome."""
+    """The run's status, after marking it failed if its worker died without recording an outcome. A damaged
+    status.json is left as it is (the worker rewrites it whole on its next update): the state is inferred from
+    the run's files and the error says what is damaged."""
     status = read_status(run_dir)
+    if status.get("damaged"):
+        return _inferred_status(run_dir, status)
     if status.get("state") in FINAL_STATES:
         return status
     queued_at = float(status.get("queued_at") or status.get("created") or 0)
@@ -221,6 +230,26 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             + tail_text(run_dir / LOG_FILE, 8),
         )
     return status
+
+
+def _inferred_status(run_dir: Path, status: dict[str, Any]) -> dict[str, Any]:
+    """`status` (read from a damaged status.json) with the state the run's files show: running while its worker
+    lives, stopped when the user killed it, completed when its trained weights were saved, else failed."""
+    from studio.workspace import ADAPTER_DIR, FULL_MODEL_DIR, REWARD_MODEL_DIR
+
+    if _worker_alive(status):
+        state = status["state"] if status.get("state") in (QUEUED, RUNNING) else RUNNING
+    elif (run_dir / KILLED_FILE).exists():
+        state = STOPPED
+    elif any((run_dir / name).is_dir() and any((run_dir / name).iterdir()) for name in (ADAPTER_DIR, FULL_MODEL_DIR, REWARD_MODEL_DIR)):
+        state = COMPLETED
+    elif status.get("state") in FINAL_STATES:
+        state = status["state"]
+    else:
+        state = FAILED
+    note = f"{status['damaged']}; the state shown ({state}) is inferred from the run's files"
+    error = status.get("error") or ""
+    return {**status, "state": state, "error": f"{note}\n{error}" if error else note}
 
 
 def request_stop(run_dir: Path) -> bool:
@@ -304,7 +333,7 @@ def resume_run(workspace: Workspace, run_dir: Path) -> Path:
 
 def load_config(run_dir: Path) -> cfg.RunConfig:
     """The config a run was started with."""
-    return cfg.from_yaml((run_dir / CONFIG_FILE).read_text(encoding="utf-8"), str(run_dir / CONFIG_FILE))
+    return cfg.read_config(run_dir / CONFIG_FILE)
 
 
 def read_metrics(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -328,24 +357,32 @@ def list_runs(workspace: Workspace) -> list[RunSummary]:
     for run_id in workspace.run_ids():
         run_dir = workspace.runs_dir / run_id
         status = run_status(run_dir)
+        error = (status.get("error") or "").split("\n")[0]
         try:
             config = load_config(run_dir)
-        except cfg.ConfigError:
-            continue
+        except (cfg.ConfigError, OSError) as problem:  # listed all the same, with what is wrong with its config
+            config, error = None, f"{CONFIG_FILE} is damaged: {_first_line(problem)}" + (f"; {error}" if error else "")
         summaries.append(
             RunSummary(
                 run_id=run_id,
                 state=status.get("state", QUEUED),
-                model=config.model.model,
-                dataset=config.data.dataset,
-                method=config.method.method,
-                created=float(status.get("created", (run_dir / CONFIG_FILE).stat().st_mtime)),
+                model=config.model.model if config else "?",
+                dataset=config.data.dataset if config else "?",
+                method=config.method.method if config else "?",
+                created=float(status.get("created") or (run_dir / CONFIG_FILE).stat().st_mtime),
                 final_loss=status.get("final_loss"),
-                error=(status.get("error") or "").split("\n")[0],
-                run_name=config.run_name,
+                error=error,
+                run_name=config.run_name if config else "",
             )
         )
     return summaries
+
+
+def _first_line(error: Exception) -> str:
+    """The first problem an error names (a ConfigError's first problem), on one line of at most 300 characters."""
+    problems = getattr(error, "problems", None)
+    text = " ".join(str(problems[0] if problems else error).split())
+    return text if len(text) <= 300 else text[:300] + "…"
 
 
 def wait(run_dir: Path, poll_s: float = 0.5, timeout_s: float | None = None) -> dict[str, Any]:

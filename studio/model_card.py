@@ -11,11 +11,10 @@ from pathlib import Path
 
 from studio import config as cfg
 from studio import jobs
+from studio.train.status import read_status
 from studio.workspace import (
     METRICS_FILE,
-    STATUS_FILE,
     Workspace,
-    read_json,
     read_jsonl_from,
 )
 
@@ -78,7 +77,7 @@ def _draw_loss(losses: list[tuple[int, float]], path: Path) -> None:
 def _eval_section(run_dir: Path) -> list[str]:
     rows, _ = read_jsonl_from(run_dir / METRICS_FILE)
     evals = [(r["step"], r["eval_loss"]) for r in rows if r.get("eval_loss") is not None]
-    status = read_json(run_dir / STATUS_FILE) or {}
+    status = read_status(run_dir)  # a damaged status.json gives only its usable keys
     if not evals:
         lines = ["No validation set was used during training, so there is no validation loss curve."]
     else:
@@ -114,7 +113,7 @@ def model_card(workspace: Workspace, run_dir: Path, out_dir: Path, kind: str) ->
     """The README.md text for an export of `kind` ("adapter", "merged" or "model") of the run in `run_dir`."""
     config = jobs.load_config(run_dir)
     flat = cfg.to_flat(config)
-    status = read_json(run_dir / STATUS_FILE) or {}
+    status = read_status(run_dir)  # a damaged status.json gives only its usable keys
     base = config.model.model
     tags = ["fine-tuning-studio", config.stage.stage, config.method.method]
     front = ["---", f"base_model: {base}", f"library_name: {'peft' if kind == 'adapter' else 'transformers'}",

@@ -14,8 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from studio.safe_yaml import read_yaml_file
 from studio.workspace import PRESETS_DIR
 
 HPARAMS_DIR = PRESETS_DIR / "hparams"
@@ -55,7 +54,7 @@ def preset_path(name: str) -> Path:
 def read_preset(name: str) -> dict[str, Any]:
     """The keys preset `name` sets, as written in its file (learning_rate may still be per method)."""
     path = preset_path(name)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = read_yaml_file(path)
     if not isinstance(data, dict):
         raise PresetError(f"{path}: expected a mapping of config keys")
     return data

@@ -9,6 +9,7 @@ that re-attaches). Nothing here imports gradio.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import shutil
 import time
@@ -115,7 +116,7 @@ def list_records(workspace: Workspace) -> list[RunRecord]:
     records = []
     for summary in jobs.list_runs(workspace):  # also marks runs whose worker died as failed
         run_dir = workspace.runs_dir / summary.run_id
-        status = read_status(run_dir)
+        status = {**read_status(run_dir), "state": summary.state}
         meta = read_meta(run_dir)
         records.append(RunRecord(
             run_id=summary.run_id, run_name=summary.run_name, state=summary.state, model=summary.model,
@@ -186,8 +187,15 @@ class GpuSeries:
     power: list[float | None] = field(default_factory=list)
 
 
+def _number(value: Any) -> float | None:
+    """`value` when it is a finite number, else None (a damaged metrics line must not break a chart)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return value
+    return None
+
+
 def _gb(mb: Any) -> float | None:
-    return round(float(mb) / 1024, 3) if isinstance(mb, (int, float)) else None
+    return round(float(mb) / 1024, 3) if _number(mb) is not None else None
 
 
 def _rewind(steps: list[int], step: int, *columns: list) -> None:
@@ -239,16 +247,16 @@ class Series:
 
     def _add_metric(self, row: dict[str, Any]) -> None:
         step = row.get("step")
-        if not isinstance(step, (int, float)):
+        if _number(step) is None:
             return
         if isinstance(row.get("loss"), (int, float)):
             if self.steps and step <= self.steps[-1]:
                 _rewind(self.steps, step, self.loss, self.learning_rate, self.grad_norm, self.tokens_per_s)
             self.steps.append(step)
             self.loss.append(float(row["loss"]))
-            self.learning_rate.append(row.get("learning_rate"))
-            self.grad_norm.append(row.get("grad_norm"))
-            self.tokens_per_s.append(row.get("tokens_per_s"))
+            self.learning_rate.append(_number(row.get("learning_rate")))
+            self.grad_norm.append(_number(row.get("grad_norm")))
+            self.tokens_per_s.append(_number(row.get("tokens_per_s")))
             self.last = row
         elif isinstance(row.get("eval_loss"), (int, float)):
             if self.eval_steps and step <= self.eval_steps[-1]:
@@ -257,32 +265,33 @@ class Series:
             self.eval_loss.append(float(row["eval_loss"]))
 
     def _add_system(self, row: dict[str, Any]) -> None:
-        moment = row.get("time", row.get("elapsed"))
-        if not isinstance(moment, (int, float)):
+        moment = _number(row.get("time", row.get("elapsed")))
+        if moment is None:
             return
         if self._t0 is None:
             self._t0 = float(moment)
         minutes = round((float(moment) - self._t0) / 60, 4)
         self.system_seen, self.last_system = True, row
         self.sys_minutes.append(minutes)
-        self.cpu_percent.append(row.get("cpu_percent"))
-        self.ram_used_gb.append(row.get("ram_used_gb"))
-        self.ram_total_gb = row.get("ram_total_gb") or self.ram_total_gb
+        self.cpu_percent.append(_number(row.get("cpu_percent")))
+        self.ram_used_gb.append(_number(row.get("ram_used_gb")))
+        self.ram_total_gb = _number(row.get("ram_total_gb")) or self.ram_total_gb
         for position, gpu in enumerate(row.get("gpus") or []):
             if not isinstance(gpu, dict):
                 continue
-            series = self.gpus.setdefault(int(gpu.get("index", position)), GpuSeries())
+            index = gpu.get("index", position)
+            series = self.gpus.setdefault(index if isinstance(index, int) else position, GpuSeries())
             series.name = str(gpu.get("name") or series.name)
             series.minutes.append(minutes)
             series.memory_used_gb.append(_gb(gpu.get("memory_used_mb")))
             series.memory_total_gb = _gb(gpu.get("memory_total_mb")) or series.memory_total_gb
-            series.utilization.append(gpu.get("utilization_percent"))
-            series.temperature.append(gpu.get("temperature_c"))
-            series.power.append(gpu.get("power_w"))
+            series.utilization.append(_number(gpu.get("utilization_percent")))
+            series.temperature.append(_number(gpu.get("temperature_c")))
+            series.power.append(_number(gpu.get("power_w")))
 
     def _add_sample(self, row: dict[str, Any]) -> None:
         step, index = row.get("step"), row.get("prompt_index")
-        if not isinstance(step, (int, float)) or not isinstance(index, int):
+        if _number(step) is None or not isinstance(index, int):
             return
         probe = self.probes.setdefault(index, {"prompt": str(row.get("prompt", "")), "answers": {}})
         probe["answers"][int(step)] = (str(row.get("answer", "")), row.get("seconds"))

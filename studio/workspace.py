@@ -9,10 +9,12 @@ Layout:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,8 @@ ESTIMATE_FILE = "estimate.json"  # the memory estimate, verdict and fixes when t
 DRY_RUN_FILE = "dry_run.json"  # a dry run's measured peak memory and tokens/s next to the estimate
 TRAINING_SYSTEM_FILE = "system_prompt.json"  # the system prompt every training row carried (studio/system_prompt.py)
 
+MAX_JSONL_READ = 16 * 1024 * 1024  # bytes of a run's JSONL file read per poll
+MAX_FOLDER_ENTRIES = 100_000  # entries of a user-chosen folder checked for links that leave the workspace
 RUN_ID_PATTERN = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,40}$")
 
 
@@ -91,7 +95,8 @@ class Workspace:
 
     def confine(self, user_path: str | os.PathLike, must_exist: bool = True) -> Path:
         """Resolve a user-given path (relative ones against the workspace) and return it if it lies inside
-        the workspace, an operator-allowed folder or the bundled presets; raise PathError otherwise."""
+        the workspace, an operator-allowed folder or the bundled presets, and (for a folder) no symlink inside it
+        points elsewhere; raise PathError otherwise."""
         text = str(user_path).strip()
         if not text or "\x00" in text:
             raise PathError(f"{text!r} is not a usable path")
@@ -107,7 +112,32 @@ class Workspace:
             )
         if must_exist and not resolved.exists():
             raise PathError(f"{text} does not exist (looked at {resolved})")
+        if resolved.is_dir():
+            self._confine_folder(resolved, roots)
         return resolved
+
+    def _confine_folder(self, folder: Path, roots: tuple[Path, ...]) -> None:
+        """PathError when a symlink anywhere inside `folder` points outside `roots` (a dataset or model folder is
+        read file by file, so one link would let a file outside the workspace in), or when the folder holds more
+        than MAX_FOLDER_ENTRIES entries to check."""
+        seen = 0
+        for parent, dirs, files in os.walk(folder):  # does not descend into linked folders; they are checked here
+            seen += len(dirs) + len(files)
+            if seen > MAX_FOLDER_ENTRIES:
+                raise PathError(f"{folder} holds more than {MAX_FOLDER_ENTRIES:,} files and folders; choose a smaller folder")
+            for name in (*dirs, *files):
+                entry = Path(parent) / name
+                if not entry.is_symlink():
+                    continue
+                try:
+                    target = entry.resolve()
+                except (OSError, RuntimeError) as error:  # a loop of links
+                    raise PathError(f"{entry} is a link that cannot be followed ({error}); remove it") from None
+                if not any(os.path.commonpath([target, r]) == str(r) for r in roots):
+                    raise PathError(
+                        f"{entry} is a link to {target}, outside the workspace ({self.root}); copy the file into the "
+                        "folder instead of linking it, or start the studio with --allow-dir for its folder"
+                    )
 
     def new_run_dir(self, run_name: str = "") -> Path:
         """Create and return a fresh, uniquely named run folder."""
@@ -192,6 +222,26 @@ def run_slug(run_name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", run_name.lower()).strip("-")[:30] or "run"
 
 
+def disk_full_message(error: BaseException, folder: Path) -> str | None:
+    """"No space left on device in <folder>: free N MB …" when `error` (or what caused it) is a full disk, else
+    None. Serializers (safetensors, torch.save) wrap the OS error in their own, so their text is read too."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+            break
+        if any(sign in str(cause) for sign in ("No space left on device", "StorageFull", "os error 28")):
+            break
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    place = Path(folder)
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    free_mb = shutil.disk_usage(place).free // 1_000_000
+    return (f"No space left on device in {folder}: free {free_mb:,} MB. Free some space (old runs' checkpoints/ "
+            "folders are the largest files) and try again")
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write JSON so that readers never see a half-written file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -218,11 +268,14 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
 def read_jsonl_from(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Rows appended to `path` since byte `offset`, and the offset to continue from.
 
-    A partial last line (a writer mid-append) is left for the next call."""
+    A partial last line (a writer mid-append) is left for the next call. At most MAX_JSONL_READ bytes are read
+    per call; a single line longer than that is no row any writer of ours makes, and is passed over."""
     try:
         with open(path, "rb") as handle:
             handle.seek(offset)
-            chunk = handle.read()
+            chunk = handle.read(MAX_JSONL_READ)
+            if len(chunk) == MAX_JSONL_READ and b"\n" not in chunk:
+                return [], _past_next_newline(handle, offset + len(chunk))
     except FileNotFoundError:
         return [], offset
     end = chunk.rfind(b"\n") + 1
@@ -235,6 +288,26 @@ def read_jsonl_from(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], 
         if isinstance(row, dict):
             rows.append(row)
     return rows, offset + end
+
+
+def _past_next_newline(handle, position: int) -> int:
+    """The offset just past the next line break at or after `position` (or `position` at the end of the file)."""
+    handle.seek(position)
+    while block := handle.read(1 << 20):
+        cut = block.find(b"\n")
+        if cut >= 0:
+            return position + cut + 1
+        position += len(block)
+    return position
+
+
+def read_head_bytes(path: Path, max_bytes: int) -> bytes | None:
+    """The first `max_bytes` bytes of a file (all of it when smaller), or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(max_bytes)
+    except FileNotFoundError:
+        return None
 
 
 def read_tail_bytes(path: Path, max_bytes: int) -> bytes | None:

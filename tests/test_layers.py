@@ -1,5 +1,5 @@
 """The package's layers point one way: every import in studio/ (function-local ones too) goes to the module's own
-layer or a lower one, and no modules import each other in a circle. The layers are written in DESIGN.md."""
+layer or a lower one, and no modules import each other in a circle. docs/layout.md explains the layers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ STUDIO = Path(__file__).resolve().parent.parent / "studio"
 
 # Lowest first. A module belongs to the layer that lists the longest prefix of its name.
 LAYERS = [
-    ("core", ["studio.workspace", "studio.hardware", "studio.presets", "studio.chat_streaming", "studio.system_prompt"]),
+    ("core", ["studio.workspace", "studio.safe_yaml", "studio.hardware", "studio.presets", "studio.chat_streaming",
+              "studio.system_prompt"]),
     ("dataset shapes", ["studio.data.formats"]),
     ("config", ["studio.config"]),
     ("models", ["studio.models"]),

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from studio.data.library import read_dataset
-from studio.data.loading import MAX_PROBLEMS_SHOWN, LoadedDataset
+from studio.data.loading import MAX_PROBLEMS_SHOWN, LoadedDataset, load_records, resolve_dataset
 from studio.data.masking import TemplateError
-from studio.data.quality import quality_report
+from studio.data.quality import QualityChecks, quality_report
+from studio.data.readers import is_hub_ref, iter_file_records
 from studio.data.tokens import TokenReport, token_report
 from studio.workspace import Workspace
 
@@ -58,6 +59,13 @@ def inspect_dataset(workspace: Workspace, ref: str, model: str | None = None, cu
                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Everything known about dataset `ref` as one JSON-ready dict: the summary, `quality` findings and, with a
     model, `tokens` (p50, p95, p99, max, over_cutoff, dropped, tokens, trained_tokens, cutoff)."""
+    if not model and not is_hub_ref(ref):  # no token report: check the rows as they stream by, hold none
+        checks = QualityChecks()
+        path = resolve_dataset(workspace, ref)
+        dataset = load_records(path.name, iter_file_records(path), column_map, keep=False, on_row=checks.add)
+        result = {**summary(dataset), "rows": dataset.rows_read - dataset.skipped}
+        result["quality"] = [vars(f) for f in checks.findings()]
+        return result
     dataset = read_dataset(workspace, ref, column_map)
     result = summary(dataset)
     result["quality"] = [vars(f) for f in quality_report(dataset.examples, dataset.locations)]

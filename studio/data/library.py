@@ -75,16 +75,19 @@ def _write_cache(cache: Path, dataset: LoadedDataset) -> None:
 
 
 def _read_cache(cache: Path, name: str | Path) -> LoadedDataset | None:
+    examples, locations = [], []
     try:
         with open(cache, encoding="utf-8") as handle:
             meta = json.loads(handle.readline())
-            rows = [json.loads(line) for line in handle]
-    except (OSError, ValueError):
+            for line in handle:  # row by row: a list of the parsed lines beside the examples would double the peak
+                row = json.loads(line)
+                examples.append(row["e"])
+                locations.append(row["l"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     return LoadedDataset(path=name, format=meta["format"], reason=meta["reason"], kind=meta["kind"],
                          columns=meta["columns"], rows_read=meta["rows_read"],
-                         problems=[RowProblem(**p) for p in meta["problems"]],
-                         examples=[r["e"] for r in rows], locations=[r["l"] for r in rows])
+                         problems=[RowProblem(**p) for p in meta["problems"]], examples=examples, locations=locations)
 
 
 def open_dataset(workspace: Workspace, ref: str, column_map: str = "", skip_bad: bool = False) -> LoadedDataset:

@@ -35,7 +35,8 @@ __all__ = ["DataError", "LoadedDataset", "RowProblem", "list_samples", "load_dat
 SUPPORTED_SUFFIXES = FILE_SUFFIXES
 MAX_PROBLEMS_SHOWN = 10
 PROBLEM_KINDS = {"json": "malformed JSON", "encoding": "not UTF-8", "type": "wrong type", "missing": "missing field",
-                 "empty": "empty field", "role": "unknown role", "ending": "does not end with the assistant"}
+                 "empty": "empty field", "role": "unknown role", "ending": "does not end with the assistant",
+                 "size": "row too large"}
 
 
 @dataclass
@@ -122,9 +123,11 @@ def detect(name: str, head: list[Record], column_map: str = "") -> Detected:
 
 
 def load_records(name: str, records: Iterator[Record], column_map: str = "", keep: bool = True,
-                 progress: Callable[[int], None] | None = None) -> LoadedDataset:
+                 progress: Callable[[int], None] | None = None,
+                 on_row: Callable[[dict[str, Any], str], None] | None = None) -> LoadedDataset:
     """Detect, normalise and check `records`; every bad row becomes a RowProblem. With keep=False the rows are
-    counted and checked but not kept (to check a file too big to hold). `progress(rows_read)` every 10,000 rows."""
+    counted and checked but not kept (to check a file too big to hold). `progress(rows_read)` every 10,000 rows;
+    `on_row(row, location)` for each good row as it is read."""
     head, records = peek(records)
     detected = detect(name, head, column_map)
     dataset = LoadedDataset(path=name, format=detected.format, reason=detected.reason, kind=detected.kind,
@@ -140,6 +143,8 @@ def load_records(name: str, records: Iterator[Record], column_map: str = "", kee
         except RowError as error:
             dataset.problems.append(RowProblem(location, line, error.kind, str(error)))
             continue
+        if on_row:
+            on_row(row, location)
         if keep:
             dataset.examples.append(row)
             dataset.locations.append(location)

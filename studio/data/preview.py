@@ -21,6 +21,7 @@ from studio.data.readers import Record, iter_file_records, parse_json_line
 
 CHUNK_BYTES = 16 * 1024 * 1024
 PAGE_SIZE = 10
+SHOWN_CHARS = 20_000  # of any one text in a previewed row
 DETECT_ROWS = 50
 KEEP_PREVIEWS = 4
 
@@ -124,14 +125,15 @@ class Preview:
         return self.index.lines_known(), self.index.done
 
     def _as_row(self, location: str, value: Any, raw: bytes | None = None) -> PreviewRow:
-        raw_text = (raw.decode("utf-8", errors="replace").rstrip("\n") if raw is not None
+        raw_text = (raw[:SHOWN_CHARS * 4].decode("utf-8", errors="replace").rstrip("\n") if raw is not None
                     else json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, RowError) else "")
+        raw_text = shortened(raw_text, len(raw) if raw is not None else None)
         if isinstance(value, RowError):
             return PreviewRow(location, raw_text, None, str(value))
         if self.detected is None:
             return PreviewRow(location, raw_text, None, self.detect_error)
         try:
-            return PreviewRow(location, raw_text, normalise(value, self.detected), None)
+            return PreviewRow(location, raw_text, shortened(normalise(value, self.detected)), None)
         except RowError as error:
             return PreviewRow(location, raw_text, None, str(error))
 
@@ -175,6 +177,23 @@ class Preview:
             return self.rows_at(hits[:limit]), len(hits) > limit
         lines = search_lines(self.path, query, limit + 1)
         return self.rows_at(lines[:limit]), len(lines) > limit
+
+
+def shortened(value: Any, total: int | None = None) -> Any:
+    """`value` with every text longer than SHOWN_CHARS cut there and ending with how much was left out (the
+    preview is for reading: a 30 MB answer is not sent to the browser). `total`: the whole size in bytes when
+    `value` was already cut from a longer original."""
+    if isinstance(value, str):
+        full = total if total is not None else len(value)
+        if full <= SHOWN_CHARS and len(value) <= SHOWN_CHARS:
+            return value
+        unit = "bytes" if total is not None else "characters"
+        return value[:SHOWN_CHARS] + f" … [cut here for the preview: {full:,} {unit} in all]"
+    if isinstance(value, dict):
+        return {key: shortened(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shortened(item) for item in value]
+    return value
 
 
 def search_lines(path: Path, query: str, limit: int) -> list[int]:

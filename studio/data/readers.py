@@ -21,6 +21,9 @@ from studio.data.formats import RowError
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
 HUB_PREFIX = "hf:"
 SAVE_TO_DISK_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+MAX_LINE_BYTES = 16_000_000  # one JSONL row: four times what the longest sequence a run takes could use
+MAX_JSON_BYTES = 64_000_000  # a .json file is one document, parsed whole (several times its size in memory)
+MAX_EXPANDED_BYTES, EXPANSION_FACTOR = 128_000_000, 8  # a Parquet file may expand to the larger of these when read
 
 Record = tuple[str, "int | None", Any]
 
@@ -46,10 +49,26 @@ def parse_hub_ref(ref: str) -> tuple[str, str | None, str]:
 
 def _jsonl(path: Path) -> Iterator[Record]:
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                size = len(raw) + _skip_rest_of_line(handle)
+                yield f"line {number}", number, RowError("size", f"{size / 1e6:,.0f} MB in one row, over the "
+                                                         f"{MAX_LINE_BYTES // 1_000_000} MB a row may have (a run reads at most "
+                                                         "1,048,576 tokens of it); split it into smaller rows")
+                continue
             if not raw.strip():
                 continue
             yield f"line {number}", number, parse_json_line(raw)
+
+
+def _skip_rest_of_line(handle) -> int:
+    """Read past the rest of the current line a block at a time; how many bytes that was."""
+    skipped = 0
+    while block := handle.readline(1 << 20):
+        skipped += len(block)
+        if block.endswith(b"\n"):
+            break
+    return skipped
 
 
 def parse_json_line(raw: bytes) -> Any:
@@ -63,9 +82,15 @@ def parse_json_line(raw: bytes) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         return RowError("json", f"not valid JSON ({error.msg} at column {error.colno}); each line must be one JSON object")
+    except RecursionError:
+        return RowError("json", "JSON nested too deeply to read (thousands of levels); each line must be one flat JSON object")
 
 
 def _json(path: Path) -> Iterator[Record]:
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:  # one JSON document is parsed whole; JSONL is read row by row
+        raise DataError(f"{path.name}: {size / 1e6:,.0f} MB of JSON in one document, over the {MAX_JSON_BYTES // 1_000_000} MB "
+                        "this reader holds at once; save it as JSONL (one JSON object per line), which is read row by row")
     data = path.read_bytes()
     try:
         text = data.decode("utf-8-sig")
@@ -77,6 +102,9 @@ def _json(path: Path) -> Iterator[Record]:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise DataError(f"{path.name}, line {error.lineno}: not valid JSON ({error.msg} at column {error.colno})") from error
+    except RecursionError:
+        raise DataError(f"{path.name}: JSON nested too deeply to read (thousands of levels); expected an array of "
+                        "objects") from None
     if isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value.values())), list):
         value = next(iter(value.values()))  # {"data": [...]} style wrappers
     if not isinstance(value, list):
@@ -91,12 +119,22 @@ def _table(path: Path, delimiter: str) -> Iterator[Record]:
     if not reader.fieldnames:
         raise DataError(f"{path.name}: the file has no header row")
     start = 2
-    for row in reader:
+    for row in _csv_rows(reader, path, lambda: start):
         if None in row:
             yield f"line {start}", start, RowError("type", f"has {len(row[None])} more cell(s) than the header has columns")
         else:
             yield f"line {start}", start, {k: v for k, v in row.items()}
         start = reader.line_num + 1
+
+
+def _csv_rows(reader: csv.DictReader, path: Path, line: Any) -> Iterator[dict]:
+    """The rows of `reader`; DataError naming the line (from `line()`) where the csv module gives up, such as
+    a cell over its field size limit."""
+    try:
+        yield from reader
+    except csv.Error as error:
+        raise DataError(f"{path.name}, line {line()}: cannot be read as a table ({error}); check the quoting "
+                        "around that line, or keep cells under 131,072 characters") from None
 
 
 def _parquet(path: Path) -> Iterator[Record]:
@@ -107,8 +145,14 @@ def _parquet(path: Path) -> Iterator[Record]:
         table_file = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as error:
         raise DataError(f"{path.name}: not a readable Parquet file ({error})") from error
-    index = 0
-    for batch in table_file.iter_batches(batch_size=2048):
+    index, expanded = 0, 0
+    limit = max(MAX_EXPANDED_BYTES, EXPANSION_FACTOR * path.stat().st_size)
+    for batch in table_file.iter_batches(batch_size=32):
+        expanded += batch.nbytes
+        if expanded > limit:  # compressed columns can hold far more than the file's size (a "zip bomb")
+            raise DataError(f"{path.name}: by row {index + batch.num_rows} it expands to over {limit // 1_000_000:,} MB when read "
+                            f"({path.stat().st_size / 1e6:,.1f} MB on disk); split it into smaller files or export "
+                            "it as JSONL")
         for row in batch.to_pylist():
             index += 1
             yield f"row {index}", None, row

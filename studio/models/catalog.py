@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from studio.models.demo import DEMO_NAME, ensure_demo_model
+from studio.safe_yaml import read_yaml_file
 from studio.workspace import PRESETS_DIR, PathError, Workspace
 
 MODELS_DIR = PRESETS_DIR / "models"
@@ -35,7 +34,7 @@ def load_catalog() -> dict[str, ModelPreset]:
     """Every preset in presets/models, by name, in file-name order."""
     presets = {}
     for path in sorted(MODELS_DIR.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml_file(path)
         preset = ModelPreset(**data)
         presets[preset.name] = preset
     return presets
@@ -57,6 +56,22 @@ def is_hub_model(workspace: Workspace, model: str) -> bool:
     return not model.startswith((".", "/", "~")) and not (workspace.root / model).exists() and model.count("/") == 1
 
 
+PICKLE_WEIGHTS = ("pytorch_model*.bin", "model*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def _refuse_pickled_weights(folder, model: str) -> None:
+    """PathError when the folder's weights exist only as pickles (which can run code when loaded)."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted({path.name for pattern in PICKLE_WEIGHTS for path in folder.glob(pattern)})
+    if pickles:
+        raise PathError(
+            f"{model}: this model's weights are a pickle ({', '.join(pickles[:3])}); only safetensors are loaded. "
+            "Convert them where you trust the file: load the model with transformers and save_pretrained() it again "
+            "(it writes model.safetensors)"
+        )
+
+
 def resolve_model(workspace: Workspace, model: str) -> str:
     """What to pass to `from_pretrained` for a model choice: a local folder or a Hugging Face id.
 
@@ -73,6 +88,7 @@ def resolve_model(workspace: Workspace, model: str) -> str:
         folder = workspace.confine(model)
         if not (folder / "config.json").is_file():
             raise PathError(f"{model} has no config.json; choose a folder saved with save_pretrained")
+        _refuse_pickled_weights(folder, model)
         return str(folder)
     if model.count("/") != 1 or any(part == "" for part in model.split("/")):
         raise PathError(

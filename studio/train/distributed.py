@@ -195,13 +195,30 @@ def launch_argv(workspace_root: Path, run_dir: Path, processes: int, port: int, 
             "--module", "studio", "--workspace", str(workspace_root), "train", "--config", str(run_dir / CONFIG_FILE)]
 
 
+HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+
+
+def is_machine_address(text: str) -> bool:
+    """True for an IPv4/IPv6 address or a DNS host name: nothing a shell would read as more than a word."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return HOST_NAME.fullmatch(text) is not None
+
+
 def node_commands(workspace_root: Path, run_dir: Path, processes: int, nodes: int, main_ip: str,
                   port: int = DEFAULT_PORT, python: str = "python") -> list[str]:
     """The shell command to run on each machine (index = node rank) of a multi-node run of `run_dir`."""
     if nodes < 1:
         raise ValueError(f"--nodes must be 1 or more, got {nodes}")
-    if not main_ip.strip() or any(c.isspace() for c in main_ip):
-        raise ValueError(f"--main-ip must be the main machine's address, got {main_ip!r}")
+    if not is_machine_address(main_ip):
+        raise ValueError(f"--main-ip must be the main machine's IP address or host name (letters, digits, dots and "
+                         f"dashes), got {main_ip!r}")
+    if not 1 <= port <= 65535:
+        raise ValueError(f"--port must be between 1 and 65535, got {port}")
     prefix = f"cd {shlex.quote(str(PROJECT_ROOT))} && PYTHONPATH={shlex.quote(str(PROJECT_ROOT))} "
     return [prefix + shlex.join(launch_argv(workspace_root, run_dir, processes, port, nodes, node, main_ip, python))
             for node in range(nodes)]

@@ -170,7 +170,7 @@ def failure_fields(run_dir: Path, error: BaseException) -> dict[str, Any] | None
     advice = "; ".join(f"{f['title']} ({change_text(f['change'], ', ')})" for f in fixes[:3])
     advice = advice or "lower batch_size or cutoff_len, turn on gradient_checkpointing, or use lora/qlora"
     try:
-        dry = cfg.from_yaml((run_dir / CONFIG_FILE).read_text(encoding="utf-8")).train.dry_run
+        dry = cfg.read_config(run_dir / CONFIG_FILE).train.dry_run
     except (OSError, cfg.ConfigError, AttributeError):
         dry = False
     if dry:

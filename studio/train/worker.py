@@ -48,6 +48,7 @@ from studio.workspace import (
     CONFIG_FILE,
     STOP_FILE,
     Workspace,
+    disk_full_message,
 )
 
 # Files a fine-tune never needs: other frameworks' weights, quantised copies, the original checkpoints.
@@ -333,7 +334,7 @@ def run_worker(workspace: Workspace, run_dir: Path) -> int:
     if not _under_tracked_launcher(run_dir, process):
         update_status(run_dir, pid=process.pid, pid_started=process.create_time())
     try:
-        config = cfg.check(cfg.from_yaml((run_dir / CONFIG_FILE).read_text(encoding="utf-8")))
+        config = cfg.check(cfg.read_config(run_dir / CONFIG_FILE))
         if not distributed.is_main_process():
             return _run_other_rank(workspace, run_dir, config, stop)
         with _training_turn(workspace, run_dir, stop) as my_turn:
@@ -351,7 +352,7 @@ def run_worker(workspace: Workspace, run_dir: Path) -> int:
             update_status(run_dir, **out_of_memory, ended=time.time(), progress=None)
             return 0 if out_of_memory["state"] == COMPLETED else 1
         rank = f"rank {distributed.rank()} of {distributed.world_size()}: " if distributed.world_size() > 1 else ""
-        record_failure(run_dir, f"{rank}{type(error).__name__}: {error}")
+        record_failure(run_dir, rank + (disk_full_message(error, run_dir) or f"{type(error).__name__}: {error}"))
         return 1
     log(f"run {final['state']}")
     return 0

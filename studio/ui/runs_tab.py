@@ -18,8 +18,9 @@ from studio.ui import charts
 from studio.ui.context import UIContext, for_viewers, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.ui.monitor import format_duration, probes_html
-from studio.workspace import CONFIG_FILE, PathError
+from studio.workspace import CONFIG_FILE, PathError, read_head_bytes
 
+MAX_SHOWN_BYTES = 100_000  # a run's config and status shown in the page: a damaged or huge file is cut here
 COLUMNS = ("run", "name", "state", "duration", "best", "loss", "tags", "notes", "model", "dataset", "error")
 WIDTHS = ["19%", "9%", "8%", "6%", "6%", "6%", "9%", "11%", "8%", "9%", "9%"]
 
@@ -51,7 +52,8 @@ def run_details(ctx: UIContext, run_id: str) -> tuple[str, str]:
         run_dir = ctx.workspace.run_dir(run_id)
     except PathError as error:
         return str(error), ""
-    return (run_dir / CONFIG_FILE).read_text(encoding="utf-8"), json.dumps(jobs.run_status(run_dir), indent=2, ensure_ascii=False)
+    config_text = (read_head_bytes(run_dir / CONFIG_FILE, MAX_SHOWN_BYTES) or b"").decode("utf-8", errors="replace")
+    return config_text, json.dumps(jobs.run_status(run_dir), indent=2, ensure_ascii=False)[:MAX_SHOWN_BYTES]
 
 
 def run_summary(run_id: str, status: dict, config: cfg.RunConfig | None, lang: str) -> str:
