@@ -1,6 +1,10 @@
 """Recognise a dataset's format from its columns and turn each record into a normalised row.
 
-Formats: alpaca, sharegpt, openai, prompt_completion, preference, kto, text. Normalised rows (by kind):
+Formats: alpaca, sharegpt, openai, prompt_completion, preference, kto, text. Preference rows come as prompt/chosen/
+rejected (strings or message lists), LLaMA-Factory rankings (a conversation plus chosen/rejected message objects),
+OpenAI/Azure preference files (input.messages, preferred_output, non_preferred_output), TRL implicit-prompt pairs
+(whole conversations in chosen/rejected) or chosen_messages/rejected_messages; KTO rows as prompt/completion/label or
+a conversation plus a label. Normalised rows (by kind):
     chat:       {"messages": [{"role": system|user|assistant|tool, "content": str, ("weight": 0|1)}], ("tools": [...])}
     preference: {"prompt": [messages ending with user], "chosen": [assistant…], "rejected": [assistant…]}
     kto:        {"prompt": [messages], "completion": [assistant…], "label": bool}
@@ -20,10 +24,14 @@ KIND_OF_FORMAT = {"alpaca": "chat", "sharegpt": "chat", "openai": "chat", "promp
                   "preference": "preference", "kto": "kto", "text": "text"}
 # Roles a column can be mapped to (column_map keys).
 MAP_ROLES = ("system", "prompt", "query", "response", "history", "messages", "tools", "chosen", "rejected", "label", "text")
+ROLE_ALIASES = {"kto_tag": "label"}  # LLaMA-Factory's dataset_info.json name for the label column
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "function_call": "assistant", "observation": "tool", "function": "tool", "tool": "tool"}
 OPENAI_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool",
                 "function": "tool"}
+# LLaMA-Factory's dataset_info.json `tags`: which role each tag's value names
+TAG_ROLES = {"user_tag": "user", "assistant_tag": "assistant", "system_tag": "system", "observation_tag": "tool",
+             "function_tag": "assistant"}
 TRUE_LABELS = {"true", "1", "yes", "good", "desirable"}
 FALSE_LABELS = {"false", "0", "no", "bad", "undesirable"}
 
@@ -43,6 +51,7 @@ class Detected:
     format: str
     reason: str
     columns: dict[str, str] = field(default_factory=dict)  # role -> column name
+    tags: dict[str, str] = field(default_factory=dict)  # LLaMA-Factory message tags (role_tag, user_tag, …)
 
     @property
     def kind(self) -> str:
@@ -54,6 +63,7 @@ def parse_column_map(text: str) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         role, sep, column = (s.strip() for s in item.partition("="))
+        role = ROLE_ALIASES.get(role, role)
         if not sep or not role or not column:
             raise ValueError(f"column_map: {item!r} is not role=column (for example prompt=question)")
         if role not in MAP_ROLES:
@@ -74,6 +84,32 @@ def _messages_style(sample: Any) -> str:
     return "openai"
 
 
+def _detect_pairs(names: set[str]) -> Detected | None:
+    """Preference pairs in any of the shapes peers write them, or None."""
+    optional = {"system": "system"} if "system" in names else {}
+    if {"chosen_messages", "rejected_messages"} <= names:
+        return Detected("preference", "has `chosen_messages` and `rejected_messages` columns → preference pairs "
+                        "(LLaMA-Factory v1; the prompt is the turns both share)",
+                        {"chosen": "chosen_messages", "rejected": "rejected_messages", **optional})
+    if {"input", "preferred_output", "non_preferred_output"} <= names:
+        return Detected("preference", "has `input`, `preferred_output` and `non_preferred_output` columns → "
+                        "OpenAI/Azure preference fine-tuning file",
+                        {"prompt": "input", "chosen": "preferred_output", "rejected": "non_preferred_output"})
+    if not {"chosen", "rejected"} <= names:
+        return None
+    for key in ("messages", "conversations"):
+        if key in names:
+            return Detected("preference", f"has a `{key}` column and `chosen`/`rejected` answers → preference "
+                            "ranking (LLaMA-Factory)", {"messages": key, "chosen": "chosen", "rejected": "rejected", **optional})
+    for key, query in (("prompt", "query"), ("question", "query"), ("instruction", "input")):
+        if key in names:
+            used = {"prompt": key, "chosen": "chosen", "rejected": "rejected", **optional,
+                    **({"query": query} if query in names else {})}
+            return Detected("preference", f"has `{key}`, `chosen` and `rejected` columns → preference pairs", used)
+    return Detected("preference", "has `chosen` and `rejected` columns without a prompt → preference pairs with an "
+                    "implicit prompt (the turns both conversations share)", {"chosen": "chosen", "rejected": "rejected", **optional})
+
+
 def detect_format(columns: list[str], sample: dict[str, Any] | None = None, column_map: str = "") -> Detected:
     """The format of rows with these `columns` (and one sample row, to tell ShareGPT from OpenAI messages).
 
@@ -88,34 +124,39 @@ def detect_format(columns: list[str], sample: dict[str, Any] | None = None, colu
                              f"(found: {', '.join(columns) or 'none'})")
         roles = set(mapping)
         why = f"column map {column_map.strip()}"
-        if "messages" in roles:
-            return Detected(_messages_style(sample.get(mapping["messages"])), why, mapping)
         if {"chosen", "rejected"} <= roles:
             return Detected("preference", why, mapping)
-        if {"response", "label"} <= roles:
+        if "label" in roles and ({"messages"} <= roles or {"prompt", "response"} <= roles):
             return Detected("kto", why, mapping)
+        if "messages" in roles:
+            return Detected(_messages_style(sample.get(mapping["messages"])), why, mapping)
         if {"prompt", "response"} <= roles:
             return Detected("alpaca", why, mapping)
         if "text" in roles:
             return Detected("text", why, mapping)
         raise ValueError("column_map must map messages; or prompt and response; or chosen and rejected; "
-                         "or response and label; or text")
+                         "or messages (or prompt and response) and label; or text")
+    paired = _detect_pairs(names)
+    if paired:
+        return paired
     for key in ("messages", "conversations"):
         if key in names:
             style = _messages_style(sample.get(key))
             label = "OpenAI chat" if style == "openai" else "ShareGPT"
             inner = "role/content" if style == "openai" else "from/value"
+            if "label" in names:
+                return Detected("kto", f"has a `{key}` column of {inner} messages and a `label` column → KTO (the last "
+                                       "assistant answer is labelled good or bad)", {"messages": key, "label": "label"})
             columns_used = {"messages": key, **({"tools": "tools"} if "tools" in names else {}),
                             **({"system": "system"} if "system" in names else {})}
             return Detected(style, f"has a `{key}` column of {inner} messages → {label}", columns_used)
-    if {"chosen", "rejected"} <= names:
-        used = {"chosen": "chosen", "rejected": "rejected", **({"prompt": "prompt"} if "prompt" in names else {}),
-                **({"system": "system"} if "system" in names else {})}
-        return Detected("preference", "has `chosen` and `rejected` columns → preference pairs", used)
-    if {"completion", "label"} <= names:
-        used = {"prompt": "prompt", "response": "completion", "label": "label"} if "prompt" in names else {}
-        if used:
-            return Detected("kto", "has `prompt`, `completion` and `label` columns → KTO", used)
+    if {"completion", "label"} <= names and "prompt" in names:
+        return Detected("kto", "has `prompt`, `completion` and `label` columns → KTO",
+                        {"prompt": "prompt", "response": "completion", "label": "label"})
+    if {"instruction", "output", "label"} <= names:
+        return Detected("kto", "has `instruction`, `output` and `label` columns → KTO",
+                        {"prompt": "instruction", "response": "output", "label": "label",
+                         **({"query": "input"} if "input" in names else {})})
     if {"instruction", "output"} <= names:
         used = {"prompt": "instruction", "response": "output"}
         used.update({role: col for role, col in (("query", "input"), ("system", "system"), ("history", "history")) if col in names})
@@ -137,8 +178,8 @@ def _text(value: Any, name: str, required: bool = False) -> str:
         if required:
             raise RowError("empty", f"field `{name}` is empty")
         return ""
-    if isinstance(value, list) and all(isinstance(p, dict) and "text" in p for p in value):
-        value = "".join(str(p.get("text") or "") for p in value)  # OpenAI content parts
+    if isinstance(value, list) and all(isinstance(p, dict) for p in value):
+        value = _content_parts(value, name)
     if not isinstance(value, str):
         raise RowError("type", f"field `{name}` must be text, got {type(value).__name__}")
     if not value.isascii():
@@ -149,6 +190,27 @@ def _text(value: Any, name: str, required: bool = False) -> str:
     if required and not value.strip():
         raise RowError("empty", f"field `{name}` is empty")
     return value
+
+
+def _content_parts(parts: list[dict[str, Any]], name: str) -> str:
+    """Content parts (OpenAI `{"type": "text", "text": …}`, LLaMA-Factory v1 `{"type": …, "value": …}`) as one text:
+    reasoning inside <think> tags before the answer, tool calls as their JSON text; other media are refused."""
+    pieces = []
+    for index, part in enumerate(parts):
+        kind, value = part.get("type", "text"), part.get("text", part.get("value"))
+        if kind not in ("text", "reasoning", "tool_call") or not isinstance(value, (str, dict, list)):
+            raise RowError("type", f"{name}[{index}] is a {kind!r} part; only text, reasoning and tool_call parts "
+                                   "can be trained (text-only models)")
+        value = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        pieces.append(f"<think>\n{value}\n</think>\n\n" if kind == "reasoning" else value)
+    return _join_parts(pieces)
+
+
+def _join_parts(pieces: list[str]) -> str:
+    text = ""
+    for piece in pieces:
+        text += piece if not text or text.endswith("\n\n") else "\n" + piece
+    return text
 
 
 def _get(record: dict[str, Any], columns: dict[str, str], role: str, required: bool = True) -> Any:
@@ -170,11 +232,20 @@ def _parse_json_cell(value: Any) -> Any:
     return value
 
 
-def _messages(items: Any, name: str, style: str) -> list[dict[str, Any]]:
+def _message_keys(style: str, tags: dict[str, str] | None) -> tuple[str, str, dict[str, str]]:
+    """(role key, content key, role names) of a message style, with LLaMA-Factory `tags` overriding them."""
+    role_key, content_key, roles = ("from", "value", SHAREGPT_ROLES) if style == "sharegpt" else ("role", "content", OPENAI_ROLES)
+    if tags:
+        role_key, content_key = tags.get("role_tag", role_key), tags.get("content_tag", content_key)
+        roles = {**roles, **{tags[tag].lower(): role for tag, role in TAG_ROLES.items() if tag in tags}}
+    return role_key, content_key, roles
+
+
+def _messages(items: Any, name: str, style: str, tags: dict[str, str] | None = None) -> list[dict[str, Any]]:
     items = _parse_json_cell(items)
     if not isinstance(items, list):
         raise RowError("type", f"field `{name}` must be a list of messages, got {type(items).__name__}")
-    role_key, content_key, roles = ("from", "value", SHAREGPT_ROLES) if style == "sharegpt" else ("role", "content", OPENAI_ROLES)
+    role_key, content_key, roles = _message_keys(style, tags)
     messages = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
@@ -186,10 +257,11 @@ def _messages(items: Any, name: str, style: str) -> list[dict[str, Any]]:
         if content is None and item.get("tool_calls"):
             content = json.dumps(item["tool_calls"], ensure_ascii=False)
         message: dict[str, Any] = {"role": role, "content": _text(content, f"{name}[{index}].{content_key}")}
-        if "weight" in item:
-            if item["weight"] not in (0, 1):
-                raise RowError("type", f"{name}[{index}].weight must be 0 or 1, got {item['weight']!r}")
-            message["weight"] = int(item["weight"])
+        weight_key = "weight" if "weight" in item else "loss_weight"  # OpenAI files / LLaMA-Factory v1 files
+        if weight_key in item:
+            if item[weight_key] not in (0, 1):
+                raise RowError("type", f"{name}[{index}].{weight_key} must be 0 or 1, got {item[weight_key]!r}")
+            message["weight"] = int(item[weight_key])
         messages.append(message)
     if not messages:
         raise RowError("empty", f"field `{name}` is an empty conversation")
@@ -207,11 +279,23 @@ def _check_chat(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return messages
 
 
-def _turns(value: Any, name: str, role: str) -> list[dict[str, Any]]:
-    """A string (one message of `role`) or a message list, as messages."""
-    value = _parse_json_cell(value)
+def _looks_like_messages(value: Any) -> bool:
+    return (isinstance(value, list) and bool(value)
+            and all(isinstance(item, dict) and ("role" in item or "from" in item) for item in value))
+
+
+def _turns(value: Any, name: str, role: str, tags: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """A text (one message of `role`), one message object, a message list, or OpenAI's `{"messages": […]}`, as
+    messages. Text stays text whatever it looks like, unless it is a JSON list of messages (a table cell)."""
+    if isinstance(value, str):
+        parsed = _parse_json_cell(value)
+        if not _looks_like_messages(parsed):
+            return [{"role": role, "content": _text(value, name, required=True)}]
+        value = parsed
+    if isinstance(value, dict):
+        value = value["messages"] if "messages" in value else [value]
     if isinstance(value, list):
-        return _messages(value, name, _messages_style(value))
+        return _messages(value, name, "sharegpt" if tags or _messages_style(value) == "sharegpt" else "openai", tags)
     return [{"role": role, "content": _text(value, name, required=True)}]
 
 
@@ -246,13 +330,66 @@ def _with_system(record: dict[str, Any], columns: dict[str, str], messages: list
     return messages
 
 
+def _prompt(record: dict[str, Any], detected: Detected) -> list[dict[str, Any]]:
+    """The prompt turns of a preference or KTO row: its conversation, or its prompt (plus the `query` text)."""
+    cols = detected.columns
+    if "messages" in cols:
+        value = _get(record, cols, "messages")
+        return _messages(value, cols["messages"], _messages_style(_parse_json_cell(value)), detected.tags)
+    prompt = _turns(_get(record, cols, "prompt"), cols["prompt"], "user", detected.tags)
+    extra = _text(_get(record, cols, "query", required=False), cols.get("query", "input"))
+    if extra.strip() and prompt[-1]["role"] == "user":
+        prompt[-1] = {**prompt[-1], "content": f"{prompt[-1]['content']}\n\n{extra}"}
+    return prompt
+
+
+def _check_prompt(prompt: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not prompt or prompt[-1]["role"] != "user":
+        raise RowError("ending", "the prompt must end with a user message")
+    return prompt
+
+
+def _preference(record: dict[str, Any], detected: Detected) -> dict[str, Any]:
+    cols, tags = detected.columns, detected.tags
+    chosen = _turns(_get(record, cols, "chosen"), cols["chosen"], "assistant", tags)
+    rejected = _turns(_get(record, cols, "rejected"), cols["rejected"], "assistant", tags)
+    if "prompt" in cols or "messages" in cols:
+        prompt = _prompt(record, detected)
+    else:  # implicit prompt: the turns chosen and rejected share before their answers
+        shared = 0
+        while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
+            shared += 1
+        prompt, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
+    prompt = _check_prompt(_with_system(record, cols, prompt))
+    for name, turns in (("chosen", chosen), ("rejected", rejected)):
+        if any(m["role"] != "assistant" for m in turns):
+            raise RowError("role", f"`{cols[name]}` must hold only assistant messages after the prompt")
+    if chosen == rejected:
+        raise RowError("empty", "`chosen` and `rejected` are the same answer")
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+
+def _kto(record: dict[str, Any], detected: Detected) -> dict[str, Any]:
+    cols = detected.columns
+    label = _label(_get(record, cols, "label"))
+    if "messages" in cols:  # a conversation whose last message is the labelled answer
+        messages = _prompt(record, detected)
+        if messages[-1]["role"] != "assistant":
+            raise RowError("ending", f"`{cols['messages']}` must end with the assistant answer the label is about")
+        prompt, completion = messages[:-1], messages[-1:]
+    else:
+        prompt = _prompt(record, detected)
+        completion = _turns(_get(record, cols, "response"), cols["response"], "assistant", detected.tags)
+    return {"prompt": _check_prompt(_with_system(record, cols, prompt)), "completion": completion, "label": label}
+
+
 def normalise(record: Any, detected: Detected) -> dict[str, Any]:
     """One record as a normalised row of its kind; RowError says which field is wrong and how."""
     if not isinstance(record, dict):
         raise RowError("type", f"expected a JSON object, got {type(record).__name__}")
     fmt, cols = detected.format, detected.columns
     if fmt in ("openai", "sharegpt"):
-        messages = _with_system(record, cols, _messages(_get(record, cols, "messages"), cols["messages"], fmt))
+        messages = _with_system(record, cols, _messages(_get(record, cols, "messages"), cols["messages"], fmt, detected.tags))
         row: dict[str, Any] = {"messages": _check_chat(messages)}
         tools = _parse_json_cell(_get(record, cols, "tools", required=False))
         if tools:
@@ -268,28 +405,9 @@ def normalise(record: Any, detected: Detected) -> dict[str, Any]:
                     {"role": "assistant", "content": _text(_get(record, cols, "response"), cols["response"], required=True)}]
         return {"messages": _check_chat(_with_system(record, cols, messages))}
     if fmt == "preference":
-        chosen = _turns(_get(record, cols, "chosen"), cols["chosen"], "assistant")
-        rejected = _turns(_get(record, cols, "rejected"), cols["rejected"], "assistant")
-        if "prompt" in cols:
-            prompt = _turns(_get(record, cols, "prompt"), cols["prompt"], "user")
-        else:  # implicit prompt: the turns chosen and rejected share before their answers
-            shared = 0
-            while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
-                shared += 1
-            prompt, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
-        prompt = _with_system(record, cols, prompt)
-        if not prompt or prompt[-1]["role"] != "user":
-            raise RowError("ending", "the prompt must end with a user message")
-        for name, turns in (("chosen", chosen), ("rejected", rejected)):
-            if any(m["role"] != "assistant" for m in turns):
-                raise RowError("role", f"`{name}` must hold only assistant messages")
-        if chosen == rejected:
-            raise RowError("empty", "`chosen` and `rejected` are the same answer")
-        return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+        return _preference(record, detected)
     if fmt == "kto":
-        prompt = _with_system(record, cols, _turns(_get(record, cols, "prompt"), cols["prompt"], "user"))
-        completion = _turns(_get(record, cols, "response"), cols["response"], "assistant")
-        return {"prompt": prompt, "completion": completion, "label": _label(_get(record, cols, "label"))}
+        return _kto(record, detected)
     return {"text": _text(_get(record, cols, "text"), cols["text"], required=True)}
 
 

@@ -80,7 +80,11 @@ def format_text(result: dict[str, Any]) -> str:
     for finding in result.get("quality", []):
         lines.append(f"check:    {finding['count']} × {finding['check']} (e.g. {', '.join(finding['rows'][:3])})")
     tokens = result.get("tokens")
-    if tokens:
+    if tokens and "blocks" in tokens:
+        lines.append(f"tokens ({tokens['model']}): p50 {tokens['p50']}, max {tokens['max']} per document; "
+                     f"{tokens['tokens']:,} tokens joined into {tokens['blocks']} blocks of cutoff {tokens['cutoff']} "
+                     f"({tokens['split']} documents span several); all {tokens['trained_tokens']:,} trained per epoch, none cut")
+    elif tokens:
         lines.append(f"tokens ({tokens['model']}): p50 {tokens['p50']}, p95 {tokens['p95']}, p99 {tokens['p99']}, "
                      f"max {tokens['max']}; {tokens['over_cutoff']} rows over cutoff {tokens['cutoff']}, "
                      f"{tokens['dropped']} dropped; {tokens['trained_tokens']:,} of {tokens['tokens']:,} tokens trained per epoch")

@@ -19,6 +19,7 @@ from typing import Any
 
 from studio.data.loading import (
     LoadedDataset,
+    describe_source,
     RowProblem,
     load_records,
     refusal,
@@ -33,7 +34,7 @@ from studio.data.readers import (
 )
 from studio.workspace import PathError, Workspace, read_json, write_json_atomic
 
-CACHE_VERSION = 1  # bump when the normalised row shape changes
+CACHE_VERSION = 2  # bump when the normalised row shape changes
 
 
 @dataclass
@@ -116,6 +117,7 @@ def read_dataset(workspace: Workspace, ref: str, column_map: str = "", use_cache
         dataset = _read_cache(cache, path) if use_cache and cache.exists() else None
         if dataset is None:
             dataset = load_records(path.name, iter_file_records(path), column_map)
+            describe_source(path, dataset)
             _write_cache(cache, dataset)
         dataset.path = path
         if path.is_relative_to(workspace.datasets_dir):

@@ -27,6 +27,7 @@ from studio.data.readers import (
     is_hub_ref,
     iter_file_records,
     peek,
+    text_layout,
 )
 from studio.workspace import PRESETS_DIR, Workspace
 
@@ -117,9 +118,13 @@ def detect(name: str, head: list[Record], column_map: str = "") -> Detected:
         raise DataError(f"{name}, {location}: {what}")
     columns = list(dict.fromkeys(key for _location, value in dicts for key in value))
     try:
-        return detect_format(columns, dicts[0][1], column_map)
+        detected = detect_format(columns, dicts[0][1], column_map)
     except ValueError as error:
         raise DataError(f"{name}, {dicts[0][0]}: {error}") from error
+    unused = [column for column in columns if column not in detected.columns.values()]
+    if unused:  # said, never silently dropped (a label or weight column especially)
+        detected.reason += f"; not used: {', '.join(f'`{c}`' for c in unused)} (map them with column_map if they matter)"
+    return detected
 
 
 def load_records(name: str, records: Iterator[Record], column_map: str = "", keep: bool = True,
@@ -166,6 +171,13 @@ def refusal(dataset: LoadedDataset, skip_bad: bool) -> str | None:
             f"{shown}{more}\n{what}")
 
 
+def describe_source(path: Path, dataset: LoadedDataset) -> None:
+    """Add to the dataset's reason how its source was split into rows, where that is a choice (.txt files)."""
+    if path.is_file() and path.suffix.lower() == ".txt":
+        lines = path.read_bytes().decode("utf-8-sig", errors="surrogateescape").splitlines()
+        dataset.reason += f"; .txt file: {text_layout(lines)[1]}"
+
+
 def load_dataset_file(path: Path, column_map: str = "", skip_bad: bool = False) -> LoadedDataset:
     """Read and check every row of a dataset file or folder.
 
@@ -174,6 +186,7 @@ def load_dataset_file(path: Path, column_map: str = "", skip_bad: bool = False) 
     (and listed in `problems`) as long as at least one row is good."""
     dataset = load_records(path.name, iter_file_records(path), column_map)
     dataset.path = path
+    describe_source(path, dataset)
     why = refusal(dataset, skip_bad)
     if why:
         raise DataError(why)

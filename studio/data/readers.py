@@ -114,8 +114,22 @@ def _parquet(path: Path) -> Iterator[Record]:
             yield f"row {index}", None, row
 
 
+def text_layout(lines: list[str]) -> tuple[str, str]:
+    """("line" or "blank", why): a .txt file with blank lines holds one document per blank-line block; one
+    without any holds one document per line (a line-per-document dump such as a wiki extract)."""
+    filled = sum(1 for line in lines if line.strip())
+    if filled and filled < len(lines):
+        return "blank", f"{len(lines) - filled} blank lines separate its paragraphs → one document per blank-line block"
+    return "line", "no blank lines → one document per line"
+
+
 def _text_blocks(path: Path) -> Iterator[Record]:
     text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
+    if text_layout(text.splitlines())[0] == "line":
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                yield f"line {number}", number, {"text": line}
+        return
     block: list[str] = []
     start = 0
     for number, line in enumerate(text.splitlines(), start=1):

@@ -224,7 +224,7 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     if stage == "sft":
         train_dataset, eval_dataset, train_rows, val_rows = _build_datasets(workspace, run_dir, config, tokenizer)
     else:  # the TRL trainer of the stage tokenises the normalised rows through the chat template itself
-        train_dataset, eval_dataset, train_rows, val_rows = stages.build_datasets(workspace, config, log)
+        train_dataset, eval_dataset, train_rows, val_rows = stages.build_datasets(workspace, config, log, tokenizer)
 
     model, _ = (stages.load_reward_model if stage == "rm" else _load_model)(run_dir, source, config)
     device = "cuda" if torch.cuda.is_available() else "cpu"
