@@ -289,9 +289,26 @@ def cmd_score(args, workspace: Workspace) -> int:
     return 0
 
 
+def cmd_data_fill(args, workspace: Workspace) -> int:
+    """`data fill DATASET NAME=VALUE…`: a copy of the dataset with its {{NAME}} placeholders filled in (exit 2: bad input)."""
+    from studio.data.library import fill_placeholders_file
+
+    values = dict(item.partition("=")[::2] for item in args.values)
+    if not values or any(not name for name in values) or not all("=" in item for item in args.values):
+        print("error: give the values as NAME=VALUE, e.g. name=Lantern author='Amberlee Labs'", file=sys.stderr)
+        return 2
+    target, counts, left = fill_placeholders_file(workspace, args.path, values)
+    print(f"wrote {target}: " + ", ".join(f"{{{{{name}}}}} × {n}" for name, n in counts.items())
+          + (f"; still unfilled: {', '.join(left)}" if left else "; no placeholder left"))
+    return 0
+
+
 def cmd_data(args, workspace: Workspace) -> int:
     """`data inspect`: exit 0 when every row is usable, 1 when some rows are bad, 2 when the data cannot be read."""
     from studio.data.inspect import format_text, inspect_dataset
+
+    if args.action == "fill":
+        return cmd_data_fill(args, workspace)
 
     ref = args.path
     typed = Path(ref).expanduser()
@@ -394,11 +411,15 @@ def make_parser() -> argparse.ArgumentParser:
     inspect = data_actions.add_parser("inspect", parents=[common], help="format and why, bad rows by line, quality, token report")
     inspect.add_argument("path", help="a file or folder, a bundled sample name, or hf:ID[:CONFIG][@SPLIT]")
     inspect.add_argument("--model", default=None, help="measure tokens with this model's tokenizer and chat template (e.g. tiny-demo)")
-    inspect.add_argument("--cutoff", type=int, default=cfg.RunConfig().train.cutoff_len, help="cutoff_len to count truncated rows against")
+    inspect.add_argument("--cutoff", type=int, default=None,
+                         help="cutoff_len to count truncated rows against (default: the one a run of --model would use)")
     inspect.add_argument("--column-map", default="", help="role=column pairs when detection is wrong, e.g. prompt=question,response=answer")
     inspect.add_argument("--train-on-prompt", action="store_true", help="count prompt tokens as trained")
     inspect.add_argument("--mask-history", action="store_true", help="train only the last assistant turn")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    fill = data_actions.add_parser("fill", parents=[common], help="a copy of a dataset with its {{name}} placeholders filled in")
+    fill.add_argument("path", help="a dataset file in the workspace or a bundled sample name")
+    fill.add_argument("values", nargs="+", help="NAME=VALUE for each placeholder, e.g. name=Lantern")
     add_estimate_parser(verbs, common)
     add_serve_parser(verbs, common)
     ev = verbs.add_parser("eval", parents=[common], help="score a run's and its base model's answers against references")

@@ -222,3 +222,31 @@ def delete_dataset(workspace: Workspace, ref: str) -> None:
     _info_file(workspace, path).unlink(missing_ok=True)
     for cached in workspace.dataset_cache_dir.glob(f"{source_key}-*.jsonl"):
         cached.unlink()
+
+
+def fill_placeholders_file(workspace: Workspace, ref: str, values: dict[str, str]) -> tuple[str, dict[str, int], list[str]]:
+    """Write a copy of dataset `ref` into the library with each `{{name}}` that `values` names replaced by its value
+    (as JSON text inside .json/.jsonl files). Returns (the copy's workspace-relative path, replacements per name,
+    placeholder names left unfilled)."""
+    from studio.data.quality import PLACEHOLDER
+
+    path = resolve_dataset(workspace, ref)
+    if not path.is_file() or path.suffix.lower() not in (".json", ".jsonl", ".csv", ".tsv", ".txt"):
+        raise DataError(f"{path.name}: placeholders can be filled in .json, .jsonl, .csv, .tsv and .txt files")
+    text = path.read_bytes().decode("utf-8-sig")
+    as_json = path.suffix.lower() in (".json", ".jsonl")
+    counts: dict[str, int] = {name: 0 for name in values}
+    left: set[str] = set()
+
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in values:
+            left.add(name)
+            return match.group(0)
+        counts[name] += 1
+        return json.dumps(values[name], ensure_ascii=False)[1:-1] if as_json else values[name]
+
+    filled = PLACEHOLDER.sub(replace, text)
+    target = workspace.datasets_dir / safe_name(f"{path.stem}-filled{path.suffix}")
+    target.write_text(filled, encoding="utf-8")
+    return str(target.relative_to(workspace.root)), counts, sorted(left)

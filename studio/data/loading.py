@@ -128,11 +128,13 @@ def detect(name: str, head: list[Record], column_map: str = "") -> Detected:
 
 
 def load_records(name: str, records: Iterator[Record], column_map: str = "", keep: bool = True,
-                 progress: Callable[[int], None] | None = None) -> LoadedDataset:
-    """Detect, normalise and check `records`; every bad row becomes a RowProblem. With keep=False the rows are
-    counted and checked but not kept (to check a file too big to hold). `progress(rows_read)` every 10,000 rows."""
+                 progress: Callable[[int], None] | None = None, detected: Detected | None = None) -> LoadedDataset:
+    """Detect (unless `detected` says the format), normalise and check `records`; every bad row becomes a
+    RowProblem. With keep=False the rows are counted and checked but not kept (to check a file too big to hold).
+    `progress(rows_read)` every 10,000 rows."""
     head, records = peek(records)
-    detected = detect(name, head, column_map)
+    if detected is None:
+        detected = detect(name, head, column_map)
     dataset = LoadedDataset(path=name, format=detected.format, reason=detected.reason, kind=detected.kind,
                             columns=detected.columns)
     for location, line, value in records:
@@ -178,13 +180,14 @@ def describe_source(path: Path, dataset: LoadedDataset) -> None:
         dataset.reason += f"; .txt file: {text_layout(lines)[1]}"
 
 
-def load_dataset_file(path: Path, column_map: str = "", skip_bad: bool = False) -> LoadedDataset:
-    """Read and check every row of a dataset file or folder.
+def load_dataset_file(path: Path, column_map: str = "", skip_bad: bool = False,
+                      detected: Detected | None = None) -> LoadedDataset:
+    """Read and check every row of a dataset file or folder (in the `detected` format when given, else detected).
 
     Returns the normalised rows; raises DataError naming the file and the first bad lines (up to ten) with what
     is wrong in each, so the user can fix them all at once — unless `skip_bad`, when bad rows are left out
     (and listed in `problems`) as long as at least one row is good."""
-    dataset = load_records(path.name, iter_file_records(path), column_map)
+    dataset = load_records(path.name, iter_file_records(path), column_map, detected=detected)
     dataset.path = path
     describe_source(path, dataset)
     why = refusal(dataset, skip_bad)

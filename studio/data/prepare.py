@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from studio import config as cfg
+from studio.data.dataset_info import load_entry, read_info
 from studio.data.library import open_dataset
 from studio.data.loading import DataError, LoadedDataset
+from studio.data.mixing import combine, dataset_refs
 from studio.data.masking import (
     ENCODE_BATCH,
     IGNORE_INDEX,
@@ -39,12 +42,25 @@ class PreparedSFT:
 
 def load_for_config(workspace: Workspace, config: cfg.RunConfig, validation: bool = False) -> LoadedDataset | None:
     """The dataset (or, with `validation`, the separate validation file; None when there is none) a config names,
-    loaded with its column map and bad-row choice."""
+    loaded with its column map and bad-row choice: several (`a,b`) are mixed as mix_strategy says, and with a
+    dataset_dir the names are entries of its dataset_info.json."""
     data = config.data
     ref = getattr(data, "val_file", "") if validation else data.dataset
-    if not ref.strip():
+    refs = dataset_refs(ref)
+    if not refs:
         return None
-    return open_dataset(workspace, ref, getattr(data, "column_map", ""), getattr(data, "skip_bad_rows", False))
+    loaded = [_open_one(workspace, data, one) for one in refs]
+    return combine(loaded, getattr(data, "mix_strategy", "concat"), getattr(data, "interleave_probs", ""), config.train.seed)
+
+
+def _open_one(workspace: Workspace, data: cfg.DataSection, ref: str) -> LoadedDataset:
+    skip_bad = getattr(data, "skip_bad_rows", False)
+    folder_ref = getattr(data, "dataset_dir", "")
+    if folder_ref.strip():
+        folder = workspace.confine(folder_ref)
+        if ref in read_info(folder) or not Path(ref).suffix:  # a name, not a file: an entry (or the list of them)
+            return load_entry(folder, ref, skip_bad)
+    return open_dataset(workspace, ref, getattr(data, "column_map", ""), skip_bad)
 
 
 def split_indices(n_rows: int, val_size: float, seed: int) -> tuple[list[int], list[int]]:

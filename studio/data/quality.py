@@ -18,11 +18,15 @@ SHORT_ANSWER_CHARS = 2
 LONG_ANSWER_FACTOR = 10  # an answer this many times longer than the median answer is flagged
 PATTERNS = {
     "email address": re.compile(r"\b[\w.+-]+@[\w-]+(\.[\w-]+)*\.[A-Za-z]{2,}\b"),
-    "phone number": re.compile(r"(?<![\w+])(\+\d{1,3}[ .-]?)?(\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?!\w)"),
+    # the last group has four digits (555-123-4567, +44 20 7946 0958), so 1000-200-400 is not a phone number
+    "phone number": re.compile(r"(?<![\w+-])(\+\d{1,3}[ .-]?)?(\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{4}(?![\w-])"),
     "API key or token": re.compile(r"\b(sk-[A-Za-z0-9_-]{20,}|hf_[A-Za-z0-9]{30,}|gh[pousr]_[A-Za-z0-9]{30,}|"
                                    r"AKIA[0-9A-Z]{16}|xox[abp]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})\b"),
     "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
 }
+
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 
 
 @dataclass
@@ -44,6 +48,15 @@ def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
 
 
+def _whole(row: dict[str, Any]) -> str:
+    return "\x1f".join(f"{m['role']}:{m['content']}" for m in conversation_of(row)) if "text" not in row else row["text"]
+
+
+def fill_placeholders(text: str, values: dict[str, str]) -> str:
+    """`text` with each `{{name}}` that `values` names replaced by its value; other placeholders stay."""
+    return PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), text)
+
+
 def _prompt_answer(row: dict[str, Any]) -> tuple[str, str]:
     messages = conversation_of(row)
     answers = [m["content"] for m in messages if m["role"] == "assistant"]
@@ -60,7 +73,7 @@ def quality_report(rows: list[dict[str, Any]], locations: list[str]) -> list[Fin
     answer_lengths = []
     pairs = []
     for index, row in enumerate(rows):
-        whole = "\x1f".join(f"{m['role']}:{m['content']}" for m in conversation_of(row)) if "text" not in row else row["text"]
+        whole = _whole(row)
         exact[_digest(whole)].append(index)
         near[_digest(_norm(whole))].append(index)
         prompt, answer = _prompt_answer(row)
@@ -68,6 +81,8 @@ def quality_report(rows: list[dict[str, Any]], locations: list[str]) -> list[Fin
         answer_lengths.append(len(answer.strip()))
         if prompt:
             answers_by_prompt[_digest(_norm(prompt))].setdefault(_digest(_norm(answer)), index)
+        if PLACEHOLDER.search(whole):
+            flagged["placeholder"].append(index)
         for name, pattern in PATTERNS.items():
             if pattern.search(whole):
                 flagged[name].append(index)
@@ -77,6 +92,9 @@ def quality_report(rows: list[dict[str, Any]], locations: list[str]) -> list[Fin
         if indices:
             findings.append(Finding(check, len(indices), [locations[i] for i in indices[:SHOW_ROWS]]))
 
+    placeholders = sorted({name for index in flagged["placeholder"] for name in PLACEHOLDER.findall(_whole(rows[index]))})
+    add(f"template placeholder left in the text ({', '.join('{{' + n + '}}' for n in placeholders)}); the model would "
+        "learn to say it: fill it in with `python -m studio data fill DATASET NAME=VALUE …`", flagged["placeholder"])
     add("exact duplicate of an earlier row", [i for group in exact.values() for i in group[1:]])
     exact_dupes = {i for group in exact.values() for i in group[1:]}
     add("near-duplicate of an earlier row (differs only in case, spacing or punctuation)",
