@@ -106,6 +106,8 @@ def _follow(run_dir: Path, offset: int = 0) -> dict:
 
 
 def cmd_train(args, workspace: Workspace) -> int:
+    if args.allow_dir:  # folders outside the workspace this run may read (a model, data); the worker gets them too
+        workspace = Workspace(workspace.root, allowed=(*workspace.allowed, *(Path(d) for d in args.allow_dir)))
     if args.config:
         from studio.train.worker import main as worker_main
 
@@ -312,7 +314,11 @@ def cmd_data(args, workspace: Workspace) -> int:
 
     ref = args.path
     typed = Path(ref).expanduser()
-    if typed.exists():  # a path the operator typed in their own shell may lie outside the workspace
+    if not typed.exists() and (typed.parent / "dataset_info.json").is_file():  # FOLDER/NAME of a LLaMA-Factory folder
+        folder = typed.parent.resolve()
+        workspace = Workspace(workspace.root, allowed=(*workspace.allowed, folder))
+        ref = str(folder / typed.name)
+    elif typed.exists():  # a path the operator typed in their own shell may lie outside the workspace
         typed = typed.resolve()
         workspace = Workspace(workspace.root, allowed=(*workspace.allowed, typed if typed.is_dir() else typed.parent))
         ref = str(typed)
@@ -361,6 +367,8 @@ def make_parser() -> argparse.ArgumentParser:
                        help=f"config keys: {', '.join(cfg.flat_keys())}; preset=quick|balanced|quality applies presets/hparams/NAME.yaml")
     train.add_argument("--config", default=None, help="run the worker for this run folder's config.yaml")
     train.add_argument("--detach", action="store_true", help="print the run folder and return at once (the run goes on)")
+    train.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
+                       help="a folder outside the workspace the run may read (a model or data folder); repeatable")
 
     launch_cmd = verbs.add_parser("launch-cmd", parents=[common], help="the command to run on each machine of a multi-node run")
     launch_cmd.add_argument("run", metavar="RUN_OR_CONFIG", help="a run id, or a config YAML (a run folder is made for it)")
@@ -409,7 +417,8 @@ def make_parser() -> argparse.ArgumentParser:
     data = verbs.add_parser("data", parents=[common], help="inspect a dataset before training on it")
     data_actions = data.add_subparsers(dest="action", required=True)
     inspect = data_actions.add_parser("inspect", parents=[common], help="format and why, bad rows by line, quality, token report")
-    inspect.add_argument("path", help="a file or folder, a bundled sample name, or hf:ID[:CONFIG][@SPLIT]")
+    inspect.add_argument("path", help="a file or folder, FOLDER/NAME for dataset NAME of a LLaMA-Factory folder's "
+                                      "dataset_info.json, a bundled sample name, or hf:ID[:CONFIG][@SPLIT]")
     inspect.add_argument("--model", default=None, help="measure tokens with this model's tokenizer and chat template (e.g. tiny-demo)")
     inspect.add_argument("--cutoff", type=int, default=None,
                          help="cutoff_len to count truncated rows against (default: the one a run of --model would use)")

@@ -114,3 +114,30 @@ def test_inspect_counts_against_the_cutoff_the_run_would_use(workspace):
     tokens = inspect_dataset(workspace, "datasets/long.json", "tiny-demo")["tokens"]
     assert tokens["cutoff"] == 256  # tiny-demo's recommended cutoff_len, what its runs train with
     assert tokens["over_cutoff"] == 1 and tokens["tokens"] == 256
+
+
+def test_template_code_is_not_a_placeholder():
+    rows = [{"messages": [{"role": "user", "content": "A workflow?"},
+                          {"role": "assistant", "content": "Use ${{ secrets.TOKEN }} and\n```jinja\n{{ user }}\n```"}]}]
+    assert not any("placeholder" in f.check for f in quality_report(rows, ["r1"]))
+
+
+def test_the_library_lists_a_folders_datasets_and_each_opens_by_folder_and_name(workspace, folder):
+    from studio.data.library import list_library, read_dataset
+
+    listed = {e.name: e.format for e in list_library(workspace)}
+    assert listed["datasets/lf/pairs"] == "sharegpt (preference, dataset_info.json)"
+    assert "datasets/lf/remote" not in listed and "datasets/lf" not in listed
+    assert read_dataset(workspace, "datasets/lf/labelled").kind == "kto"
+
+
+def test_cli_inspects_a_dataset_of_a_folder_outside_the_workspace(tmp_path, workspace):
+    outside = tmp_path / "lf-data"
+    outside.mkdir()
+    (outside / "dataset_info.json").write_text(json.dumps({"pairs": INFO["pairs"]}), encoding="utf-8")
+    (outside / "pairs.json").write_text(json.dumps(PAIRS), encoding="utf-8")
+    done = run_cli("data", "inspect", str(outside / "pairs"), workspace=workspace.root)
+    assert done.returncode == 0, done.stderr
+    assert "format:   preference (dataset_info.json entry 'pairs': formatting sharegpt, ranking)" in done.stdout
+    missing = run_cli("data", "inspect", str(outside / "qa"), workspace=workspace.root)
+    assert missing.returncode == 2 and "has no dataset 'qa'; it lists: pairs" in missing.stderr

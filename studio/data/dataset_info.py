@@ -107,10 +107,14 @@ def entry_detected(name: str, entry: dict[str, Any]) -> Detected:
     return Detected({"alpaca": "alpaca", "openai": "openai"}.get(formatting, "sharegpt"), why, used, tags)
 
 
-def load_entry(folder: Path, name: str, skip_bad: bool = False):
-    """Dataset `name` of a LLaMA-Factory folder, read as its entry says (a LoadedDataset); DataError (bad rows
-    while not skipping, no usable row, no such entry) naming the file, line and field."""
-    from studio.data.loading import load_dataset_file
-
-    path, entry = find_entry(folder, name)
-    return load_dataset_file(path, skip_bad=skip_bad, detected=entry_detected(name, entry))
+def entry_of_path(workspace, ref: str) -> tuple[Path, Detected] | None:
+    """(file, Detected) when `ref` is FOLDER/NAME for an entry NAME of FOLDER/dataset_info.json (and not a file
+    itself); None otherwise. PathError when FOLDER lies outside the workspace."""
+    candidate = Path(ref).expanduser()
+    candidate = candidate if candidate.is_absolute() else workspace.root / candidate
+    if candidate.exists() or not (candidate.parent / INFO_FILE).is_file():
+        return None
+    folder = workspace.confine(candidate.parent)
+    path, entry = find_entry(folder, candidate.name)
+    workspace.confine(path)
+    return path, entry_detected(candidate.name, entry)

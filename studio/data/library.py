@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from studio.data.dataset_info import INFO_FILE, entry_of_path, list_entries
 from studio.data.loading import (
     LoadedDataset,
     describe_source,
@@ -112,11 +113,13 @@ def read_dataset(workspace: Workspace, ref: str, column_map: str = "", use_cache
             dataset = load_records(name, iter_hub_records(ref), column_map)
             _write_cache(cache, dataset)
     else:
-        path = resolve_dataset(workspace, ref)
-        cache = _cache_file(workspace, str(path), _source_stamp(path), column_map)
+        entry = entry_of_path(workspace, ref)  # FOLDER/NAME: an entry of FOLDER/dataset_info.json
+        path, detected = entry if entry else (resolve_dataset(workspace, ref), None)
+        how = f"{column_map}|{json.dumps(vars(detected), sort_keys=True)}" if detected else column_map
+        cache = _cache_file(workspace, str(path), _source_stamp(path), how)
         dataset = _read_cache(cache, path) if use_cache and cache.exists() else None
         if dataset is None:
-            dataset = load_records(path.name, iter_file_records(path), column_map)
+            dataset = load_records(path.name, iter_file_records(path), column_map, detected=detected)
             describe_source(path, dataset)
             _write_cache(cache, dataset)
         dataset.path = path
@@ -183,11 +186,26 @@ def list_library(workspace: Workspace) -> list[LibraryEntry]:
     for path in workspace.datasets_dir.iterdir():
         if path.name.startswith(".") or not (path.is_dir() or path.suffix.lower() in FILE_SUFFIXES):
             continue
+        if path.is_dir() and (path / INFO_FILE).is_file():
+            entries += _folder_entries(workspace, path)
+            continue
         info = read_json(_info_file(workspace, path)) or {}
         size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
         entries.append(LibraryEntry(str(path.relative_to(workspace.root)), info.get("format", "?"), info.get("rows"),
                                     info.get("skipped"), size, path.stat().st_mtime, info.get("column_map", "")))
     return sorted(entries, key=lambda e: e.modified, reverse=True)
+
+
+def _folder_entries(workspace: Workspace, folder: Path) -> list[LibraryEntry]:
+    """The local datasets a LLaMA-Factory folder's dataset_info.json names, as FOLDER/NAME entries."""
+    entries = []
+    for entry in list_entries(folder):
+        file = folder / entry.file_name if entry.file_name else None
+        if file is not None and file.is_file():
+            entries.append(LibraryEntry(str((folder / entry.name).relative_to(workspace.root)),
+                                        f"{entry.formatting} ({entry.kind}, dataset_info.json)", None, None,
+                                        file.stat().st_size, file.stat().st_mtime))
+    return entries
 
 
 def _library_path(workspace: Workspace, ref: str) -> Path:

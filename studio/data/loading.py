@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.data.dataset_info import entry_of_path
 from studio.data.formats import (
     Detected,
     RowError,
@@ -101,6 +102,9 @@ def resolve_dataset(workspace: Workspace, ref: str) -> Path:
             return path
     if is_hub_ref(ref):
         raise DataError(f"{ref} is a Hugging Face dataset, not a file")
+    entry = entry_of_path(workspace, ref)
+    if entry:  # FOLDER/NAME: the file of entry NAME in FOLDER/dataset_info.json
+        return entry[0]
     path = workspace.confine(ref)
     if path.is_dir() and not any(path.glob("*.txt")) and not any((path / m).exists() for m in ("dataset_info.json", "state.json", "dataset_dict.json")):
         raise DataError(f"{ref} is a folder; choose a {', '.join(SUPPORTED_SUFFIXES)} file or a folder saved with save_to_disk")
@@ -180,14 +184,13 @@ def describe_source(path: Path, dataset: LoadedDataset) -> None:
         dataset.reason += f"; .txt file: {text_layout(lines)[1]}"
 
 
-def load_dataset_file(path: Path, column_map: str = "", skip_bad: bool = False,
-                      detected: Detected | None = None) -> LoadedDataset:
-    """Read and check every row of a dataset file or folder (in the `detected` format when given, else detected).
+def load_dataset_file(path: Path, column_map: str = "", skip_bad: bool = False) -> LoadedDataset:
+    """Read and check every row of a dataset file or folder.
 
     Returns the normalised rows; raises DataError naming the file and the first bad lines (up to ten) with what
     is wrong in each, so the user can fix them all at once — unless `skip_bad`, when bad rows are left out
     (and listed in `problems`) as long as at least one row is good."""
-    dataset = load_records(path.name, iter_file_records(path), column_map, detected=detected)
+    dataset = load_records(path.name, iter_file_records(path), column_map)
     dataset.path = path
     describe_source(path, dataset)
     why = refusal(dataset, skip_bad)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio import config as cfg
-from studio.data.dataset_info import load_entry, read_info
+from studio.data.dataset_info import find_entry, read_info
 from studio.data.library import open_dataset
 from studio.data.loading import DataError, LoadedDataset
 from studio.data.mixing import combine, dataset_refs
@@ -55,11 +55,12 @@ def load_for_config(workspace: Workspace, config: cfg.RunConfig, validation: boo
 
 def _open_one(workspace: Workspace, data: cfg.DataSection, ref: str) -> LoadedDataset:
     skip_bad = getattr(data, "skip_bad_rows", False)
-    folder_ref = getattr(data, "dataset_dir", "")
-    if folder_ref.strip():
+    folder_ref = getattr(data, "dataset_dir", "").strip()
+    if folder_ref and not Path(ref).suffix:  # a name, not a file: an entry of the folder's dataset_info.json
         folder = workspace.confine(folder_ref)
-        if ref in read_info(folder) or not Path(ref).suffix:  # a name, not a file: an entry (or the list of them)
-            return load_entry(folder, ref, skip_bad)
+        if ref not in read_info(folder):
+            find_entry(folder, ref)  # refused, listing the folder's datasets
+        ref = str(folder / ref)
     return open_dataset(workspace, ref, getattr(data, "column_map", ""), skip_bad)
 
 

@@ -26,7 +26,9 @@ PATTERNS = {
 }
 
 
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+# {{name}} left from a template; dotted ones ({{secrets.TOKEN}}) and those in ``` code are code, not placeholders
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
+CODE_BLOCK = re.compile(r"```.*?(```|$)", re.DOTALL)
 
 
 @dataclass
@@ -81,7 +83,7 @@ def quality_report(rows: list[dict[str, Any]], locations: list[str]) -> list[Fin
         answer_lengths.append(len(answer.strip()))
         if prompt:
             answers_by_prompt[_digest(_norm(prompt))].setdefault(_digest(_norm(answer)), index)
-        if PLACEHOLDER.search(whole):
+        if PLACEHOLDER.search(CODE_BLOCK.sub("", whole)):
             flagged["placeholder"].append(index)
         for name, pattern in PATTERNS.items():
             if pattern.search(whole):
@@ -92,7 +94,7 @@ def quality_report(rows: list[dict[str, Any]], locations: list[str]) -> list[Fin
         if indices:
             findings.append(Finding(check, len(indices), [locations[i] for i in indices[:SHOW_ROWS]]))
 
-    placeholders = sorted({name for index in flagged["placeholder"] for name in PLACEHOLDER.findall(_whole(rows[index]))})
+    placeholders = sorted({name for index in flagged["placeholder"] for name in PLACEHOLDER.findall(CODE_BLOCK.sub("", _whole(rows[index])))})
     add(f"template placeholder left in the text ({', '.join('{{' + n + '}}' for n in placeholders)}); the model would "
         "learn to say it: fill it in with `python -m studio data fill DATASET NAME=VALUE …`", flagged["placeholder"])
     add("exact duplicate of an earlier row", [i for group in exact.values() for i in group[1:]])
