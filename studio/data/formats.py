@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from studio.data.tool_calls import parse_tool_calls
+
 FORMATS = ("alpaca", "sharegpt", "openai", "prompt_completion", "preference", "kto", "text")
 KIND_OF_FORMAT = {"alpaca": "chat", "sharegpt": "chat", "openai": "chat", "prompt_completion": "chat",
                   "preference": "preference", "kto": "kto", "text": "text"}
@@ -241,6 +243,23 @@ def _message_keys(style: str, tags: dict[str, str] | None) -> tuple[str, str, di
     return role_key, content_key, roles
 
 
+def _calls_of(item: dict[str, Any], content_key: str, raw_role: str,
+              tags: dict[str, str] | None) -> tuple[Any, list[dict[str, Any]] | None]:
+    """(the message's content without its tool calls, the calls or None): OpenAI `tool_calls`, a ShareGPT
+    function_call turn's JSON, or v1 `tool_call` content parts (see studio/data/tool_calls.py)."""
+    content = item.get(content_key)
+    if item.get("tool_calls"):
+        return content, parse_tool_calls(item["tool_calls"])
+    if raw_role == (tags or {}).get("function_tag", "function_call"):
+        calls = parse_tool_calls(content)
+        return ("", calls) if calls else (content, None)
+    if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "tool_call" for p in content):
+        calls = [parse_tool_calls(p.get("value", p.get("text"))) for p in content if p.get("type") == "tool_call"]
+        if all(calls):
+            return [p for p in content if p.get("type") != "tool_call"], [c for group in calls for c in group]
+    return content, None
+
+
 def _messages(items: Any, name: str, style: str, tags: dict[str, str] | None = None) -> list[dict[str, Any]]:
     items = _parse_json_cell(items)
     if not isinstance(items, list):
@@ -253,10 +272,10 @@ def _messages(items: Any, name: str, style: str, tags: dict[str, str] | None = N
         role = roles.get(str(item.get(role_key, "")).lower())
         if role is None:
             raise RowError("role", f"{name}[{index}].{role_key} is {item.get(role_key)!r}; use one of {', '.join(roles)}")
-        content = item.get(content_key)
-        if content is None and item.get("tool_calls"):
-            content = json.dumps(item["tool_calls"], ensure_ascii=False)
+        content, calls = _calls_of(item, content_key, str(item.get(role_key, "")).lower(), tags)
         message: dict[str, Any] = {"role": role, "content": _text(content, f"{name}[{index}].{content_key}")}
+        if calls:
+            message["tool_calls"] = calls
         weight_key = "weight" if "weight" in item else "loss_weight"  # OpenAI files / LLaMA-Factory v1 files
         if weight_key in item:
             if item[weight_key] not in (0, 1):
@@ -274,7 +293,7 @@ def _check_chat(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if messages[-1]["role"] != "assistant":
         raise RowError("ending", "the conversation must end with an assistant message")
     for index, message in enumerate(messages):
-        if message["role"] == "assistant" and not message["content"].strip():
+        if message["role"] == "assistant" and not message["content"].strip() and not message.get("tool_calls"):
             raise RowError("empty", f"assistant message {index} is empty")
     return messages
 

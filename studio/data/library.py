@@ -35,7 +35,7 @@ from studio.data.readers import (
 )
 from studio.workspace import PathError, Workspace, read_json, write_json_atomic
 
-CACHE_VERSION = 2  # bump when the normalised row shape changes
+CACHE_VERSION = 3  # bump when the normalised row shape changes
 
 
 @dataclass

@@ -20,6 +20,7 @@ from studio.data.dataset_info import find_entry, read_info
 from studio.data.library import open_dataset
 from studio.data.loading import DataError, LoadedDataset
 from studio.data.mixing import combine, dataset_refs
+from studio.data.tool_calls import tool_notes
 from studio.data.masking import (
     ENCODE_BATCH,
     IGNORE_INDEX,
@@ -147,6 +148,7 @@ def prepare_sft(workspace: Workspace, config: cfg.RunConfig, tokenizer,
         if val_idx:
             notes.append(f"holding out {len(val_idx)} rows for validation, training on {len(train_idx)}")
     cutoff = config.train.cutoff_len
+    notes += tool_notes(tokenizer, loaded.examples)
     whole = encode(tokenizer, loaded, config.data, progress)
     cut_tokens = sum(max(0, len(e.input_ids) - cutoff) for e in whole)
     encoded, truncated, dropped = apply_cutoff(whole, cutoff)
