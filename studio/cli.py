@@ -322,7 +322,8 @@ def cmd_data(args, workspace: Workspace) -> int:
         typed = typed.resolve()
         workspace = Workspace(workspace.root, allowed=(*workspace.allowed, typed if typed.is_dir() else typed.parent))
         ref = str(typed)
-    result = inspect_dataset(workspace, ref, args.model, args.cutoff, args.column_map, args.train_on_prompt, args.mask_history)
+    result = inspect_dataset(workspace, ref, args.model, args.cutoff, args.column_map, args.train_on_prompt, args.mask_history,
+                             text_split=args.text_split)
     print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else format_text(result))
     return 1 if result["skipped"] else 0
 
@@ -426,6 +427,8 @@ def make_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--train-on-prompt", action="store_true", help="count prompt tokens as trained")
     inspect.add_argument("--mask-history", action="store_true", help="train only the last assistant turn")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect.add_argument("--text-split", choices=("auto", "line", "blank"), default="auto",
+                         help="a .txt file's documents: one per line, per blank-line block, or auto (the default)")
     fill = data_actions.add_parser("fill", parents=[common], help="a copy of a dataset with its {{name}} placeholders filled in")
     fill.add_argument("path", help="a dataset file in the workspace or a bundled sample name")
     fill.add_argument("values", nargs="+", help="NAME=VALUE for each placeholder, e.g. name=Lantern")

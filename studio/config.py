@@ -73,6 +73,13 @@ class DataSection:
         "empty = equal chances.",
         "mix_strategy=interleave 时从各数据集抽取的概率，用逗号分隔（如 `0.7,0.3`）；留空表示均等。",
     )
+    text_split: str = _field(
+        "auto",
+        "How a .txt file is split into documents: `auto` (blank-line blocks when the file has blank lines, else one "
+        "document per line), `line` (one per line) or `blank` (one per blank-line block).",
+        "如何把 .txt 文件切分为文档：`auto`（有空行时按空行分块，否则每行一篇）、`line`（每行一篇）或 `blank`（按空行分块）。",
+        choices=("auto", "line", "blank"),
+    )
     val_size: float = _field(
         0.0,
         "Rows held out for validation: a fraction below 1 (0.1 = 10%) or a row count of 1 or more, "

@@ -69,6 +69,7 @@ def test_yaml_round_trip_of_a_non_default_config():
             "dataset": "datasets/mine.jsonl",
             "val_file": "datasets/mine-val.jsonl",
             "dataset_dir": "datasets/lf",
+            "text_split": "line",
             "mix_strategy": "interleave",
             "interleave_probs": "0.7,0.3",
             "column_map": "prompt=question,response=answer",

@@ -131,3 +131,16 @@ def test_txt_with_blank_lines_is_one_document_per_block(tmp_path):
     loaded = load_dataset_file(path)
     assert [e["text"] for e in loaded.examples] == ["Chapter one\nstarts here.", "Chapter two\nfollows."]
     assert "one document per blank-line block" in loaded.reason
+
+
+@pytest.mark.parametrize("text_split, documents", [("line", 4), ("blank", 2)])
+def test_txt_split_can_be_chosen(workspace, text_split, documents):
+    from studio import config as cfg
+    from studio.data.prepare import load_for_config
+
+    (workspace.datasets_dir / "book.txt").write_text("One\nTwo\n\nThree\nFour\n", encoding="utf-8")
+    auto = load_for_config(workspace, cfg.apply_overrides(cfg.RunConfig(), {"dataset": "datasets/book.txt"}))
+    assert len(auto) == 2 and "text_split=line for one per line" in auto.reason
+    chosen = load_for_config(workspace, cfg.apply_overrides(cfg.RunConfig(), {"dataset": "datasets/book.txt",
+                                                                              "text_split": text_split}))
+    assert len(chosen) == documents and f"(text_split={text_split})" in chosen.reason

@@ -84,12 +84,12 @@ def measure_tokens(workspace: Workspace, dataset: LoadedDataset, model: str, tra
 
 def inspect_dataset(workspace: Workspace, ref: str, model: str | None = None, cutoff: int | None = None, column_map: str = "",
                     train_on_prompt: bool = False, mask_history: bool = False,
-                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                    progress: Callable[[int, int], None] | None = None, text_split: str = "auto") -> dict[str, Any]:
     """Everything known about dataset `ref` as one JSON-ready dict: the summary, `quality` findings and, with a
     model, `tokens` (p50, p95, p99, max, over_cutoff, dropped, tokens, trained_tokens, cutoff). Without a `cutoff`,
     the one a run of `model` would use."""
     cutoff = cutoff or run_cutoff(model)
-    dataset = read_dataset(workspace, ref, column_map)
+    dataset = read_dataset(workspace, ref, column_map, text_split=text_split)
     result = summary(dataset)
     result["quality"] = [vars(f) for f in quality_report(dataset.examples, dataset.locations)]
     if model:

@@ -89,21 +89,24 @@ def _read_cache(cache: Path, name: str | Path) -> LoadedDataset | None:
                          examples=[r["e"] for r in rows], locations=[r["l"] for r in rows])
 
 
-def open_dataset(workspace: Workspace, ref: str, column_map: str = "", skip_bad: bool = False) -> LoadedDataset:
+def open_dataset(workspace: Workspace, ref: str, column_map: str = "", skip_bad: bool = False,
+                 text_split: str = "auto") -> LoadedDataset:
     """Load dataset `ref` (sample name, workspace path or hf: id) through the cache, for training.
 
     Returns the normalised rows; raises DataError (bad rows while not skipping, no usable row, unreadable file)
     or PathError (a path outside the workspace), each naming what is wrong and where."""
-    dataset = read_dataset(workspace, ref, column_map)
+    dataset = read_dataset(workspace, ref, column_map, text_split=text_split)
     why = refusal(dataset, skip_bad)
     if why:
         raise DataError(why)
     return dataset
 
 
-def read_dataset(workspace: Workspace, ref: str, column_map: str = "", use_cache: bool = True) -> LoadedDataset:
-    """Every good row of dataset `ref` and every bad one as a problem (to report), through the cache.
-    DataError only when the source cannot be read at all or its format not recognised."""
+def read_dataset(workspace: Workspace, ref: str, column_map: str = "", use_cache: bool = True,
+                 text_split: str = "auto") -> LoadedDataset:
+    """Every good row of dataset `ref` and every bad one as a problem (to report), through the cache (a .txt file
+    split into documents as `text_split` says). DataError only when the source cannot be read at all or its
+    format not recognised."""
     ref = ref.strip()
     if is_hub_ref(ref):
         source, stamp, name = ref, "hub", ref
@@ -115,12 +118,12 @@ def read_dataset(workspace: Workspace, ref: str, column_map: str = "", use_cache
     else:
         entry = entry_of_path(workspace, ref)  # FOLDER/NAME: an entry of FOLDER/dataset_info.json
         path, detected = entry if entry else (resolve_dataset(workspace, ref), None)
-        how = f"{column_map}|{json.dumps(vars(detected), sort_keys=True)}" if detected else column_map
+        how = f"{column_map}|{text_split}|{json.dumps(vars(detected), sort_keys=True) if detected else ''}"
         cache = _cache_file(workspace, str(path), _source_stamp(path), how)
         dataset = _read_cache(cache, path) if use_cache and cache.exists() else None
         if dataset is None:
-            dataset = load_records(path.name, iter_file_records(path), column_map, detected=detected)
-            describe_source(path, dataset)
+            dataset = load_records(path.name, iter_file_records(path, text_split), column_map, detected=detected)
+            describe_source(path, dataset, text_split)
             _write_cache(cache, dataset)
         dataset.path = path
         if path.is_relative_to(workspace.datasets_dir):

@@ -177,11 +177,11 @@ def refusal(dataset: LoadedDataset, skip_bad: bool) -> str | None:
             f"{shown}{more}\n{what}")
 
 
-def describe_source(path: Path, dataset: LoadedDataset) -> None:
+def describe_source(path: Path, dataset: LoadedDataset, text_split: str = "auto") -> None:
     """Add to the dataset's reason how its source was split into rows, where that is a choice (.txt files)."""
     if path.is_file() and path.suffix.lower() == ".txt":
         lines = path.read_bytes().decode("utf-8-sig", errors="surrogateescape").splitlines()
-        dataset.reason += f"; .txt file: {text_layout(lines)[1]}"
+        dataset.reason += f"; .txt file: {text_layout(lines, text_split)[1]}"
 
 
 def load_dataset_file(path: Path, column_map: str = "", skip_bad: bool = False) -> LoadedDataset:

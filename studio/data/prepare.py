@@ -62,7 +62,7 @@ def _open_one(workspace: Workspace, data: cfg.DataSection, ref: str) -> LoadedDa
         if ref not in read_info(folder):
             find_entry(folder, ref)  # refused, listing the folder's datasets
         ref = str(folder / ref)
-    return open_dataset(workspace, ref, getattr(data, "column_map", ""), skip_bad)
+    return open_dataset(workspace, ref, getattr(data, "column_map", ""), skip_bad, getattr(data, "text_split", "auto"))
 
 
 def split_indices(n_rows: int, val_size: float, seed: int) -> tuple[list[int], list[int]]:
