@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,6 +67,16 @@ def train_three_steps(workspace, ref: str, stage: str) -> dict:
             "error": status.get("error"), "log": notes, "seconds": round(time.perf_counter() - started, 1)}
 
 
+def time_cli_inspect(workspace_root: Path, ref: str) -> dict:
+    """Wall time of `python -m studio data inspect REF --model tiny-demo` as a user runs it (a new process)."""
+    command = [sys.executable, "-m", "studio", "--workspace", str(workspace_root), "data", "inspect", ref, "--model", "tiny-demo"]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return {"command": f"python -m studio data inspect {ref} --model tiny-demo", "exit_code": done.returncode,
+            "seconds": round(time.perf_counter() - started, 2), "target_s": 5.0,
+            "tokens_line": next((line for line in done.stdout.splitlines() if line.startswith("tokens")), "")}
+
+
 def main() -> None:
     from studio.data.inspect import inspect_dataset
     from studio.models.demo import ensure_demo_model
@@ -97,6 +108,7 @@ def main() -> None:
             print(json.dumps({k: entry[k] for k in ("file", "declared", "detected", "rows_lost", "tokens", "trained_tokens")}),
                   entry["training"]["state"], flush=True)
             results.append(entry)
+        cli = time_cli_inspect(workspace.root, "datasets/alpaca_zh_demo.json")  # 1,000 rows
     result = {
         "command": "python bench/real_datasets.py",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}",
@@ -106,6 +118,7 @@ def main() -> None:
         "rows_lost": sum(r["rows_lost"] for r in results),
         "runs_completed": sum(r["training"]["state"] == "completed" for r in results),
         "pt_tokens_trained_equals_total": all(r["trained_tokens"] == r["tokens"] for r in results if r["detected"] == "text"),
+        "cli_inspect_1000_rows": cli,
         "results": results,
     }
     out = ROOT / "bench" / "results" / "real_datasets.json"
