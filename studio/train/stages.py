@@ -98,8 +98,16 @@ def dataset_problems(workspace: Workspace, config: cfg.RunConfig) -> list[cfg.Pr
 
 
 def _messages(turns: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Messages as the chat template sees them: role and content only (no per-message training weights)."""
-    return [{"role": m["role"], "content": m["content"]} for m in turns]
+    """Messages as the chat template sees them: role and content only (no per-message training weights); tool
+    calls as JSON lines in the content (the documented fallback of studio/data/tool_calls.py)."""
+    return [{"role": m["role"], "content": "\n".join(filter(None, [m["content"], *map(_call_line, m.get("tool_calls", []))]))}
+            for m in turns]
+
+
+def _call_line(call: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(call, ensure_ascii=False)
 
 
 def trl_rows(stage: str, examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
