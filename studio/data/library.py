@@ -149,8 +149,8 @@ def _remember(workspace: Workspace, path: Path, **fields: Any) -> dict[str, Any]
 def dataset_settings(workspace: Workspace, ref: str) -> dict[str, Any]:
     """What was saved with a library dataset (column_map, skip_bad_rows, format, rows); {} for others."""
     try:
-        path = workspace.confine(ref)
-    except PathError:
+        path = resolve_dataset(workspace, ref)
+    except (PathError, DataError):
         return {}
     if not path.is_relative_to(workspace.datasets_dir):
         return {}
@@ -159,7 +159,7 @@ def dataset_settings(workspace: Workspace, ref: str) -> dict[str, Any]:
 
 def save_settings(workspace: Workspace, ref: str, column_map: str, skip_bad_rows: bool) -> None:
     """Save the column map and the bad-row choice with a library dataset (so choosing it again restores them)."""
-    path = workspace.confine(ref)
+    path = resolve_dataset(workspace, ref)  # FOLDER/NAME entries: with their file
     if path.is_relative_to(workspace.datasets_dir):
         _remember(workspace, path, column_map=column_map.strip(), skip_bad_rows=bool(skip_bad_rows))
 
