@@ -89,6 +89,8 @@ def _follow(run_dir: Path, offset: int = 0) -> dict:
 
 
 def cmd_train(args, workspace: Workspace) -> int:
+    if args.allow_dir:  # folders outside the workspace this run may read (a model, data); the worker gets them too
+        workspace = Workspace(workspace.root, allowed=(*workspace.allowed, *(Path(d) for d in args.allow_dir)))
     if args.config:
         from studio.train.worker import main as worker_main
 
@@ -291,17 +293,39 @@ def cmd_score(args, workspace: Workspace) -> int:
     return 0
 
 
+def cmd_data_fill(args, workspace: Workspace) -> int:
+    """`data fill DATASET NAME=VALUE…`: a copy of the dataset with its {{NAME}} placeholders filled in (exit 2: bad input)."""
+    from studio.data.library import fill_placeholders_file
+
+    values = dict(item.partition("=")[::2] for item in args.values)
+    if not values or any(not name for name in values) or not all("=" in item for item in args.values):
+        print("error: give the values as NAME=VALUE, e.g. name=Lantern author='Amberlee Labs'", file=sys.stderr)
+        return 2
+    target, counts, left = fill_placeholders_file(workspace, args.path, values)
+    print(f"wrote {target}: " + ", ".join(f"{{{{{name}}}}} × {n}" for name, n in counts.items())
+          + (f"; still unfilled: {', '.join(left)}" if left else "; no placeholder left"))
+    return 0
+
+
 def cmd_data(args, workspace: Workspace) -> int:
     """`data inspect`: exit 0 when every row is usable, 1 when some rows are bad, 2 when the data cannot be read."""
     from studio.data.inspect import format_text, inspect_dataset
 
+    if args.action == "fill":
+        return cmd_data_fill(args, workspace)
+
     ref = args.path
     typed = Path(ref).expanduser()
-    if typed.exists():  # a path the operator typed in their own shell may lie outside the workspace
+    if not typed.exists() and (typed.parent / "dataset_info.json").is_file():  # FOLDER/NAME of a LLaMA-Factory folder
+        folder = typed.parent.resolve()
+        workspace = Workspace(workspace.root, allowed=(*workspace.allowed, folder))
+        ref = str(folder / typed.name)
+    elif typed.exists():  # a path the operator typed in their own shell may lie outside the workspace
         typed = typed.resolve()
         workspace = Workspace(workspace.root, allowed=(*workspace.allowed, typed if typed.is_dir() else typed.parent))
         ref = str(typed)
-    result = inspect_dataset(workspace, ref, args.model, args.cutoff, args.column_map, args.train_on_prompt, args.mask_history)
+    result = inspect_dataset(workspace, ref, args.model, args.cutoff, args.column_map, args.train_on_prompt, args.mask_history,
+                             text_split=args.text_split)
     print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else format_text(result))
     return 1 if result["skipped"] else 0
 
@@ -337,6 +361,8 @@ def make_parser() -> argparse.ArgumentParser:
                        help=f"config keys: {', '.join(cfg.flat_keys())}; preset=quick|balanced|quality applies presets/hparams/NAME.yaml")
     train.add_argument("--config", default=None, help="run the worker for this run folder's config.yaml")
     train.add_argument("--detach", action="store_true", help="print the run folder and return at once (the run goes on)")
+    train.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
+                       help="a folder outside the workspace the run may read (a model or data folder); repeatable")
 
     launch_cmd = verbs.add_parser("launch-cmd", parents=[common], help="the command to run on each machine of a multi-node run")
     launch_cmd.add_argument("run", metavar="RUN_OR_CONFIG", help="a run id, or a config YAML (a run folder is made for it)")
@@ -385,13 +411,20 @@ def make_parser() -> argparse.ArgumentParser:
     data = verbs.add_parser("data", parents=[common], help="inspect a dataset before training on it")
     data_actions = data.add_subparsers(dest="action", required=True)
     inspect = data_actions.add_parser("inspect", parents=[common], help="format and why, bad rows by line, quality, token report")
-    inspect.add_argument("path", help="a file or folder, a bundled sample name, or hf:ID[:CONFIG][@SPLIT]")
+    inspect.add_argument("path", help="a file or folder, FOLDER/NAME for dataset NAME of a LLaMA-Factory folder's "
+                                      "dataset_info.json, a bundled sample name, or hf:ID[:CONFIG][@SPLIT]")
     inspect.add_argument("--model", default=None, help="measure tokens with this model's tokenizer and chat template (e.g. tiny-demo)")
-    inspect.add_argument("--cutoff", type=int, default=cfg.RunConfig().train.cutoff_len, help="cutoff_len to count truncated rows against")
+    inspect.add_argument("--cutoff", type=int, default=None,
+                         help="cutoff_len to count truncated rows against (default: the one a run of --model would use)")
     inspect.add_argument("--column-map", default="", help="role=column pairs when detection is wrong, e.g. prompt=question,response=answer")
     inspect.add_argument("--train-on-prompt", action="store_true", help="count prompt tokens as trained")
     inspect.add_argument("--mask-history", action="store_true", help="train only the last assistant turn")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect.add_argument("--text-split", choices=("auto", "line", "blank"), default="auto",
+                         help="a .txt file's documents: one per line, per blank-line block, or auto (the default)")
+    fill = data_actions.add_parser("fill", parents=[common], help="a copy of a dataset with its {{name}} placeholders filled in")
+    fill.add_argument("path", help="a dataset file in the workspace or a bundled sample name")
+    fill.add_argument("values", nargs="+", help="NAME=VALUE for each placeholder, e.g. name=Lantern")
     add_estimate_parser(verbs, common)
     add_serve_parser(verbs, common)
     ev = verbs.add_parser("eval", parents=[common], help="score a run's and its base model's answers against references")

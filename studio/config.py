@@ -58,6 +58,34 @@ class DataSection:
         "内置示例数据集名称（如 `demo-chat`）；工作区内的 .jsonl/.json/.csv/.tsv/.parquet/.txt 文件或 `save_to_disk` 文件夹；"
         "或 `hf:ID[:配置][@划分]` 表示 Hugging Face 数据集（需联网）。",
     )
+    dataset_dir: str = _field(
+        "",
+        "A LLaMA-Factory data folder (with dataset_info.json) inside the workspace; `dataset` then names its entries "
+        "(formatting, columns, tags, ranking and kto_tag honoured). Empty = `dataset` is a file or sample.",
+        "LLaMA-Factory 数据文件夹（含 dataset_info.json，需在工作区内）；此时 `dataset` 填其中的数据集名称"
+        "（遵循 formatting、columns、tags、ranking 和 kto_tag）。留空表示 `dataset` 是文件或示例。",
+    )
+    mix_strategy: str = _field(
+        "concat",
+        "With several datasets (`dataset=a,b`): `concat` trains on all rows of each, one after the other (then shuffled "
+        "by the trainer); `interleave` draws rows from them at random with `interleave_probs` until one runs out.",
+        "多个数据集（`dataset=a,b`）时：`concat` 依次拼接全部样本（训练时再打乱）；`interleave` 按 `interleave_probs` "
+        "随机交替抽取，直到其中一个用完。",
+        choices=("concat", "interleave"),
+    )
+    interleave_probs: str = _field(
+        "",
+        "With mix_strategy=interleave: the chance of drawing from each dataset, comma-separated (e.g. `0.7,0.3`); "
+        "empty = equal chances.",
+        "mix_strategy=interleave 时从各数据集抽取的概率，用逗号分隔（如 `0.7,0.3`）；留空表示均等。",
+    )
+    text_split: str = _field(
+        "auto",
+        "How a .txt file is split into documents: `auto` (blank-line blocks when the file has blank lines, else one "
+        "document per line), `line` (one per line) or `blank` (one per blank-line block).",
+        "如何把 .txt 文件切分为文档：`auto`（有空行时按空行分块，否则每行一篇）、`line`（每行一篇）或 `blank`（按空行分块）。",
+        choices=("auto", "line", "blank"),
+    )
     val_size: float = _field(
         0.0,
         "Rows held out for validation: a fraction below 1 (0.1 = 10%) or a row count of 1 or more, "

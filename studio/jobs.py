@@ -26,6 +26,7 @@ import psutil
 from studio import config as cfg
 from studio.data.prepare import load_for_config
 from studio.models import modules
+from studio.models.catalog import resolve_model
 from studio.train import distributed, queue, stages
 from studio.train.status import (
     COMPLETED,
@@ -83,8 +84,6 @@ def create_run(workspace: Workspace, config: cfg.RunConfig) -> Path:
     for a model folder that cannot be used, and DataError or PathError (naming the file and line) for a dataset
     that cannot be used, before any folder is made or worker started."""
     cfg.check(config)
-    from studio.models.catalog import resolve_model
-
     resolve_model(workspace, config.model.model)  # PathError now, not in the worker: a folder outside, pickled weights
     target_problems = modules.target_problems(workspace, config)  # lora_targets must name the model's own layers
     if target_problems:
@@ -168,6 +167,7 @@ def start_worker(workspace: Workspace, run_dir: Path) -> subprocess.Popen:
     argv = [
         sys.executable, "-m", "studio", "--workspace", str(workspace.root),
         "train", "--config", str(run_dir / CONFIG_FILE),
+        *(arg for folder in workspace.allowed for arg in ("--allow-dir", str(folder))),
     ]
     if distributed.is_multi_process(config):  # `accelerate launch` starts one worker per GPU (or CPU process)
         processes, gpus = distributed.process_count(config), distributed.visible_gpu_count()

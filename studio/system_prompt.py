@@ -14,7 +14,8 @@ def shared_system_prompt(conversations: list[list[dict[str, Any]]]) -> dict[str,
     """{"text": the most common system prompt ("" when no row has one), "rows": rows that carry it, "of": rows,
     "shared": whether every row carries it}."""
     systems = Counter(c[0]["content"] for c in conversations
-                      if c and c[0].get("role") == "system" and isinstance(c[0].get("content"), str))
+                      if isinstance(c, list) and c and isinstance(c[0], dict) and c[0].get("role") == "system"
+                      and isinstance(c[0].get("content"), str))
     if not systems:
         return {"text": "", "rows": 0, "of": len(conversations), "shared": False}
     text, count = systems.most_common(1)[0]

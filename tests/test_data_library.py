@@ -63,7 +63,7 @@ def test_second_load_reads_the_cache_not_the_source(ws, monkeypatch):
     path = write_rows(ws.datasets_dir / "qa.csv", [{"question": "Where?", "answer": "Here."}])
     first = library.open_dataset(ws, "datasets/qa.csv", column_map="prompt=question,response=answer")
 
-    def no_parsing(_path):
+    def no_parsing(_path, *_options):
         raise AssertionError("the source was parsed again")
 
     monkeypatch.setattr(library, "iter_file_records", no_parsing)

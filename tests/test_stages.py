@@ -122,7 +122,7 @@ def test_reward_model_scores_answers_and_is_not_offered_for_chat(trained, stage_
     ("rm", "demo-text", "`prompt`, `chosen` and `rejected` columns"),
     ("kto", "demo-chat", "`prompt`, `completion` and `label` columns"),
     ("pt", "demo-preference", "a `text` column"),
-    ("sft", "demo-kto", "conversations"),
+    ("sft", "demo-preference", "conversations"),  # labelled (kto) data trains sft on its good answers
 ])
 def test_a_dataset_of_the_wrong_kind_is_refused_naming_what_the_stage_needs(stage, dataset, needs, stage_workspace):
     before = set(stage_workspace.runs_dir.iterdir()) if stage_workspace.runs_dir.exists() else set()

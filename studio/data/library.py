@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from studio.data.dataset_info import INFO_FILE, entry_of_path, list_entries
 from studio.data.loading import (
     LoadedDataset,
+    describe_source,
     RowProblem,
     load_records,
     refusal,
@@ -33,7 +35,7 @@ from studio.data.readers import (
 )
 from studio.workspace import PathError, Workspace, read_json, write_json_atomic
 
-CACHE_VERSION = 1  # bump when the normalised row shape changes
+CACHE_VERSION = 3  # bump when the normalised row shape changes
 
 
 @dataclass
@@ -90,21 +92,24 @@ def _read_cache(cache: Path, name: str | Path) -> LoadedDataset | None:
                          problems=[RowProblem(**p) for p in meta["problems"]], examples=examples, locations=locations)
 
 
-def open_dataset(workspace: Workspace, ref: str, column_map: str = "", skip_bad: bool = False) -> LoadedDataset:
+def open_dataset(workspace: Workspace, ref: str, column_map: str = "", skip_bad: bool = False,
+                 text_split: str = "auto") -> LoadedDataset:
     """Load dataset `ref` (sample name, workspace path or hf: id) through the cache, for training.
 
     Returns the normalised rows; raises DataError (bad rows while not skipping, no usable row, unreadable file)
     or PathError (a path outside the workspace), each naming what is wrong and where."""
-    dataset = read_dataset(workspace, ref, column_map)
+    dataset = read_dataset(workspace, ref, column_map, text_split=text_split)
     why = refusal(dataset, skip_bad)
     if why:
         raise DataError(why)
     return dataset
 
 
-def read_dataset(workspace: Workspace, ref: str, column_map: str = "", use_cache: bool = True) -> LoadedDataset:
-    """Every good row of dataset `ref` and every bad one as a problem (to report), through the cache.
-    DataError only when the source cannot be read at all or its format not recognised."""
+def read_dataset(workspace: Workspace, ref: str, column_map: str = "", use_cache: bool = True,
+                 text_split: str = "auto") -> LoadedDataset:
+    """Every good row of dataset `ref` and every bad one as a problem (to report), through the cache (a .txt file
+    split into documents as `text_split` says). DataError only when the source cannot be read at all or its
+    format not recognised."""
     ref = ref.strip()
     if is_hub_ref(ref):
         source, stamp, name = ref, "hub", ref
@@ -114,11 +119,14 @@ def read_dataset(workspace: Workspace, ref: str, column_map: str = "", use_cache
             dataset = load_records(name, iter_hub_records(ref), column_map)
             _write_cache(cache, dataset)
     else:
-        path = resolve_dataset(workspace, ref)
-        cache = _cache_file(workspace, str(path), _source_stamp(path), column_map)
+        entry = entry_of_path(workspace, ref)  # FOLDER/NAME: an entry of FOLDER/dataset_info.json
+        path, detected = entry if entry else (resolve_dataset(workspace, ref), None)
+        how = f"{column_map}|{text_split}|{json.dumps(vars(detected), sort_keys=True) if detected else ''}"
+        cache = _cache_file(workspace, str(path), _source_stamp(path), how)
         dataset = _read_cache(cache, path) if use_cache and cache.exists() else None
         if dataset is None:
-            dataset = load_records(path.name, iter_file_records(path), column_map)
+            dataset = load_records(path.name, iter_file_records(path, text_split), column_map, detected=detected)
+            describe_source(path, dataset, text_split)
             _write_cache(cache, dataset)
         dataset.path = path
         if path.is_relative_to(workspace.datasets_dir):
@@ -144,8 +152,8 @@ def _remember(workspace: Workspace, path: Path, **fields: Any) -> dict[str, Any]
 def dataset_settings(workspace: Workspace, ref: str) -> dict[str, Any]:
     """What was saved with a library dataset (column_map, skip_bad_rows, format, rows); {} for others."""
     try:
-        path = workspace.confine(ref)
-    except PathError:
+        path = resolve_dataset(workspace, ref)
+    except (PathError, DataError):
         return {}
     if not path.is_relative_to(workspace.datasets_dir):
         return {}
@@ -154,7 +162,7 @@ def dataset_settings(workspace: Workspace, ref: str) -> dict[str, Any]:
 
 def save_settings(workspace: Workspace, ref: str, column_map: str, skip_bad_rows: bool) -> None:
     """Save the column map and the bad-row choice with a library dataset (so choosing it again restores them)."""
-    path = workspace.confine(ref)
+    path = resolve_dataset(workspace, ref)  # FOLDER/NAME entries: with their file
     if path.is_relative_to(workspace.datasets_dir):
         _remember(workspace, path, column_map=column_map.strip(), skip_bad_rows=bool(skip_bad_rows))
 
@@ -184,11 +192,26 @@ def list_library(workspace: Workspace) -> list[LibraryEntry]:
     for path in workspace.datasets_dir.iterdir():
         if path.name.startswith(".") or not (path.is_dir() or path.suffix.lower() in FILE_SUFFIXES):
             continue
+        if path.is_dir() and (path / INFO_FILE).is_file():
+            entries += _folder_entries(workspace, path)
+            continue
         info = read_json(_info_file(workspace, path)) or {}
         size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
         entries.append(LibraryEntry(str(path.relative_to(workspace.root)), info.get("format", "?"), info.get("rows"),
                                     info.get("skipped"), size, path.stat().st_mtime, info.get("column_map", "")))
     return sorted(entries, key=lambda e: e.modified, reverse=True)
+
+
+def _folder_entries(workspace: Workspace, folder: Path) -> list[LibraryEntry]:
+    """The local datasets a LLaMA-Factory folder's dataset_info.json names, as FOLDER/NAME entries."""
+    entries = []
+    for entry in list_entries(folder):
+        file = folder / entry.file_name if entry.file_name else None
+        if file is not None and file.is_file():
+            entries.append(LibraryEntry(str((folder / entry.name).relative_to(workspace.root)),
+                                        f"{entry.formatting} ({entry.kind}, dataset_info.json)", None, None,
+                                        file.stat().st_size, file.stat().st_mtime))
+    return entries
 
 
 def _library_path(workspace: Workspace, ref: str) -> Path:
@@ -223,3 +246,31 @@ def delete_dataset(workspace: Workspace, ref: str) -> None:
     _info_file(workspace, path).unlink(missing_ok=True)
     for cached in workspace.dataset_cache_dir.glob(f"{source_key}-*.jsonl"):
         cached.unlink()
+
+
+def fill_placeholders_file(workspace: Workspace, ref: str, values: dict[str, str]) -> tuple[str, dict[str, int], list[str]]:
+    """Write a copy of dataset `ref` into the library with each `{{name}}` that `values` names replaced by its value
+    (as JSON text inside .json/.jsonl files). Returns (the copy's workspace-relative path, replacements per name,
+    placeholder names left unfilled)."""
+    from studio.data.quality import PLACEHOLDER
+
+    path = resolve_dataset(workspace, ref)
+    if not path.is_file() or path.suffix.lower() not in (".json", ".jsonl", ".csv", ".tsv", ".txt"):
+        raise DataError(f"{path.name}: placeholders can be filled in .json, .jsonl, .csv, .tsv and .txt files")
+    text = path.read_bytes().decode("utf-8-sig")
+    as_json = path.suffix.lower() in (".json", ".jsonl")
+    counts: dict[str, int] = {name: 0 for name in values}
+    left: set[str] = set()
+
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in values:
+            left.add(name)
+            return match.group(0)
+        counts[name] += 1
+        return json.dumps(values[name], ensure_ascii=False)[1:-1] if as_json else values[name]
+
+    filled = PLACEHOLDER.sub(replace, text)
+    target = workspace.datasets_dir / safe_name(f"{path.stem}-filled{path.suffix}")
+    target.write_text(filled, encoding="utf-8")
+    return str(target.relative_to(workspace.root)), counts, sorted(left)

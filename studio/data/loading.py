@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.data.dataset_info import entry_of_path
 from studio.data.formats import (
     Detected,
     RowError,
@@ -27,6 +28,7 @@ from studio.data.readers import (
     is_hub_ref,
     iter_file_records,
     peek,
+    text_layout,
 )
 from studio.workspace import SAMPLES_DIR, Workspace
 
@@ -100,6 +102,9 @@ def resolve_dataset(workspace: Workspace, ref: str) -> Path:
             return path
     if is_hub_ref(ref):
         raise DataError(f"{ref} is a Hugging Face dataset, not a file")
+    entry = entry_of_path(workspace, ref)
+    if entry:  # FOLDER/NAME: the file of entry NAME in FOLDER/dataset_info.json
+        return entry[0]
     path = workspace.confine(ref)
     if path.is_dir() and not any(path.glob("*.txt")) and not any((path / m).exists() for m in ("dataset_info.json", "state.json", "dataset_dict.json")):
         raise DataError(f"{ref} is a folder; choose a {', '.join(SUPPORTED_SUFFIXES)} file or a folder saved with save_to_disk")
@@ -117,19 +122,24 @@ def detect(name: str, head: list[Record], column_map: str = "") -> Detected:
         raise DataError(f"{name}, {location}: {what}")
     columns = list(dict.fromkeys(key for _location, value in dicts for key in value))
     try:
-        return detect_format(columns, dicts[0][1], column_map)
+        detected = detect_format(columns, dicts[0][1], column_map)
     except ValueError as error:
         raise DataError(f"{name}, {dicts[0][0]}: {error}") from error
+    unused = [column for column in columns if column not in detected.columns.values()]
+    if unused:  # said, never silently dropped (a label or weight column especially)
+        detected.reason += f"; not used: {', '.join(f'`{c}`' for c in unused)} (map them with column_map if they matter)"
+    return detected
 
 
 def load_records(name: str, records: Iterator[Record], column_map: str = "", keep: bool = True,
-                 progress: Callable[[int], None] | None = None,
+                 progress: Callable[[int], None] | None = None, detected: Detected | None = None,
                  on_row: Callable[[dict[str, Any], str], None] | None = None) -> LoadedDataset:
-    """Detect, normalise and check `records`; every bad row becomes a RowProblem. With keep=False the rows are
-    counted and checked but not kept (to check a file too big to hold). `progress(rows_read)` every 10,000 rows;
-    `on_row(row, location)` for each good row as it is read."""
+    """Detect (unless `detected` says the format), normalise and check `records`; every bad row becomes a
+    RowProblem. With keep=False the rows are counted and checked but not kept (to check a file too big to hold).
+    `progress(rows_read)` every 10,000 rows; `on_row(row, location)` for each good row as it is read."""
     head, records = peek(records)
-    detected = detect(name, head, column_map)
+    if detected is None:
+        detected = detect(name, head, column_map)
     dataset = LoadedDataset(path=name, format=detected.format, reason=detected.reason, kind=detected.kind,
                             columns=detected.columns)
     for location, line, value in records:
@@ -170,6 +180,13 @@ def refusal(dataset: LoadedDataset, skip_bad: bool) -> str | None:
             f"{shown}{more}\n{what}")
 
 
+def describe_source(path: Path, dataset: LoadedDataset, text_split: str = "auto") -> None:
+    """Add to the dataset's reason how its source was split into rows, where that is a choice (.txt files)."""
+    if path.is_file() and path.suffix.lower() == ".txt":
+        lines = path.read_bytes().decode("utf-8-sig", errors="surrogateescape").splitlines()
+        dataset.reason += f"; .txt file: {text_layout(lines, text_split)[1]}"
+
+
 def load_dataset_file(path: Path, column_map: str = "", skip_bad: bool = False) -> LoadedDataset:
     """Read and check every row of a dataset file or folder.
 
@@ -178,6 +195,7 @@ def load_dataset_file(path: Path, column_map: str = "", skip_bad: bool = False) 
     (and listed in `problems`) as long as at least one row is good."""
     dataset = load_records(path.name, iter_file_records(path), column_map)
     dataset.path = path
+    describe_source(path, dataset)
     why = refusal(dataset, skip_bad)
     if why:
         raise DataError(why)

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from studio.data.tool_calls import template_messages
+
 IGNORE_INDEX = -100
 ENCODE_BATCH = 1024
 
@@ -33,7 +35,7 @@ class TokenizedConversation:
 
 
 def _render(tokenizer, messages: list[dict[str, Any]], add_generation_prompt: bool, tools: list | None = None) -> str:
-    plain = [{"role": m["role"], "content": m["content"]} for m in messages]
+    plain, tools = template_messages(tokenizer, messages, tools)
     return tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=add_generation_prompt,
                                          **({"tools": tools} if tools else {}))
 

@@ -8,14 +8,19 @@ longer than `cutoff_len` truncated, rows left with no trained token dropped).
 
 from __future__ import annotations
 
+import dataclasses
 import random
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from studio import config as cfg
+from studio.data.dataset_info import find_entry, read_info
 from studio.data.library import open_dataset
 from studio.data.loading import DataError, LoadedDataset
+from studio.data.mixing import combine, dataset_refs
+from studio.data.tool_calls import tool_notes
 from studio.data.masking import (
     ENCODE_BATCH,
     IGNORE_INDEX,
@@ -38,12 +43,26 @@ class PreparedSFT:
 
 def load_for_config(workspace: Workspace, config: cfg.RunConfig, validation: bool = False) -> LoadedDataset | None:
     """The dataset (or, with `validation`, the separate validation file; None when there is none) a config names,
-    loaded with its column map and bad-row choice."""
+    loaded with its column map and bad-row choice: several (`a,b`) are mixed as mix_strategy says, and with a
+    dataset_dir the names are entries of its dataset_info.json."""
     data = config.data
     ref = getattr(data, "val_file", "") if validation else data.dataset
-    if not ref.strip():
+    refs = dataset_refs(ref)
+    if not refs:
         return None
-    return open_dataset(workspace, ref, getattr(data, "column_map", ""), getattr(data, "skip_bad_rows", False))
+    loaded = [_open_one(workspace, data, one) for one in refs]
+    return combine(loaded, getattr(data, "mix_strategy", "concat"), getattr(data, "interleave_probs", ""), config.train.seed)
+
+
+def _open_one(workspace: Workspace, data: cfg.DataSection, ref: str) -> LoadedDataset:
+    skip_bad = getattr(data, "skip_bad_rows", False)
+    folder_ref = getattr(data, "dataset_dir", "").strip()
+    if folder_ref and not Path(ref).suffix:  # a name, not a file: an entry of the folder's dataset_info.json
+        folder = workspace.confine(folder_ref)
+        if ref not in read_info(folder):
+            find_entry(folder, ref)  # refused, listing the folder's datasets
+        ref = str(folder / ref)
+    return open_dataset(workspace, ref, getattr(data, "column_map", ""), skip_bad, getattr(data, "text_split", "auto"))
 
 
 def split_indices(n_rows: int, val_size: float, seed: int) -> tuple[list[int], list[int]]:
@@ -59,10 +78,28 @@ def split_indices(n_rows: int, val_size: float, seed: int) -> tuple[list[int], l
 
 
 def require_chat(dataset: LoadedDataset) -> None:
-    """DataError unless the rows are conversations (what supervised fine-tuning learns from)."""
-    if dataset.kind != "chat":
+    """DataError unless the rows are conversations (what supervised fine-tuning learns from), or answers labelled
+    good or bad (of which SFT learns the good ones)."""
+    if dataset.kind not in ("chat", "kto"):
         raise DataError(f"{dataset.name} holds {dataset.kind} rows (format {dataset.format}); supervised fine-tuning "
                         "needs conversations: messages, conversations, instruction+output or prompt+completion columns")
+
+
+def good_answers_only(dataset: LoadedDataset) -> tuple[LoadedDataset, str | None]:
+    """For labelled (KTO) rows: the dataset with only the rows labelled good, and a note saying how many bad rows
+    are left out and how to learn from them; other datasets as they are, with no note."""
+    if dataset.kind != "kto":
+        return dataset, None
+    keep = [i for i, row in enumerate(dataset.examples) if row["label"]]
+    bad = len(dataset) - len(keep)
+    note = (f"{dataset.name} labels its answers good or bad: supervised fine-tuning trains on the {len(keep)} good "
+            f"answers only; the {bad} answers labelled bad are not trained on (stage=kto learns from both)")
+    if not keep:
+        raise DataError(f"{dataset.name}: every answer is labelled bad, so supervised fine-tuning has nothing to learn; "
+                        "use stage=kto")
+    kept = dataclasses.replace(dataset, examples=[dataset.examples[i] for i in keep],
+                               locations=[dataset.locations[i] for i in keep])
+    return kept, note
 
 
 def encode(tokenizer, dataset: LoadedDataset, data: cfg.DataSection,
@@ -96,11 +133,14 @@ def prepare_sft(workspace: Workspace, config: cfg.RunConfig, tokenizer,
     loaded = load_for_config(workspace, config)
     require_chat(loaded)
     notes = [f"dataset {loaded.name}: {len(loaded)} conversations (format {loaded.format}: {loaded.reason})"]
+    loaded, labelled = good_answers_only(loaded)
+    notes += [labelled] if labelled else []
     if loaded.skipped:
         notes.append(f"skipped {loaded.skipped} bad rows (first: {loaded.problems[0]})")
     val_loaded = load_for_config(workspace, config, validation=True)
     if val_loaded is not None:
         require_chat(val_loaded)
+        val_loaded, _ = good_answers_only(val_loaded)
         train_idx, val_idx = list(range(len(loaded))), []
         notes.append(f"validation file {val_loaded.name}: {len(val_loaded)} conversations")
     else:
@@ -108,10 +148,14 @@ def prepare_sft(workspace: Workspace, config: cfg.RunConfig, tokenizer,
         if val_idx:
             notes.append(f"holding out {len(val_idx)} rows for validation, training on {len(train_idx)}")
     cutoff = config.train.cutoff_len
-    encoded, truncated, dropped = apply_cutoff(encode(tokenizer, loaded, config.data, progress), cutoff)
-    lengths = sorted(len(e.input_ids) for e in encoded)
-    notes.append(f"tokens per row: median {lengths[len(lengths) // 2]}; {truncated} rows longer than cutoff_len {cutoff} "
-                 f"are truncated{f', {len(dropped)} left with no trained token are dropped' if dropped else ''}")
+    notes += tool_notes(tokenizer, loaded.examples)
+    whole = encode(tokenizer, loaded, config.data, progress)
+    cut_tokens = sum(max(0, len(e.input_ids) - cutoff) for e in whole)
+    encoded, truncated, dropped = apply_cutoff(whole, cutoff)
+    lengths = sorted(len(e.input_ids) for e in whole)
+    notes.append(f"tokens per row: median {lengths[len(lengths) // 2]}; {truncated} of {len(whole)} rows longer than "
+                 f"cutoff_len {cutoff} are truncated ({cut_tokens:,} tokens cut; raise cutoff_len to keep them)"
+                 f"{f', {len(dropped)} left with no trained token are dropped' if dropped else ''}")
     keep = set(range(len(encoded))) - set(dropped)
     train_idx = [i for i in train_idx if i in keep]
     if not train_idx:

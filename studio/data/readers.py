@@ -158,8 +158,26 @@ def _parquet(path: Path) -> Iterator[Record]:
             yield f"row {index}", None, row
 
 
-def _text_blocks(path: Path) -> Iterator[Record]:
+def text_layout(lines: list[str], text_split: str = "auto") -> tuple[str, str]:
+    """("line" or "blank", why): with text_split=auto, a .txt file with blank lines holds one document per
+    blank-line block and one without any holds one document per line (a line-per-document dump such as a wiki
+    extract); text_split=line or blank chooses."""
+    if text_split in ("line", "blank"):
+        return text_split, f"one document per {'line' if text_split == 'line' else 'blank-line block'} (text_split={text_split})"
+    filled = sum(1 for line in lines if line.strip())
+    if filled and filled < len(lines):
+        return "blank", (f"{len(lines) - filled} blank lines separate its paragraphs → one document per blank-line "
+                         "block (text_split=line for one per line)")
+    return "line", "no blank lines → one document per line (text_split=blank for blank-line blocks)"
+
+
+def _text_blocks(path: Path, text_split: str = "auto") -> Iterator[Record]:
     text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
+    if text_layout(text.splitlines(), text_split)[0] == "line":
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                yield f"line {number}", number, {"text": line}
+        return
     block: list[str] = []
     start = 0
     for number, line in enumerate(text.splitlines(), start=1):
@@ -200,13 +218,14 @@ def _saved_dataset(path: Path) -> Iterator[Record]:
         yield f"row {index}", None, row
 
 
-def iter_file_records(path: Path) -> Iterator[Record]:
-    """Every record of the file or folder at `path`, in order; DataError when the whole file is unreadable."""
+def iter_file_records(path: Path, text_split: str = "auto") -> Iterator[Record]:
+    """Every record of the file or folder at `path`, in order (a .txt file split as `text_split` says, see
+    text_layout); DataError when the whole file is unreadable."""
     if path.is_dir():
         return _folder(path)
     suffix = path.suffix.lower()
     readers = {".jsonl": _jsonl, ".json": _json, ".csv": lambda p: _table(p, ","), ".tsv": lambda p: _table(p, "\t"),
-               ".parquet": _parquet, ".txt": _text_blocks}
+               ".parquet": _parquet, ".txt": lambda p: _text_blocks(p, text_split)}
     if suffix not in readers:
         raise DataError(f"{path.name}: unsupported file type {suffix or '(none)'}; use {', '.join(FILE_SUFFIXES)}, "
                         "or a folder saved with datasets' save_to_disk")

@@ -26,6 +26,7 @@ class TokenReport:
 
     lengths: list[int]
     trained_ranges: list[list[tuple[int, int]]]
+    packed: bool = False  # plain text for pt: documents joined and split into cutoff blocks, nothing cut
 
     def stats(self, cutoff: int) -> dict[str, Any]:
         """p50/p95/p99/max length, rows over the cutoff, rows dropped (no trained token left), tokens trained."""
@@ -35,6 +36,12 @@ class TokenReport:
             return {"rows": 0, "p50": 0, "p95": 0, "p99": 0, "max": 0, "over_cutoff": 0, "dropped": 0,
                     "tokens": 0, "trained_tokens": 0}
         lengths = np.asarray(self.lengths)
+        if self.packed:
+            total = int(lengths.sum())
+            return {"rows": len(self.lengths), "p50": int(np.percentile(lengths, 50)), "p95": int(np.percentile(lengths, 95)),
+                    "p99": int(np.percentile(lengths, 99)), "max": int(lengths.max()), "over_cutoff": 0,
+                    "split": int((lengths > cutoff).sum()), "blocks": -(-total // cutoff), "dropped": 0,
+                    "tokens": total, "trained_tokens": total}
         kept = [sum(max(0, min(b, cutoff) - a) for a, b in ranges) for ranges in self.trained_ranges]
         return {
             "rows": len(self.lengths),
@@ -47,6 +54,15 @@ class TokenReport:
             "tokens": int(np.minimum(lengths, cutoff).sum()),
             "trained_tokens": int(sum(kept)),
         }
+
+
+def rendered_lengths(tokenizer, conversations: list[list[dict[str, Any]]]) -> list[int]:
+    """Tokens of each conversation as the chat template renders it whole (what preference trainers read)."""
+    lengths = []
+    for start in range(0, len(conversations), CHUNK_ROWS):
+        texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in conversations[start:start + CHUNK_ROWS]]
+        lengths += [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    return lengths
 
 
 def _ranges(labels: list[int]) -> list[tuple[int, int]]:
@@ -63,8 +79,10 @@ def _ranges(labels: list[int]) -> list[tuple[int, int]]:
 
 
 def _measure(tokenizer, rows: list[dict[str, Any]], train_on_prompt: bool, mask_history: bool) -> tuple[list[int], list]:
-    if rows and "text" in rows[0]:  # plain text: every token is trained on
-        ids = tokenizer([r["text"] for r in rows], add_special_tokens=True)["input_ids"]
+    if rows and "text" in rows[0]:  # plain text: every token (and the EOS after each document) is trained on
+        from studio.data.pretrain import document_tokens
+
+        ids = document_tokens(tokenizer, [r["text"] for r in rows])
         return [len(i) for i in ids], [[(0, len(i))] for i in ids]
     encoded = tokenize_conversations(tokenizer, [conversation_of(r) for r in rows], train_on_prompt, mask_history,
                                      [r.get("tools") for r in rows])
@@ -93,7 +111,7 @@ def token_report(tokenizer, rows: list[dict[str, Any]], train_on_prompt: bool = 
 
     chunks = [rows[i:i + CHUNK_ROWS] for i in range(0, len(rows), CHUNK_ROWS)]
     processes = processes or len(os.sched_getaffinity(0))
-    report = TokenReport([], [])
+    report = TokenReport([], [], packed=bool(rows) and "text" in rows[0])
     done = 0
 
     def add(result: tuple[list[int], list]) -> None:

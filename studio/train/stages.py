@@ -26,7 +26,7 @@ from studio.workspace import REWARD_MODEL_DIR, Workspace
 STAGE_NAMES = {"pt": "continued pre-training", "sft": "supervised fine-tuning", "dpo": "DPO", "orpo": "ORPO",
                "kto": "KTO", "rm": "reward modelling"}
 # Dataset kinds (studio/data/formats.py) each stage can learn from.
-STAGE_KINDS = {"pt": ("text",), "sft": ("chat",), "dpo": ("preference",), "orpo": ("preference",),
+STAGE_KINDS = {"pt": ("text",), "sft": ("chat", "kto"), "dpo": ("preference",), "orpo": ("preference",),
                "kto": ("kto", "preference"), "rm": ("preference",)}
 KIND_NEEDS = {
     "text": "a `text` column of raw text (the bundled sample demo-text)",
@@ -98,8 +98,16 @@ def dataset_problems(workspace: Workspace, config: cfg.RunConfig) -> list[cfg.Pr
 
 
 def _messages(turns: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Messages as the chat template sees them: role and content only (no per-message training weights)."""
-    return [{"role": m["role"], "content": m["content"]} for m in turns]
+    """Messages as the chat template sees them: role and content only (no per-message training weights); tool
+    calls as JSON lines in the content (the documented fallback of studio/data/tool_calls.py)."""
+    return [{"role": m["role"], "content": "\n".join(filter(None, [m["content"], *map(_call_line, m.get("tool_calls", []))]))}
+            for m in turns]
+
+
+def _call_line(call: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(call, ensure_ascii=False)
 
 
 def trl_rows(stage: str, examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -120,10 +128,12 @@ def trl_rows(stage: str, examples: list[dict[str, Any]]) -> list[dict[str, Any]]
             for row in examples]
 
 
-def build_datasets(workspace: Workspace, config: cfg.RunConfig, log) -> tuple[Any, Any, list, list]:
+def build_datasets(workspace: Workspace, config: cfg.RunConfig, log, tokenizer=None) -> tuple[Any, Any, list, list]:
     """(train dataset, validation dataset or None, train conversations, validation conversations) for a
     non-SFT stage: the validation rows come from `val_file` when set, else `val_size` rows are held out.
-    The conversations (prompt + chosen or given answer) are what probes are chosen from."""
+    The conversations (prompt + chosen or given answer) are what probes are chosen from. With the `tokenizer`,
+    pt documents are packed into cutoff_len blocks (nothing cut) and the other stages log how many rows the
+    trainer will truncate at cutoff_len."""
     from datasets import Dataset
 
     from studio.data.prepare import load_for_config, split_indices
@@ -143,9 +153,42 @@ def build_datasets(workspace: Workspace, config: cfg.RunConfig, log) -> tuple[An
         train_rows, val_rows = [loaded.examples[i] for i in train_idx], [loaded.examples[i] for i in val_idx]
     if val_rows:
         log(f"validating on {len(val_rows)} rows, training on {len(train_rows)}")
+    if tokenizer is not None and stage == "pt":
+        train, evaluation = _pretrain_datasets(tokenizer, train_rows, val_rows, config.train.cutoff_len, log)
+        return train, evaluation, _conversations(train_rows), _conversations(val_rows)
+    if tokenizer is not None:
+        log(_truncation_note(tokenizer, train_rows, config.train.cutoff_len))
     train = Dataset.from_list(trl_rows(stage, train_rows))
     evaluation = Dataset.from_list(trl_rows(stage, val_rows)) if val_rows else None
     return train, evaluation, _conversations(train_rows), _conversations(val_rows)
+
+
+def _pretrain_datasets(tokenizer, train_rows: list[dict], val_rows: list[dict], cutoff: int, log) -> tuple[Any, Any]:
+    """Token-block datasets (input_ids) for continued pre-training: every token trained once per epoch."""
+    from datasets import Dataset
+
+    from studio.data.pretrain import pretrain_blocks
+
+    train = pretrain_blocks(tokenizer, [row["text"] for row in train_rows], cutoff)
+    log(train.note(cutoff))
+    evaluation = pretrain_blocks(tokenizer, [row["text"] for row in val_rows], cutoff) if val_rows else None
+    return (Dataset.from_dict({"input_ids": train.blocks}),
+            Dataset.from_dict({"input_ids": evaluation.blocks}) if evaluation else None)
+
+
+def _truncation_note(tokenizer, rows: list[dict[str, Any]], cutoff: int) -> str:
+    """How many rows (prompt with its longest answer, rendered by the chat template) exceed `cutoff` tokens."""
+    from studio.data.tokens import rendered_lengths
+
+    answers = ("chosen", "rejected") if rows and "chosen" in rows[0] else ("completion",)
+    longest = [0] * len(rows)
+    for key in answers:
+        conversations = [[*_messages(row["prompt"]), *_messages(row[key])] for row in rows]
+        longest = [max(a, b) for a, b in zip(longest, rendered_lengths(tokenizer, conversations))]
+    over = [n - cutoff for n in longest if n > cutoff]
+    return (f"{len(over)} of {len(rows)} rows are longer than cutoff_len {cutoff} and are truncated by the trainer "
+            f"({sum(over):,} tokens cut; raise cutoff_len to keep them)" if over else
+            f"all {len(rows)} rows fit in cutoff_len {cutoff}: nothing truncated")
 
 
 def _conversations(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

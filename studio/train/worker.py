@@ -220,7 +220,7 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     if stage == "sft":
         train_dataset, eval_dataset, train_rows, val_rows = _build_datasets(workspace, run_dir, config, tokenizer)
     else:  # the TRL trainer of the stage tokenises the normalised rows through the chat template itself
-        train_dataset, eval_dataset, train_rows, val_rows = stages.build_datasets(workspace, config, log)
+        train_dataset, eval_dataset, train_rows, val_rows = stages.build_datasets(workspace, config, log, tokenizer)
     trained_system = record_training_system_prompt(run_dir, train_rows)
     if trained_system["shared"]:
         log("every training row has the same system prompt: chat, compare, serve and export start from it")
