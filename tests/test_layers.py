@@ -12,7 +12,7 @@ STUDIO = Path(__file__).resolve().parent.parent / "studio"
 LAYERS = [
     ("core", ["studio.workspace", "studio.safe_yaml", "studio.hardware", "studio.presets", "studio.chat_streaming",
               "studio.system_prompt"]),
-    ("dataset shapes", ["studio.data.formats"]),
+    ("dataset shapes", ["studio.data.formats", "studio.data.messages", "studio.data.tool_calls"]),
     ("config", ["studio.config"]),
     ("models", ["studio.models"]),
     ("data and estimate", ["studio.data", "studio.memory", "studio.fit", "studio.layering"]),
