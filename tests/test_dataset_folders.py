@@ -141,3 +141,14 @@ def test_cli_inspects_a_dataset_of_a_folder_outside_the_workspace(tmp_path, work
     assert "format:   preference (dataset_info.json entry 'pairs': formatting sharegpt, ranking)" in done.stdout
     missing = run_cli("data", "inspect", str(outside / "qa"), workspace=workspace.root)
     assert missing.returncode == 2 and "has no dataset 'qa'; it lists: pairs" in missing.stderr
+
+
+def test_the_data_tab_shows_an_entry_as_training_reads_it(workspace, folder):
+    """The Data tab's summary and preview of FOLDER/NAME use the entry's declared format, not a guess from the file."""
+    from studio.ui.data_tab import _load, _page
+
+    loaded = _load(workspace, "datasets/lf/pairs", "")
+    assert (loaded.format, loaded.kind, len(loaded)) == ("preference", "preference", 1), loaded.reason
+    table, bubbles, caption = _page(workspace, "datasets/lf/pairs", "", 0, "", "en")
+    assert len(table["data"]) == 1 and not table["data"][0][2], table  # the row reads without an error
+    assert "In the hills." in bubbles

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from studio.data.library import read_dataset
-from studio.data.dataset_info import entry_of_path
-from studio.data.loading import MAX_PROBLEMS_SHOWN, LoadedDataset, describe_source, load_records, resolve_dataset
+from studio.data.library import read_dataset, source_of
+from studio.data.loading import MAX_PROBLEMS_SHOWN, LoadedDataset, describe_source, load_records
 from studio.data.masking import TemplateError
 from studio.data.quality import QualityChecks, quality_report
 from studio.data.readers import is_hub_ref, iter_file_records
@@ -93,8 +92,7 @@ def inspect_dataset(workspace: Workspace, ref: str, model: str | None = None, cu
     cutoff = cutoff or run_cutoff(model)
     if not model and not is_hub_ref(ref):  # no token report: check the rows as they stream by, hold none
         checks = QualityChecks()
-        entry = entry_of_path(workspace, ref)  # FOLDER/NAME: an entry of FOLDER/dataset_info.json
-        path, detected = entry if entry else (resolve_dataset(workspace, ref), None)
+        path, detected = source_of(workspace, ref)
         dataset = load_records(path.name, iter_file_records(path, text_split), column_map, keep=False,
                                detected=detected, on_row=checks.add)
         describe_source(path, dataset, text_split)

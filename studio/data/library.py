@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.data.dataset_info import INFO_FILE, entry_of_path, list_entries
+from studio.data.formats import Detected
 from studio.data.loading import (
     LoadedDataset,
     describe_source,
@@ -105,6 +106,13 @@ def open_dataset(workspace: Workspace, ref: str, column_map: str = "", skip_bad:
     return dataset
 
 
+def source_of(workspace: Workspace, ref: str) -> tuple[Path, Detected | None]:
+    """(file or folder, the format its dataset_info.json entry declares or None) behind a local dataset `ref`, as
+    training reads it: FOLDER/NAME, an entry of FOLDER/dataset_info.json, is its file in the declared format."""
+    entry = entry_of_path(workspace, ref)
+    return entry if entry else (resolve_dataset(workspace, ref), None)
+
+
 def read_dataset(workspace: Workspace, ref: str, column_map: str = "", use_cache: bool = True,
                  text_split: str = "auto") -> LoadedDataset:
     """Every good row of dataset `ref` and every bad one as a problem (to report), through the cache (a .txt file
@@ -119,8 +127,7 @@ def read_dataset(workspace: Workspace, ref: str, column_map: str = "", use_cache
             dataset = load_records(name, iter_hub_records(ref), column_map)
             _write_cache(cache, dataset)
     else:
-        entry = entry_of_path(workspace, ref)  # FOLDER/NAME: an entry of FOLDER/dataset_info.json
-        path, detected = entry if entry else (resolve_dataset(workspace, ref), None)
+        path, detected = source_of(workspace, ref)
         how = f"{column_map}|{text_split}|{json.dumps(vars(detected), sort_keys=True) if detected else ''}"
         cache = _cache_file(workspace, str(path), _source_stamp(path), how)
         dataset = _read_cache(cache, path) if use_cache and cache.exists() else None

@@ -89,7 +89,7 @@ class LineIndex:
 class Preview:
     """Pages and search over one dataset source (file or folder), with the format detected from its first rows."""
 
-    def __init__(self, path: Path, column_map: str = ""):
+    def __init__(self, path: Path, detected: Detected | None = None, column_map: str = ""):
         self.path = path
         self.column_map = column_map
         self.index: LineIndex | None = None
@@ -100,7 +100,7 @@ class Preview:
         else:
             self.records = list(iter_file_records(path))
             head = self.records[:DETECT_ROWS]
-        self.detected, self.detect_error = self._detect(head)
+        self.detected, self.detect_error = (detected, None) if detected else self._detect(head)
 
     def _detect(self, head: list[Record]) -> tuple[Detected | None, str | None]:
         dicts = [value for _location, _line, value in head if isinstance(value, dict)]
@@ -232,15 +232,16 @@ _previews: OrderedDict[tuple, Preview] = OrderedDict()
 _previews_lock = threading.Lock()
 
 
-def open_preview(path: Path, column_map: str = "") -> Preview:
-    """A Preview of `path`, reused while the file is unchanged (so page turns do not re-read the file)."""
+def open_preview(path: Path, detected: Detected | None = None, column_map: str = "") -> Preview:
+    """A Preview of `path` (in the format `detected` declares, else the one detected from its first rows), reused
+    while the file is unchanged (so page turns do not re-read the file)."""
     stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns, column_map.strip())
+    key = (str(path), stat.st_size, stat.st_mtime_ns, column_map.strip(), repr(detected))
     with _previews_lock:
         if key in _previews:
             _previews.move_to_end(key)
             return _previews[key]
-    preview = Preview(path, column_map)
+    preview = Preview(path, detected, column_map)
     with _previews_lock:
         _previews[key] = preview
         while len(_previews) > KEEP_PREVIEWS:

@@ -22,7 +22,6 @@ from studio.data.loading import (
     LoadedDataset,
     list_samples,
     refusal,
-    resolve_dataset,
 )
 from studio.data.masking import TemplateError, mask_view
 from studio.data.preview import PAGE_SIZE, open_preview
@@ -47,13 +46,14 @@ def _error(error: Exception, lang: str) -> str:
 def _load(workspace: Workspace, ref: str, column_map: str) -> LoadedDataset:
     """The dataset with every bad row recorded; a huge file is only checked (rows not kept)."""
     if not is_hub_ref(ref):
-        path = resolve_dataset(workspace, ref)
+        path, detected = library.source_of(workspace, ref)
         if path.is_file() and path.stat().st_size > BIG_FILE_BYTES:
             from studio.data.loading import load_records
             from studio.data.readers import iter_file_records
 
-            return load_records(path.name, iter_file_records(path), column_map, keep=False)
+            return load_records(path.name, iter_file_records(path), column_map, keep=False, detected=detected)
     return library.read_dataset(workspace, ref, column_map)
+
 
 
 def describe(dataset: LoadedDataset, skip_bad: bool, lang: str) -> tuple[str, bool]:
@@ -93,7 +93,7 @@ def _page(workspace: Workspace, ref: str, column_map: str, page: int, query: str
             rows = found[:PAGE_SIZE] if found is not None else rows[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
             more = found is not None and len(found) > PAGE_SIZE
         else:
-            preview = open_preview(resolve_dataset(workspace, ref), column_map)
+            preview = open_preview(*library.source_of(workspace, ref), column_map=column_map)
             found, more = preview.search(query) if query.strip() else (None, False)
             rows = found if found is not None else preview.page(page)
             total, complete = preview.rows_known()
