@@ -202,9 +202,15 @@ def cmd_runs_resume(args, workspace: Workspace) -> int:
 
 
 def cmd_chat(args, workspace: Workspace) -> int:
-    from studio.chat import GenerationSettings, load_run, with_system
+    from studio.chat import GenerationSettings, load_model, load_run, with_system
 
-    chat_model = load_run(workspace, args.run, base=args.base, checkpoint=args.checkpoint)
+    if bool(args.run) == bool(args.model):
+        print("error: name a run, or a model with --model (e.g. --model tiny-demo or an imported model's name)", file=sys.stderr)
+        return 2
+    if args.model:
+        chat_model = load_model(workspace, args.model)
+    else:
+        chat_model = load_run(workspace, args.run, base=args.base, checkpoint=args.checkpoint)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                                   top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed)
     messages = with_system([{"role": "user", "content": args.prompt}], args.system, chat_model.tokenizer)
@@ -263,6 +269,8 @@ def cmd_export(args, workspace: Workspace) -> int:
     target = Path(args.to).expanduser().resolve()
     if target.parent.is_dir():  # a folder the operator typed in their own shell may lie outside the workspace
         workspace = Workspace(workspace.root, allowed=(*workspace.allowed, target.parent))
+    if args.gguf:
+        return _export_gguf(args, workspace, str(target))
     result = export_run(workspace, args.run, str(target), merge=args.merge, dtype=args.dtype,
                         max_shard_size=args.max_shard_size, ollama=args.ollama, make_zip=args.zip)
     print(f"exported the {result.kind} to {result.out_dir}" + (f" and {result.zip_path}" if result.zip_path else ""))
@@ -277,6 +285,23 @@ def cmd_export(args, workspace: Workspace) -> int:
         except PushError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
+    return 0
+
+
+def _export_gguf(args, workspace: Workspace, target: str) -> int:
+    """`export --gguf TYPE`: the merged run as one GGUF file with a Modelfile (exit 2: no GGUF mapping)."""
+    from studio.export_gguf import export_run_gguf
+
+    if args.merge or args.ollama or args.zip or args.push:
+        print("error: --gguf writes the merged model and its Modelfile by itself; leave out --merge, --ollama, --zip "
+              "and --push", file=sys.stderr)
+        return 2
+    result = export_run_gguf(workspace, args.run, target, args.gguf, progress=lambda step: print(f"{step}…", flush=True))
+    print(f"exported the GGUF to {result.out_dir}")
+    print(f"Ollama: ollama create NAME -f {result.modelfile}")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(result.serving)
     return 0
 
 
@@ -363,8 +388,10 @@ def make_parser() -> argparse.ArgumentParser:
     resume.add_argument("run", help="run id or run folder")
     resume.add_argument("--detach", action="store_true", help="print the run folder and return at once")
 
-    chat = verbs.add_parser("chat", parents=[common], help="print a run's reply to one prompt")
-    chat.add_argument("run", help="run id or run folder")
+    chat = verbs.add_parser("chat", parents=[common], help="print a run's (or any model's) reply to one prompt")
+    chat.add_argument("run", nargs="?", default="", help="run id or run folder")
+    chat.add_argument("--model", default="", help="chat with this model instead of a run: tiny-demo, a catalog name, "
+                                                  "an imported model's name, a folder or a Hugging Face id")
     chat.add_argument("--prompt", required=True)
     chat.add_argument("--base", action="store_true", help="answer with the run's base model (no adapter)")
     chat.add_argument("--max-new-tokens", type=int, default=128)
@@ -409,7 +436,42 @@ def make_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-new-tokens", type=int, default=128, help="longest answer in tokens, greedy (default 128)")
     ev.add_argument("--json", action="store_true", help="print one JSON object (scores and the results folder)")
     add_export_parser(verbs, common)
+    add_model_parser(verbs, common)
     return parser
+
+
+def add_model_parser(verbs, common) -> None:
+    """The `model` verb's arguments (`model import FILE.gguf`)."""
+    from studio.models.gguf_import import DTYPES
+
+    model = verbs.add_parser("model", parents=[common], help="bring a model into the workspace")
+    actions = model.add_subparsers(dest="action", required=True)
+    imp = actions.add_parser("import", parents=[common], help="import a GGUF file as a model folder in workspace/models")
+    imp.add_argument("file", metavar="FILE.gguf", help="a GGUF file (llama.cpp / Ollama format)")
+    imp.add_argument("--name", default="", help="the model's name and folder (default: the file name without .gguf)")
+    imp.add_argument("--dtype", default="auto", choices=list(DTYPES),
+                     help="dtype of the saved safetensors (auto: the file's float type; bf16 for a quantized file)")
+
+
+def cmd_model(args, workspace: Workspace) -> int:
+    """`model import`: de-quantize a GGUF file into workspace/models/NAME and say how to use it (exit 2: bad file)."""
+    from studio.models.gguf_import import import_gguf, import_note
+
+    typed = Path(args.file).expanduser()
+    if typed.is_file():  # a file typed in the operator's own shell may lie outside the workspace
+        workspace = Workspace(workspace.root, allowed=(*workspace.allowed, typed.resolve().parent))
+    path = workspace.confine(args.file)
+
+    def progress(fraction: float, step: str) -> None:
+        print(f"[{fraction:4.0%}] {step}", flush=True)
+
+    folder = import_gguf(workspace, path, args.name, args.dtype, progress)
+    note = import_note(folder) or {}
+    print(f"imported {note.get('name', path.name)} ({note.get('architecture')}, {note.get('parameters', 0) / 1e6:.1f}M "
+          f"parameters, {note.get('saved_dtype')}) into {folder} in {note.get('seconds')} s")
+    print(f"use it as model `{folder.name}`: python -m studio chat --model {folder.name} --prompt 'Hello'; "
+          f"python -m studio train model={folder.name} …")
+    return 0
 
 
 def add_estimate_parser(verbs, common) -> None:
@@ -453,6 +515,8 @@ def add_export_parser(verbs, common) -> None:
     export.add_argument("--max-shard-size", default="2GB", help="largest safetensors shard of the merged model (e.g. 2GB, 500MB)")
     export.add_argument("--ollama", action="store_true", help="also write an Ollama Modelfile (TEMPLATE, stop tokens, SYSTEM)")
     export.add_argument("--zip", action="store_true", help="also write DIR.zip")
+    export.add_argument("--gguf", default=None, choices=("f16", "bf16", "q8_0"),
+                        help="write the merged model as one GGUF file (llama.cpp, Ollama) in this type, with a Modelfile")
     export.add_argument("--push", default=None, metavar="USER/NAME",
                         help="push the export to this Hugging Face Hub repo (token from HF_TOKEN or `hf auth login`)")
 
@@ -465,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         args.config_file = None
     workspace = Workspace(Path(getattr(args, "workspace", DEFAULT_WORKSPACE)))
     handlers = {"train": cmd_train, "runs": cmd_runs, "chat": cmd_chat, "compare": cmd_compare, "score": cmd_score, "data": cmd_data, "estimate": cmd_estimate, "serve": cmd_serve,
-                "export": cmd_export, "launch-cmd": cmd_launch_cmd, "eval": cmd_eval}
+                "export": cmd_export, "launch-cmd": cmd_launch_cmd, "eval": cmd_eval, "model": cmd_model}
     try:
         return handlers[args.verb](args, workspace)
     except (cfg.ConfigError, PathError) as error:

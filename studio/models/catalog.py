@@ -6,6 +6,7 @@ hyperparameters recommended for it."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from studio.models.demo import DEMO_NAME, ensure_demo_model
 from studio.workspace import PRESETS_DIR, PathError, Workspace
 
 MODELS_DIR = PRESETS_DIR / "models"
+NAME_IN_MODELS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # a folder name in workspace/models
 
 
 @dataclass
@@ -68,9 +70,14 @@ def resolve_model(workspace: Workspace, model: str) -> str:
     preset = load_catalog().get(model)
     if preset and preset.hub_id:
         return preset.hub_id
+    if NAME_IN_MODELS.match(model) and (workspace.models_dir / model / "config.json").is_file():
+        return str(workspace.models_dir / model)  # an imported (or otherwise saved) model in workspace/models
     looks_like_path = model.startswith((".", "/", "~")) or (workspace.root / model).exists()
     if looks_like_path:
         folder = workspace.confine(model)
+        if folder.suffix.lower() == ".gguf":
+            raise PathError(f"{model} is a GGUF file; import it as a model folder first: python -m studio model "
+                            f"import {model} (or the Model tab's GGUF import), then choose the model by its name")
         if not (folder / "config.json").is_file():
             raise PathError(f"{model} has no config.json; choose a folder saved with save_pretrained")
         return str(folder)
