@@ -1,4 +1,4 @@
-"""`python -m studio <verb>`: train, runs, chat. Thin over jobs, chat and config.
+"""`python -m studio <verb>`: train, runs, chat, export, model import. Thin over jobs, chat, export and config.
 
     python -m studio train [CONFIG.yaml] [key=value ...] [--detach]   start a run, follow its log (or return
                                                            at once with --detach), exit non-zero on failure
@@ -6,6 +6,7 @@
     python -m studio runs [--json]                         list runs
     python -m studio runs stop RUN [--kill]                stop a run after its current step (or kill it now)
     python -m studio runs resume RUN [--detach]            continue a stopped or failed run from its checkpoint
+    python -m studio chat --model MODEL --prompt TEXT       any model as it is (tiny-demo, catalog, imported, folder)
     python -m studio chat RUN --prompt TEXT [--base] [--checkpoint checkpoint-N] [--system TEXT] [--temperature T]
         [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--max-new-tokens N]   print the reply
     python -m studio compare RUN [--with RUN_B] --prompt TEXT [--system TEXT] [--max-new-tokens N] [--json]
@@ -15,6 +16,9 @@
     python -m studio serve RUN [--port N] [--host H] [--api-key KEY] [--base]   an OpenAI-compatible API for the run
     python -m studio export RUN --to DIR [--merge] [--dtype bf16] [--ollama] [--zip] [--push USER/NAME]   adapter or
                                                            merged model, Modelfile, vLLM/SGLang commands, model card
+    python -m studio export RUN --to DIR --gguf f16|bf16|q8_0   the merged model as one GGUF file with a Modelfile
+    python -m studio model import FILE.gguf [--name NAME] [--dtype auto|bf16|f16|f32]   a GGUF file as the model
+                                                           folder workspace/models/NAME (de-quantized safetensors)
     python -m studio estimate --model M --method METHOD [--seq N] [--batch N] [--gpus N] [--gpu-mem GB] [--json]
                                                            predicted peak GPU memory, verdict, fixes (1: won't fit)
     python -m studio launch-cmd RUN_OR_CONFIG --nodes N [--node-rank R] --main-ip IP [--port P]   each machine's command

@@ -86,3 +86,15 @@ def resolve_model(workspace: Workspace, model: str) -> str:
             f"{model!r} is not tiny-demo, a catalog preset, a local folder or a Hugging Face id like Qwen/Qwen2.5-0.5B-Instruct"
         )
     return model
+
+
+def local_models(workspace: Workspace) -> list[str]:
+    """Names of the model folders in workspace/models (imported GGUF models, tiny-demo once built), sorted."""
+    return sorted(p.name for p in workspace.models_dir.iterdir()
+                  if NAME_IN_MODELS.match(p.name) and (p / "config.json").is_file())
+
+
+def model_choices(workspace: Workspace) -> list[str]:
+    """Every model a user can pick by name: the catalog, then the folders in workspace/models."""
+    catalog = list(load_catalog())
+    return catalog + [name for name in local_models(workspace) if name not in catalog]

@@ -137,13 +137,14 @@ def _target_dtype(info: GGUFInfo, dtype: str):
     return getattr(torch, FLOAT_TYPES[weights[0]]) if len(weights) == 1 and weights[0] in FLOAT_TYPES else torch.bfloat16
 
 
-def load_dequantized(path: Path, dtype) -> tuple:
+def load_dequantized(path: Path, dtype, progress: Callable[[float, str], None] = lambda fraction, step: None) -> tuple:
     """(model, tokenizer) read from GGUF file `path` by transformers, the weights de-quantized to `dtype`. The
     model is returned as a plain one: the GGUF quantizer transformers attaches only records where the weights came
     from (they are dense tensors now), and it would make save_pretrained refuse the model."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    progress(0.3, "de-quantizing weights")
     # dequantize=True: every weight unpacked now, even where a GGUF matmul kernel could keep it in blocks.
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype,
                                                  quantization_config=GgufConfig(dequantize=True))
@@ -169,8 +170,8 @@ def import_gguf(workspace: Workspace, path: str | Path, name: str = "", dtype: s
     partial = folder.with_name(f".{folder.name}.importing")
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        progress(0.1, "de-quantizing weights and tokenizer")
-        model, tokenizer = load_dequantized(path, target)
+        progress(0.1, "reading the tokenizer")
+        model, tokenizer = load_dequantized(path, target, progress)
         progress(0.7, "saving safetensors")
         eos = tokenizer.eos_token_id  # replies end at the chat template's end-of-turn token
         model.generation_config.eos_token_id = eos
