@@ -13,22 +13,22 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from studio import jobs
 from studio.export import (
     MODELFILE,
     SERVING_FILE,
     ExportError,
     ExportResult,
-    _prepare_out_dir,
+    check_out_dir,
     merge_into,
     served_name,
     trained_dir,
     write_modelfile,
 )
-from studio import jobs
 from studio.models.catalog import resolve_model
 from studio.models.gguf_import import import_note
 from studio.models.gguf_writer import OUT_TYPES, check_exportable, write_gguf
-from studio.workspace import Workspace
+from studio.workspace import FULL_MODEL_DIR, Workspace
 
 SCRATCH_DIR = ".merged"  # the merged safetensors, inside the export folder while the GGUF is written
 
@@ -42,7 +42,7 @@ def check_gguf_exportable(workspace: Workspace, run_dir: Path, out_type: str) ->
         raise ExportError(f"a {config.method.method} adapter adds learned virtual tokens and cannot be merged into "
                           "the weights, so it cannot be written as GGUF; export the adapter instead")
     trained = trained_dir(run_dir)
-    source = Path(trained if trained.name == "model" else resolve_model(workspace, config.model.model))
+    source = Path(trained if trained.name == FULL_MODEL_DIR else resolve_model(workspace, config.model.model))
     if (source / "config.json").is_file():  # a Hub id is checked once its merged config is written
         check_exportable(json.loads((source / "config.json").read_text(encoding="utf-8")))
 
@@ -73,7 +73,8 @@ def export_run_gguf(workspace: Workspace, run: str, to: str, out_type: str = "f1
     SERVING.md. `progress` hears "merge", "gguf", "modelfile". Returns what was written (kind "gguf")."""
     run_dir = workspace.run_dir(run)
     check_gguf_exportable(workspace, run_dir, out_type)
-    out_dir = _prepare_out_dir(workspace, to)
+    out_dir = check_out_dir(workspace, to)
+    out_dir.mkdir(parents=True, exist_ok=True)
     name = served_name(run_dir)
     scratch = out_dir / SCRATCH_DIR
     try:

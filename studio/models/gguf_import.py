@@ -9,6 +9,8 @@ other model folder: name it as `NAME` or `models/NAME`.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -64,40 +66,39 @@ def supported_quant_types() -> list[str]:
     return sorted({*FLOAT_TYPES, *(GGMLQuantizationType(t).name for t in _type_traits)})
 
 
-def _field(reader, key: str, default=None):
-    field = reader.fields.get(key)
-    return default if field is None else field.contents()
-
-
 def read_info(path: Path) -> GGUFInfo:
     """The metadata of GGUF file `path`; GGUFImportError when it is not a GGUF file, or its architecture or a
-    tensor type cannot be read (the message names it and lists what can)."""
+    tensor type cannot be read (the message names it and lists what can). Reads the header and tensor table
+    only, with transformers' own header reader (milliseconds; gguf's GGUFReader takes seconds on a big vocabulary)."""
     import numpy as np
-    from gguf import GGUFReader
+    from gguf import GGMLQuantizationType
+    from transformers.integrations.gguf.reader import GgufHeader, read_gguf_metadata
 
     with open(path, "rb") as handle:
         if handle.read(4) != b"GGUF":
             raise GGUFImportError(f"{path} is not a GGUF file (it does not start with the GGUF magic bytes)")
     try:
-        reader = GGUFReader(path)
-    except (ValueError, OSError) as error:  # a truncated or corrupt file
+        metadata, _names = read_gguf_metadata(str(path))
+        arch = str(metadata.get("general.architecture", ""))
+        tensors = GgufHeader.from_file(str(path)).tensors if arch in supported_architectures() else ()
+    except (ValueError, OSError, KeyError, IndexError) as error:  # a truncated or corrupt file
         raise GGUFImportError(f"{path} could not be read as GGUF: {error}") from error
-    arch = str(_field(reader, "general.architecture", ""))
     if arch not in supported_architectures():
         raise GGUFImportError(f"{path.name} holds a {arch or 'unnamed'} model; the studio imports these GGUF "
                               f"architectures: {', '.join(supported_architectures())}")
-    types = Counter(t.tensor_type.name for t in reader.tensors)
+    types = Counter(GGMLQuantizationType(t.ggml_type).name for t in tensors)
     unknown = sorted(set(types) - set(supported_quant_types()))
     if unknown:
         raise GGUFImportError(f"{path.name} has tensors quantized as {', '.join(unknown)}, which the installed gguf "
                               f"package cannot de-quantize; supported: {', '.join(supported_quant_types())}")
-    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    tokens = metadata.get("tokenizer.ggml.tokens", 0)  # string arrays come back as their length
     return GGUFInfo(
-        path=str(path), architecture=arch, name=str(_field(reader, "general.name", path.stem)),
-        tensor_types=dict(types), parameters=int(sum(int(np.prod(t.shape)) for t in reader.tensors)),
-        vocab_size=len(tokens.data) if tokens else 0, context_length=int(_field(reader, f"{arch}.context_length", 0)),
-        chat_template=str(_field(reader, "tokenizer.chat_template", "")),
-        tokenizer_pre=str(_field(reader, "tokenizer.ggml.pre", "")),
+        path=str(path), architecture=arch, name=str(metadata.get("general.name", path.stem)),
+        tensor_types=dict(types), parameters=int(sum(int(np.prod(t.shape)) for t in tensors)),
+        vocab_size=tokens if isinstance(tokens, int) else len(tokens),
+        context_length=int(metadata.get(f"{arch}.context_length", 0)),
+        chat_template=str(metadata.get("tokenizer.chat_template", "")),
+        tokenizer_pre=str(metadata.get("tokenizer.ggml.pre", "")),
     )
 
 
@@ -137,17 +138,35 @@ def _target_dtype(info: GGUFInfo, dtype: str):
     return getattr(torch, FLOAT_TYPES[weights[0]]) if len(weights) == 1 and weights[0] in FLOAT_TYPES else torch.bfloat16
 
 
+@contextlib.contextmanager
+def _parsed_once():
+    """While importing, gguf's reader parses the file once and its tensor-name map is built once. transformers'
+    loader parses the file for the tokenizer, the config and the weights (3-7 s each for SmolLM2's 49,152 tokens
+    and 48,900 merges) and builds the name map for every module (397 times, 25 ms each); both depend only on their
+    arguments and are read, never changed."""
+    import gguf
+
+    originals = gguf.GGUFReader, gguf.get_tensor_name_map
+    gguf.GGUFReader = functools.lru_cache(maxsize=2)(originals[0])
+    gguf.get_tensor_name_map = functools.lru_cache(maxsize=8)(originals[1])
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = originals
+
+
 def load_dequantized(path: Path, dtype, progress: Callable[[float, str], None] = lambda fraction, step: None) -> tuple:
     """(model, tokenizer) read from GGUF file `path` by transformers, the weights de-quantized to `dtype`. The
     model is returned as a plain one: the GGUF quantizer transformers attaches only records where the weights came
     from (they are dense tensors now), and it would make save_pretrained refuse the model."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    progress(0.3, "de-quantizing weights")
-    # dequantize=True: every weight unpacked now, even where a GGUF matmul kernel could keep it in blocks.
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype,
-                                                 quantization_config=GgufConfig(dequantize=True))
+    with _parsed_once():
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        progress(0.3, "de-quantizing weights")
+        # dequantize=True: every weight unpacked now, even where a GGUF matmul kernel could keep it in blocks.
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype,
+                                                     quantization_config=GgufConfig(dequantize=True))
     model.hf_quantizer = None
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):

@@ -98,14 +98,15 @@ def _add_tokenizer(writer, model_dir: Path, vocab_size: int, tokenizer_pre: str)
     added = tokenizer.added_tokens_decoder
     if not by_id or max(by_id) >= vocab_size:
         raise GGUFExportError(f"the tokenizer has {len(by_id)} tokens but the model's vocab_size is {vocab_size}")
-    tokens, types = [], []
-    for index in range(vocab_size):
-        if index not in by_id:  # embedding rows no token uses (vocab padded to a multiple)
-            tokens.append(f"[PAD{index}]"), types.append(TokenType.UNUSED)
-        elif index in added:
-            tokens.append(by_id[index]), types.append(TokenType.CONTROL if added[index].special else TokenType.USER_DEFINED)
-        else:
-            tokens.append(by_id[index]), types.append(TokenType.NORMAL)
+    def token_type(index: int) -> TokenType:
+        if index not in by_id:  # an embedding row no token uses (a vocab padded to a round size)
+            return TokenType.UNUSED
+        if index in added:
+            return TokenType.CONTROL if added[index].special else TokenType.USER_DEFINED
+        return TokenType.NORMAL
+
+    tokens = [by_id.get(index, f"[PAD{index}]") for index in range(vocab_size)]
+    types = [token_type(index) for index in range(vocab_size)]
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre(tokenizer_pre or "default")
     writer.add_token_list(tokens)
