@@ -54,6 +54,11 @@ def test_tiny_demo_written_as_gguf_reads_back_with_its_tokenizer_template_and_lo
     assert read_tokenizer.eos_token == "<|im_end|>" and read_tokenizer.pad_token == "<|endoftext|>"
     gap = (logits - read_logits).abs().max().item()
     assert gap < TOLERANCE[out_type], f"{out_type}: logits differ by {gap}"
+    from transformers.integrations.gguf.reader import read_gguf_metadata
+
+    metadata, _ = read_gguf_metadata(str(path))  # what llama.cpp reads beside the weights
+    assert metadata["tokenizer.ggml.model"] == "gpt2" and metadata["tokenizer.ggml.pre"] == "default"
+    assert metadata["tokenizer.ggml.add_bos_token"] is False and metadata["tokenizer.ggml.eos_token_id"] == 2
     sizes = {"f16": 4.0e6, "bf16": 4.0e6, "q8_0": 2.1e6}  # 2M parameters: 2 bytes each, or about 1 in q8_0
     assert abs(path.stat().st_size - sizes[out_type]) < 0.3e6
 

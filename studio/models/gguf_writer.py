@@ -118,6 +118,9 @@ def _add_tokenizer(writer, model_dir: Path, vocab_size: int, tokenizer_pre: str)
     if tokenizer.pad_token_id is not None:
         special.special_token_ids.setdefault("pad", tokenizer.pad_token_id)
     special.add_to_gguf(writer, quiet=True)
+    if "bos" not in special.add_special_token:  # said outright, so llama.cpp does not guess from the vocab type
+        probe = tokenizer("a")["input_ids"]
+        writer.add_add_bos_token(tokenizer.bos_token_id is not None and probe[:1] == [tokenizer.bos_token_id])
 
 
 def write_gguf(model_dir: Path, out_path: Path, out_type: str = "f16", name: str = "", tokenizer_pre: str = "",
