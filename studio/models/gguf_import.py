@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -29,6 +30,7 @@ DTYPES = {"auto": None, "bf16": "bfloat16", "f16": "float16", "f32": "float32"}
 FLOAT_TYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Metadata readers refuse these before any weights are read (they are not causal LMs the studio can train).
+_PATCH_LOCK = threading.Lock()
 NOT_CHAT_MODELS = {"t5", "t5encoder", "umt5", "bert", "nomic-bert", "clip"}
 
 
@@ -146,13 +148,14 @@ def _parsed_once():
     arguments and are read, never changed."""
     import gguf
 
-    originals = gguf.GGUFReader, gguf.get_tensor_name_map
-    gguf.GGUFReader = functools.lru_cache(maxsize=2)(originals[0])
-    gguf.get_tensor_name_map = functools.lru_cache(maxsize=8)(originals[1])
-    try:
-        yield
-    finally:
-        gguf.GGUFReader, gguf.get_tensor_name_map = originals
+    with _PATCH_LOCK:  # one import at a time swaps the functions, so each puts back the real ones
+        originals = gguf.GGUFReader, gguf.get_tensor_name_map
+        gguf.GGUFReader = functools.lru_cache(maxsize=2)(originals[0])
+        gguf.get_tensor_name_map = functools.lru_cache(maxsize=8)(originals[1])
+        try:
+            yield
+        finally:
+            gguf.GGUFReader, gguf.get_tensor_name_map = originals
 
 
 def load_dequantized(path: Path, dtype, progress: Callable[[float, str], None] = lambda fraction, step: None) -> tuple:
@@ -181,11 +184,11 @@ def import_gguf(workspace: Workspace, path: str | Path, name: str = "", dtype: s
     chat template, generation config and IMPORT_NOTE. `progress(fraction, step)` hears each step as it begins.
     Returns the folder. GGUFImportError/PathError say what is wrong; nothing is left behind on failure."""
     path = Path(path)
+    started = time.perf_counter()
     folder = check_name(workspace, name or default_name(path))
     progress(0.0, "reading metadata")
     info = read_info(path)
     target = _target_dtype(info, dtype)
-    started = time.perf_counter()
     partial = folder.with_name(f".{folder.name}.importing")
     shutil.rmtree(partial, ignore_errors=True)
     try:
