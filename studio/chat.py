@@ -350,6 +350,26 @@ def load_run(workspace: Workspace, run: str, base: bool = False, checkpoint: str
     return ChatModel(model, tokenizer, base_source=source, plain_base=base or is_adapter)
 
 
+def load_model(workspace: Workspace, model: str) -> ChatModel:
+    """Load any model choice (tiny-demo, a catalog name, an imported model's name, a folder, a Hub id) to chat
+    with as it is, with its own chat template; no run needed. Raises PathError for an unknown choice and ValueError
+    when the model's tokenizer has no chat template."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from studio.hardware import leave_a_core_free
+
+    leave_a_core_free(torch)
+    source = resolve_model(workspace, model)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"{model} has no chat template (a base model that continues text): fine-tune it with a chat "
+                         "template first, or chat with an instruct model")
+    loaded = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32 if _device() == "cpu" else "auto")
+    loaded.to(_device()).eval()
+    return ChatModel(loaded, tokenizer, base_source=source, plain_base=True)
+
+
 @dataclass
 class LoadRefusal:
     """Why a model may not be loaded for chat now: a training run needs the GPU memory it would take."""

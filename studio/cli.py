@@ -1,4 +1,4 @@
-"""`python -m studio <verb>`: train, runs, chat. Thin over jobs, chat and config.
+"""`python -m studio <verb>`: train, runs, chat, export, model import. Thin over jobs, chat, export and config.
 
     python -m studio train [CONFIG.yaml] [key=value ...] [--detach]   start a run, follow its log (or return
                                                            at once with --detach), exit non-zero on failure
@@ -6,6 +6,7 @@
     python -m studio runs [--json]                         list runs
     python -m studio runs stop RUN [--kill]                stop a run after its current step (or kill it now)
     python -m studio runs resume RUN [--detach]            continue a stopped or failed run from its checkpoint
+    python -m studio chat --model MODEL --prompt TEXT       any model as it is (tiny-demo, catalog, imported, folder)
     python -m studio chat RUN --prompt TEXT [--base] [--checkpoint checkpoint-N] [--system TEXT] [--temperature T]
         [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--max-new-tokens N]   print the reply
     python -m studio compare RUN [--with RUN_B] --prompt TEXT [--system TEXT] [--max-new-tokens N] [--json]
@@ -15,6 +16,9 @@
     python -m studio serve RUN [--port N] [--host H] [--api-key KEY] [--base]   an OpenAI-compatible API for the run
     python -m studio export RUN --to DIR [--merge] [--dtype bf16] [--ollama] [--zip] [--push USER/NAME]   adapter or
                                                            merged model, Modelfile, vLLM/SGLang commands, model card
+    python -m studio export RUN --to DIR --gguf f16|bf16|q8_0   the merged model as one GGUF file with a Modelfile
+    python -m studio model import FILE.gguf [--name NAME] [--dtype auto|bf16|f16|f32]   a GGUF file as the model
+                                                           folder workspace/models/NAME (de-quantized safetensors)
     python -m studio estimate --model M --method METHOD [--seq N] [--batch N] [--gpus N] [--gpu-mem GB] [--json]
                                                            predicted peak GPU memory, verdict, fixes (1: won't fit)
     python -m studio launch-cmd RUN_OR_CONFIG --nodes N [--node-rank R] --main-ip IP [--port P]   each machine's command
@@ -35,6 +39,7 @@ import time
 from pathlib import Path
 
 from studio import config as cfg
+from studio.cli_gguf import add_model_parser, cmd_model, export_gguf
 from studio.workspace import LOG_FILE, PROJECT_ROOT, PathError, Workspace
 
 DEFAULT_WORKSPACE = os.environ.get("STUDIO_WORKSPACE", str(PROJECT_ROOT / "workspace"))
@@ -204,9 +209,15 @@ def _system_or_trained(typed: str | None, workspace: Workspace, run: str) -> str
 
 
 def cmd_chat(args, workspace: Workspace) -> int:
-    from studio.chat import GenerationSettings, load_run, with_system
+    from studio.chat import GenerationSettings, load_model, load_run, with_system
 
-    chat_model = load_run(workspace, args.run, base=args.base, checkpoint=args.checkpoint)
+    if bool(args.run) == bool(args.model):
+        print("error: name a run, or a model with --model (e.g. --model tiny-demo or an imported model's name)", file=sys.stderr)
+        return 2
+    if args.model:
+        chat_model = load_model(workspace, args.model)
+    else:
+        chat_model = load_run(workspace, args.run, base=args.base, checkpoint=args.checkpoint)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                                   top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed)
     system = _system_or_trained(args.system, workspace, args.run)
@@ -267,6 +278,8 @@ def cmd_export(args, workspace: Workspace) -> int:
     target = Path(args.to).expanduser().resolve()
     if target.parent.is_dir():  # a folder the operator typed in their own shell may lie outside the workspace
         workspace = Workspace(workspace.root, allowed=(*workspace.allowed, target.parent))
+    if args.gguf:
+        return export_gguf(args, workspace, str(target))
     result = export_run(workspace, args.run, str(target), merge=args.merge, dtype=args.dtype,
                         max_shard_size=args.max_shard_size, ollama=args.ollama, make_zip=args.zip)
     print(f"exported the {result.kind} to {result.out_dir}" + (f" and {result.zip_path}" if result.zip_path else ""))
@@ -382,8 +395,10 @@ def make_parser() -> argparse.ArgumentParser:
     resume.add_argument("run", help="run id or run folder")
     resume.add_argument("--detach", action="store_true", help="print the run folder and return at once")
 
-    chat = verbs.add_parser("chat", parents=[common], help="print a run's reply to one prompt")
-    chat.add_argument("run", help="run id or run folder")
+    chat = verbs.add_parser("chat", parents=[common], help="print a run's (or any model's) reply to one prompt")
+    chat.add_argument("run", nargs="?", default="", help="run id or run folder")
+    chat.add_argument("--model", default="", help="chat with this model instead of a run: tiny-demo, a catalog name, "
+                                                  "an imported model's name, a folder or a Hugging Face id")
     chat.add_argument("--prompt", required=True)
     chat.add_argument("--base", action="store_true", help="answer with the run's base model (no adapter)")
     chat.add_argument("--max-new-tokens", type=int, default=128)
@@ -435,6 +450,7 @@ def make_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-new-tokens", type=int, default=128, help="longest answer in tokens, greedy (default 128)")
     ev.add_argument("--json", action="store_true", help="print one JSON object (scores and the results folder)")
     add_export_parser(verbs, common)
+    add_model_parser(verbs, common)
     return parser
 
 
@@ -470,6 +486,8 @@ def add_export_parser(verbs, common) -> None:
     export.add_argument("--max-shard-size", default="2GB", help="largest safetensors shard of the merged model (e.g. 2GB, 500MB)")
     export.add_argument("--ollama", action="store_true", help="also write an Ollama Modelfile (TEMPLATE, stop tokens, SYSTEM)")
     export.add_argument("--zip", action="store_true", help="also write DIR.zip")
+    export.add_argument("--gguf", default=None, choices=("f16", "bf16", "q8_0"),
+                        help="write the merged model as one GGUF file (llama.cpp, Ollama) in this type, with a Modelfile")
     export.add_argument("--push", default=None, metavar="USER/NAME",
                         help="push the export to this Hugging Face Hub repo (token from HF_TOKEN or `hf auth login`)")
 
@@ -482,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         args.config_file = None
     workspace = Workspace(Path(getattr(args, "workspace", DEFAULT_WORKSPACE)))
     handlers = {"train": cmd_train, "runs": cmd_runs, "chat": cmd_chat, "compare": cmd_compare, "score": cmd_score, "data": cmd_data, "estimate": cmd_estimate, "serve": cmd_serve,
-                "export": cmd_export, "launch-cmd": cmd_launch_cmd, "eval": cmd_eval}
+                "export": cmd_export, "launch-cmd": cmd_launch_cmd, "eval": cmd_eval, "model": cmd_model}
     try:
         return handlers[args.verb](args, workspace)
     except (cfg.ConfigError, PathError) as error:

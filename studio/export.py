@@ -366,6 +366,10 @@ def start_export(workspace: Workspace, run: str, to: str, push_repo: str = "", p
     trained_dir(run_dir)
     if options.get("merge"):
         check_shard_size(options.get("max_shard_size", "2GB"))
+    if options.get("gguf"):
+        from studio.export_gguf import check_gguf_exportable
+
+        check_gguf_exportable(workspace, run_dir, options["gguf"])
     out_dir = check_out_dir(workspace, to)
     with _jobs_lock:
         running = _jobs.get(run_dir.name)
@@ -384,7 +388,12 @@ def _run_job(job: ExportJob, workspace: Workspace, to: str, push_repo: str, priv
         job.step = step
 
     try:
-        job.result = export_run(workspace, job.run_id, to, progress=progress, **options)
+        if options.get("gguf"):  # the merged model as one GGUF file (studio/export_gguf.py)
+            from studio.export_gguf import export_run_gguf
+
+            job.result = export_run_gguf(workspace, job.run_id, to, options["gguf"], progress=progress)
+        else:
+            job.result = export_run(workspace, job.run_id, to, progress=progress, **options)
     except Exception as error:  # noqa: BLE001 -- a thread's failure must reach the UI, not vanish with the thread
         expected = isinstance(error, (OSError, ValueError))  # ExportError, PathError, a full disk, a bad shard size
         job.error, job.state = str(error) if expected else f"{type(error).__name__}: {error}", "failed"

@@ -192,12 +192,15 @@ def model_architecture(workspace: Workspace, model: str, allow_download: bool = 
     """The architecture of a model choice: a catalog entry (offline), a local folder's config.json, or a
     Hugging Face id's config.json (fetched and cached; only the cache when `allow_download` is false).
     ModelInfoError or PathError say why not."""
-    from studio.models.catalog import load_catalog
+    from studio.models.catalog import NAME_IN_MODELS, load_catalog
 
     model = model.strip()
     preset = load_catalog().get(model)
     if preset is not None:
         return Architecture.from_dict(preset.architecture)
+    imported = workspace.models_dir / model / "config.json"
+    if NAME_IN_MODELS.match(model) and imported.is_file():  # an imported model, chosen by its name
+        return read_config_file(imported)
     looks_like_path = model.startswith((".", "/", "~")) or (workspace.root / model).exists()
     if looks_like_path:
         folder = workspace.confine(model)

@@ -6,6 +6,7 @@ hyperparameters recommended for it."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from studio.safe_yaml import read_yaml_file
 from studio.workspace import PRESETS_DIR, PathError, Workspace
 
 MODELS_DIR = PRESETS_DIR / "models"
+NAME_IN_MODELS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # a folder name in workspace/models
 
 
 @dataclass
@@ -83,9 +85,14 @@ def resolve_model(workspace: Workspace, model: str) -> str:
     preset = load_catalog().get(model)
     if preset and preset.hub_id:
         return preset.hub_id
+    if NAME_IN_MODELS.match(model) and (workspace.models_dir / model / "config.json").is_file():
+        return str(workspace.models_dir / model)  # an imported (or otherwise saved) model in workspace/models
     looks_like_path = model.startswith((".", "/", "~")) or (workspace.root / model).exists()
     if looks_like_path:
         folder = workspace.confine(model)
+        if folder.suffix.lower() == ".gguf":
+            raise PathError(f"{model} is a GGUF file; import it as a model folder first: python -m studio model "
+                            f"import {model} (or the Model tab's GGUF import), then choose the model by its name")
         if not (folder / "config.json").is_file():
             raise PathError(f"{model} has no config.json; choose a folder saved with save_pretrained")
         _refuse_pickled_weights(folder, model)
@@ -95,3 +102,15 @@ def resolve_model(workspace: Workspace, model: str) -> str:
             f"{model!r} is not tiny-demo, a catalog preset, a local folder or a Hugging Face id like Qwen/Qwen2.5-0.5B-Instruct"
         )
     return model
+
+
+def local_models(workspace: Workspace) -> list[str]:
+    """Names of the model folders in workspace/models (imported GGUF models, tiny-demo once built), sorted."""
+    return sorted(p.name for p in workspace.models_dir.iterdir()
+                  if NAME_IN_MODELS.match(p.name) and (p / "config.json").is_file())
+
+
+def model_choices(workspace: Workspace) -> list[str]:
+    """Every model a user can pick by name: the catalog, then the folders in workspace/models."""
+    catalog = list(load_catalog())
+    return catalog + [name for name in local_models(workspace) if name not in catalog]

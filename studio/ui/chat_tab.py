@@ -14,11 +14,13 @@ from studio.chat import (
     checkpoint_names,
     free_memory,
     load_refusal,
+    load_model,
     load_run,
     run_has_weights,
     with_system,
 )
 from studio.hardware import GiB
+from studio.models.catalog import model_choices
 from studio.ui.context import UIContext, for_viewers, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.system_prompt import training_system_prompt
@@ -99,6 +101,21 @@ def trained_system(ctx: UIContext, run_id: str):
     return text if text else gr.skip()
 
 
+def load_model_into_chat(ctx: UIContext, model: str, lang: str) -> str:
+    """Replace the loaded chat model with model `model` as it is (no run, its own chat template); a message."""
+    if not (model or "").strip():
+        return t("chat.pick_model", lang)
+    ctx.chat.stop.set()
+    with ctx.chat.lock:
+        _release(ctx)
+        try:
+            ctx.chat.model = load_model(ctx.workspace, model)
+        except (PathError, OSError, ValueError) as error:
+            return f"**{type(error).__name__}**: {error}"
+        ctx.chat.run_id = ""
+    return t("chat.loaded_model", lang, model=model)
+
+
 def unload_chat(ctx: UIContext, lang: str) -> str:
     """Stop any reply, drop the loaded model and free its memory; returns a message to show."""
     ctx.chat.stop.set()
@@ -124,6 +141,10 @@ def create_chat_tab(ctx: UIContext) -> dict:
         refresh = L.add(gr.Button(t("chat.refresh"), scale=1), "chat.refresh")
         load = L.add(gr.Button(t("chat.load"), variant="primary", scale=1, elem_id="chat-load"), "chat.load")
         unload = L.add(gr.Button(t("chat.unload"), scale=1, elem_id="chat-unload"), "chat.unload")
+    with gr.Row(equal_height=True):
+        any_model = L.add(gr.Dropdown(choices=model_choices(ctx.workspace), value=None, allow_custom_value=True, scale=4,
+                                      label=t("chat.model"), elem_id="chat-model"), "chat.model")
+        load_model_button = L.add(gr.Button(t("chat.load_model"), scale=1, elem_id="chat-load-model"), "chat.load_model")
     status = gr.Markdown("", elem_id="chat-status")
     chatbot = L.add(gr.Chatbot(label=t("chat.chatbot"), height=380, elem_id="chatbot"), "chat.chatbot")
     with gr.Row():
@@ -160,6 +181,10 @@ def create_chat_tab(ctx: UIContext) -> dict:
     def on_load_chosen(run_id: str, chosen: str, use_base: bool, lang_choice: str, request: gr.Request):
         refuse_viewer(ctx, request, lang_code(lang_choice))
         return load_into_chat(ctx, run_id, use_base, lang_code(lang_choice), chosen), [], trained_system(ctx, run_id)
+
+    def on_load_model(model: str, lang_choice: str, request: gr.Request):
+        refuse_viewer(ctx, request, lang_code(lang_choice))
+        return load_model_into_chat(ctx, model, lang_code(lang_choice)), []
 
     def on_unload(lang_choice: str, request: gr.Request):
         refuse_viewer(ctx, request, lang_code(lang_choice))
@@ -215,6 +240,8 @@ def create_chat_tab(ctx: UIContext) -> dict:
         yield history, "", t("chat.stopped_at", lang, tokens=written, limit=settings.max_new_tokens)
 
     refresh.click(on_refresh, [ctx.language], [run])
+    refresh.click(lambda: gr.update(choices=model_choices(ctx.workspace)), None, [any_model])
+    load_model_button.click(on_load_model, [any_model, ctx.language], [status, chatbot], api_name="chat_load_model")
     run.change(on_run_change, [run, ctx.language], [checkpoint])
     load.click(on_load_chosen, [run, checkpoint, base, ctx.language], [status, chatbot, system], api_name="chat_load")
     unload.click(on_unload, [ctx.language], [status], api_name="chat_unload")

@@ -23,7 +23,7 @@ from studio.ui.context import UIContext, operator_view, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError
 
-KINDS = ("folder", "zip", "merged")
+KINDS = ("folder", "zip", "merged", "gguf")
 DEFAULT_PORT = 8000
 
 
@@ -81,7 +81,10 @@ def job_view(ctx: UIContext, job: export.ExportJob | None, lang: str) -> list:
         if result.modelfile:
             modelfile = gr.update(value=result.modelfile.read_text(encoding="utf-8"), visible=True)
             ollama_command = f"ollama create {export.served_name(run_dir)} -f {result.modelfile}"
-        vllm, sglang, _ask = export.engine_commands(ctx.workspace, run_dir, result.out_dir, result.kind)
+        if result.kind == "gguf":  # llama.cpp and Ollama read the file; vLLM and SGLang serve safetensors exports
+            vllm = sglang = next((line for line in result.serving.splitlines() if line.startswith("llama-server")), "")
+        else:
+            vllm, sglang, _ask = export.engine_commands(ctx.workspace, run_dir, result.out_dir, result.kind)
     except (OSError, ValueError) as error:  # PathError, ExportError (not a LoRA adapter), ConfigError
         vllm = sglang = str(error)
     return [status, gr.update(visible=True), folder, download, modelfile, ollama_command, vllm, sglang, gr.Timer(active=False)]
@@ -118,6 +121,9 @@ def create_export_tab(ctx: UIContext) -> dict:
     with gr.Row(visible=False) as merge_row:
         dtype = L.add(gr.Dropdown(choices=list(export.DTYPES), value="bf16", label=t("export.dtype"), elem_id="export-dtype"), "export.dtype")
         shard = L.add(gr.Textbox(value="2GB", label=t("export.shard"), elem_id="export-shard"), "export.shard")
+    with gr.Row(visible=False) as gguf_row:
+        gguf_type = L.add(gr.Dropdown(choices=["f16", "bf16", "q8_0"], value="q8_0", label=t("export.gguf_type"),
+                                      elem_id="export-gguf-type"), "export.gguf_type")
     with gr.Row():
         repo = L.add(gr.Textbox(label=t("export.repo"), placeholder="user/name", elem_id="export-repo", scale=3), "export.repo")
         private = L.add(gr.Checkbox(value=True, label=t("export.private"), elem_id="export-private", scale=1), "export.private")
@@ -173,7 +179,7 @@ def create_export_tab(ctx: UIContext) -> dict:
         job = export.export_job(run_id) if run_id else None
         return [default_folder(ctx, run_id) if run_id else "", *job_view(ctx, job, lang_code(lang_choice))]
 
-    def on_export(run_id, kind, dtype_value, shard_value, with_ollama, repo_value, is_private, to, lang_choice,
+    def on_export(run_id, kind, dtype_value, shard_value, with_ollama, repo_value, is_private, to, gguf_value, lang_choice,
                   request: gr.Request):
         lang = lang_code(lang_choice)
         refuse_viewer(ctx, request, lang)
@@ -188,7 +194,8 @@ def create_export_tab(ctx: UIContext) -> dict:
             job = export.start_export(ctx.workspace, run_id, (to or "").strip() or default_folder(ctx, run_id),
                                       push_repo=repo_value, private=bool(is_private), merge=kind == "merged",
                                       dtype=dtype_value, max_shard_size=(shard_value or "2GB").strip(),
-                                      ollama=bool(with_ollama), make_zip=kind == "zip")
+                                      ollama=bool(with_ollama), make_zip=kind == "zip",
+                                      **({"gguf": gguf_value or "q8_0"} if kind == "gguf" else {}))
         except (PathError, export.ExportError, PushError) as error:
             return [t("export.refused", lang, reason=str(error)), gr.skip()]
         return [t("export.running", lang, run=job.run_id, folder=job.out_dir, step=t("export.step.start", lang), seconds=0),
@@ -230,8 +237,8 @@ def create_export_tab(ctx: UIContext) -> dict:
     refresh_io = (operator_view(ctx, on_refresh), [run, folder, ctx.language], [run, folder, token_note, *job_outputs, *serve_outputs])
     refresh.click(*refresh_io)
     run.change(on_run, [run, ctx.language], [folder, *job_outputs])
-    what.change(lambda kind: gr.update(visible=kind == "merged"), [what], [merge_row])
-    start.click(on_export, [run, what, dtype, shard, ollama, repo, private, folder, ctx.language], [status, timer],
+    what.change(lambda kind: [gr.update(visible=kind == "merged"), gr.update(visible=kind == "gguf")], [what], [merge_row, gguf_row])
+    start.click(on_export, [run, what, dtype, shard, ollama, repo, private, folder, gguf_type, ctx.language], [status, timer],
                 api_name="export_run")
     timer.tick(on_poll, [run, folder, ctx.language], [folder, *job_outputs], show_progress="hidden")
     serve.click(on_serve, [run, port, public, api_key, ctx.language], serve_outputs, api_name="serve_run")
