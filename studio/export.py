@@ -5,15 +5,13 @@ saved beside it at training time, or with `merge` the base model with the adapte
 safetensors, in the chosen dtype) that plain transformers loads; then a SERVING.md with the exact vLLM and
 SGLang commands, optionally an Ollama Modelfile whose TEMPLATE follows the run's chat template, a model card
 (README.md, studio/model_card.py) and a zip of the folder. Pushing to the Hub is `model_card.push_to_hub`.
-`start_export` runs the same export (and push) in a background thread for the UI, one at a time per run.
+studio/export_jobs.py runs the same export (and push) in a background thread for the UI, one at a time per run.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,81 +325,3 @@ def push_export(out_dir: Path, repo: str, private: bool = False) -> str:
             raise PushError(f"could not create the private repo {repo}: {error}. Check the network and the token's "
                             f"write access; the export is complete in {out_dir}") from error
     return push_to_hub(out_dir, repo)
-
-
-class ExportBusyError(ExportError):
-    """An export of this run is already running."""
-
-
-@dataclass
-class ExportJob:
-    """One background export (and optional push) of a run, as the UI polls it."""
-
-    run_id: str
-    out_dir: Path
-    state: str = "running"  # running, done or failed
-    step: str = "start"  # the export_run step under way, or "push"
-    result: ExportResult | None = None
-    error: str = ""  # why the export failed
-    pushed_url: str = ""
-    push_error: str = ""  # why the push failed (the export itself is complete)
-    started: float = field(default_factory=time.time)
-
-
-_jobs: dict[str, ExportJob] = {}  # the latest export of each run started by this process, by run id
-_jobs_lock = threading.Lock()
-
-
-def export_job(run_id: str) -> ExportJob | None:
-    """The latest background export of run `run_id` started by this process, if any."""
-    with _jobs_lock:
-        return _jobs.get(run_id)
-
-
-def start_export(workspace: Workspace, run: str, to: str, push_repo: str = "", private: bool = False,
-                 **options) -> ExportJob:
-    """Check the run and folder now (raising ExportError/PathError), then export (export_run with `options`) and
-    optionally push to `push_repo` in a background thread. ExportBusyError while this run's last export runs."""
-    run_dir = workspace.run_dir(run)
-    trained_dir(run_dir)
-    if options.get("merge"):
-        check_shard_size(options.get("max_shard_size", "2GB"))
-    if options.get("gguf"):
-        from studio.export_gguf import check_gguf_exportable
-
-        check_gguf_exportable(workspace, run_dir, options["gguf"])
-    out_dir = check_out_dir(workspace, to)
-    with _jobs_lock:
-        running = _jobs.get(run_dir.name)
-        if running and running.state == "running":
-            raise ExportBusyError(f"run {run_dir.name} is already being exported to {running.out_dir}; wait until it ends")
-        job = _jobs[run_dir.name] = ExportJob(run_dir.name, out_dir)
-    threading.Thread(target=_run_job, args=(job, workspace, str(out_dir), push_repo.strip(), private, options),
-                     daemon=True, name=f"export-{run_dir.name}").start()
-    return job
-
-
-def _run_job(job: ExportJob, workspace: Workspace, to: str, push_repo: str, private: bool, options: dict) -> None:
-    from studio.model_card import PushError
-
-    def progress(step: str) -> None:
-        job.step = step
-
-    try:
-        if options.get("gguf"):  # the merged model as one GGUF file (studio/export_gguf.py)
-            from studio.export_gguf import export_run_gguf
-
-            job.result = export_run_gguf(workspace, job.run_id, to, options["gguf"], progress=progress)
-        else:
-            job.result = export_run(workspace, job.run_id, to, progress=progress, **options)
-    except Exception as error:  # noqa: BLE001 -- a thread's failure must reach the UI, not vanish with the thread
-        expected = isinstance(error, (OSError, ValueError))  # ExportError, PathError, a full disk, a bad shard size
-        job.error, job.state = str(error) if expected else f"{type(error).__name__}: {error}", "failed"
-        return
-    if push_repo:
-        job.step = "push"
-        try:
-            job.pushed_url = push_export(job.result.out_dir, push_repo, private)
-        except PushError as error:
-            job.push_error = str(error)
-    job.state = "done"

@@ -171,7 +171,7 @@ def test_background_export_reports_steps_refuses_a_second_one_and_keeps_the_expo
 
     from huggingface_hub import constants
 
-    from studio import export
+    from studio import export, export_jobs
     from studio.workspace import Workspace
     from tests.conftest import copy_demo_run, wait_for
 
@@ -191,12 +191,12 @@ def test_background_export_reports_steps_refuses_a_second_one_and_keeps_the_expo
         return write_modelfile(*args)
 
     monkeypatch.setattr(export, "write_modelfile", held_modelfile)
-    job = export.start_export(workspace, run_dir.name, str(first), push_repo="someone/demo", private=True,
+    job = export_jobs.start_export(workspace, run_dir.name, str(first), push_repo="someone/demo", private=True,
                               ollama=True, make_zip=True)
     wait_for(lambda: job.step == "modelfile", timeout=30, what="the export to reach the Modelfile step")
-    assert job.state == "running" and export.export_job(run_dir.name) is job
-    with pytest.raises(export.ExportBusyError, match="already being exported"):
-        export.start_export(workspace, run_dir.name, str(workspace_path / "exports" / "other"))
+    assert job.state == "running" and export_jobs.export_job(run_dir.name) is job
+    with pytest.raises(export_jobs.ExportBusyError, match="already being exported"):
+        export_jobs.start_export(workspace, run_dir.name, str(workspace_path / "exports" / "other"))
     release.set()
     wait_for(lambda: job.state != "running", timeout=60, what="the export to end")
     assert job.state == "done", job.error
@@ -205,8 +205,8 @@ def test_background_export_reports_steps_refuses_a_second_one_and_keeps_the_expo
     assert export.next_export_dir(workspace, run_dir.name).name == f"{run_dir.name}-2"
 
     with pytest.raises(export.ExportError, match="already exists and is not an empty folder"):  # checked before the thread
-        export.start_export(workspace, run_dir.name, str(first))
+        export_jobs.start_export(workspace, run_dir.name, str(first))
     with pytest.raises(export.ExportError, match="max shard size 'huge' is not a size like 2GB"):
-        export.start_export(workspace, run_dir.name, str(workspace_path / "exports" / "bad-shard"), merge=True,
+        export_jobs.start_export(workspace, run_dir.name, str(workspace_path / "exports" / "bad-shard"), merge=True,
                             max_shard_size="huge")
     assert not (workspace_path / "exports" / "bad-shard").exists()

@@ -40,15 +40,15 @@ def test_model_tab_imports_an_uploaded_gguf_and_chat_tab_loads_it_without_a_run(
 
 @pytest.mark.slow
 def test_export_tab_writes_gguf_in_the_background(demo_run, tmp_path):
-    from studio import export
+    from studio import export, export_jobs
     from studio.workspace import Workspace
     from tests.conftest import copy_demo_run, wait_for
 
     root, run_id = copy_demo_run(demo_run, tmp_path / "ws")
     workspace = Workspace(root)
     with pytest.raises(export.ExportError, match="GGUF type 'q4' is not one of f16, bf16, q8_0"):
-        export.start_export(workspace, run_id, "exports/bad", gguf="q4")
-    job = export.start_export(workspace, run_id, "exports/gguf", gguf="q8_0")
+        export_jobs.start_export(workspace, run_id, "exports/bad", gguf="q4")
+    job = export_jobs.start_export(workspace, run_id, "exports/gguf", gguf="q8_0")
     wait_for(lambda: job.state != "running", 300, "the GGUF export")
     assert job.state == "done", job.error
     assert job.result.kind == "gguf" and (job.result.out_dir / "demo.gguf").stat().st_size > 1e6

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio import export, serve_process
+from studio import export, export_jobs, serve_process
 from studio.model_card import PushError
 from studio.serve import API_KEY_ENV, PublicBindError
 from studio.ui.chat_tab import chattable_runs
@@ -51,7 +51,7 @@ def downloadable(path: Path) -> str:
     return str(target)
 
 
-def job_view(ctx: UIContext, job: export.ExportJob | None, lang: str) -> list:
+def job_view(ctx: UIContext, job: export_jobs.ExportJob | None, lang: str) -> list:
     """Outputs for an export job: status text, result box, folder, download, Modelfile, ollama / vLLM / SGLang
     commands, and whether the poll timer keeps running."""
     hidden = [gr.update(visible=False), "", gr.update(value=None, visible=False), gr.update(value="", visible=False),
@@ -171,12 +171,12 @@ def create_export_tab(ctx: UIContext) -> dict:
         choices = chattable_runs(ctx, lang)
         ids = [run_id for _label, run_id in choices]
         chosen = run_id if run_id in ids else (ids[0] if ids else None)
-        job = export.export_job(chosen) if chosen else None
+        job = export_jobs.export_job(chosen) if chosen else None
         to = to if chosen == run_id and to else default_folder(ctx, chosen)
         return [gr.update(choices=choices, value=chosen), to, hub_token_note(lang), *job_view(ctx, job, lang), *serve_view(lang)]
 
     def on_run(run_id: str | None, lang_choice: str):
-        job = export.export_job(run_id) if run_id else None
+        job = export_jobs.export_job(run_id) if run_id else None
         return [default_folder(ctx, run_id) if run_id else "", *job_view(ctx, job, lang_code(lang_choice))]
 
     def on_export(run_id, kind, dtype_value, shard_value, with_ollama, repo_value, is_private, to, gguf_value, lang_choice,
@@ -191,7 +191,7 @@ def create_export_tab(ctx: UIContext) -> dict:
         if repo_value and not get_token():
             return [t("export.refused", lang, reason=t("export.token_missing", lang)), gr.skip()]
         try:
-            job = export.start_export(ctx.workspace, run_id, (to or "").strip() or default_folder(ctx, run_id),
+            job = export_jobs.start_export(ctx.workspace, run_id, (to or "").strip() or default_folder(ctx, run_id),
                                       push_repo=repo_value, private=bool(is_private), merge=kind == "merged",
                                       dtype=dtype_value, max_shard_size=(shard_value or "2GB").strip(),
                                       ollama=bool(with_ollama), make_zip=kind == "zip",
@@ -202,7 +202,7 @@ def create_export_tab(ctx: UIContext) -> dict:
                 gr.Timer(active=True)]
 
     def on_poll(run_id: str | None, to: str, lang_choice: str):
-        job = export.export_job(run_id) if run_id else None
+        job = export_jobs.export_job(run_id) if run_id else None
         view = job_view(ctx, job, lang_code(lang_choice))
         # once this export is done, the folder box offers the next free folder for another export
         done = job is not None and job.state != "running" and (not to or ctx.workspace.root / to == job.out_dir)
