@@ -321,13 +321,9 @@ def load_run(workspace: Workspace, run: str, base: bool = False, checkpoint: str
     the final weights; with `base=True`, the run's base model with that same template. An adapter is named
     after the run id. Raises PathError naming what is missing."""
     import torch
-    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from studio.hardware import leave_a_core_free
-
-    leave_a_core_free(torch)  # replies are written in the studio's own process, beside its web server
-    transformers.utils.logging.disable_progress_bar()  # no weight-loading bars in the CLI's answer or the studio log
+    _quiet_inference(torch)
     run_dir = workspace.run_dir(run)
     config = jobs.load_config(run_dir)
     trained = _trained_weights(run_dir, checkpoint)
@@ -350,6 +346,17 @@ def load_run(workspace: Workspace, run: str, base: bool = False, checkpoint: str
     return ChatModel(model, tokenizer, base_source=source, plain_base=base or is_adapter)
 
 
+def _quiet_inference(torch) -> None:
+    """Ready this process to answer beside the studio's web server: torch leaves a core free, and loading weights
+    draws no progress bars into the CLI's answer or the studio's log."""
+    import transformers
+
+    from studio.hardware import leave_a_core_free
+
+    leave_a_core_free(torch)
+    transformers.utils.logging.disable_progress_bar()
+
+
 def load_model(workspace: Workspace, model: str) -> ChatModel:
     """Load any model choice (tiny-demo, a catalog name, an imported model's name, a folder, a Hub id) to chat
     with as it is, with its own chat template; no run needed. Raises PathError for an unknown choice and ValueError
@@ -357,9 +364,7 @@ def load_model(workspace: Workspace, model: str) -> ChatModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from studio.hardware import leave_a_core_free
-
-    leave_a_core_free(torch)
+    _quiet_inference(torch)
     source = resolve_model(workspace, model)
     tokenizer = AutoTokenizer.from_pretrained(source)
     if not getattr(tokenizer, "chat_template", None):

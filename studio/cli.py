@@ -220,7 +220,7 @@ def cmd_chat(args, workspace: Workspace) -> int:
         chat_model = load_run(workspace, args.run, base=args.base, checkpoint=args.checkpoint)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                                   top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed)
-    system = _system_or_trained(args.system, workspace, args.run)
+    system = _system_or_trained(args.system, workspace, args.run) if args.run else args.system or ""
     messages = with_system([{"role": "user", "content": args.prompt}], system, chat_model.tokenizer)
     print(chat_model.reply(messages, settings))
     return 0
@@ -389,14 +389,14 @@ def make_parser() -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true", help="print JSON")
     actions = runs.add_subparsers(dest="action")
     stop = actions.add_parser("stop", parents=[common], help="stop a run after its current step (saves what it trained)")
-    stop.add_argument("run", help="run id or run folder")
+    stop.add_argument("run", help="run name, id or folder")
     stop.add_argument("--kill", action="store_true", help="kill the worker now (nothing saved; resume from its last checkpoint)")
     resume = actions.add_parser("resume", parents=[common], help="continue a stopped or failed run from its latest checkpoint")
-    resume.add_argument("run", help="run id or run folder")
+    resume.add_argument("run", help="run name, id or folder")
     resume.add_argument("--detach", action="store_true", help="print the run folder and return at once")
 
     chat = verbs.add_parser("chat", parents=[common], help="print a run's (or any model's) reply to one prompt")
-    chat.add_argument("run", nargs="?", default="", help="run id or run folder")
+    chat.add_argument("run", nargs="?", default="", help="run name, id or folder")
     chat.add_argument("--model", default="", help="chat with this model instead of a run: tiny-demo, a catalog name, "
                                                   "an imported model's name, a folder or a Hugging Face id")
     chat.add_argument("--prompt", required=True)
@@ -419,7 +419,7 @@ def make_parser() -> argparse.ArgumentParser:
     comp.add_argument("--json", action="store_true", help="a JSON list of {name, answer}")
 
     score = verbs.add_parser("score", parents=[common], help="print a reward model's score (stage rm) for a prompt and an answer")
-    score.add_argument("run", help="run id or run folder of a reward-model run")
+    score.add_argument("run", help="run name, id or folder of a reward-model run")
     score.add_argument("--prompt", required=True)
     score.add_argument("--answer", required=True, help="the assistant answer to score; higher scores are better answers")
 
@@ -443,7 +443,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_estimate_parser(verbs, common)
     add_serve_parser(verbs, common)
     ev = verbs.add_parser("eval", parents=[common], help="score a run's and its base model's answers against references")
-    ev.add_argument("run", help="run id or run folder")
+    ev.add_argument("run", help="run name, id or folder")
     ev.add_argument("--data", default="", help="a dataset file or sample name; 'training' = the run's training data "
                                                 "(default: the run's validation split)")
     ev.add_argument("--max-rows", type=int, default=200, help="evaluate at most this many rows (default 200)")
@@ -468,7 +468,7 @@ def add_estimate_parser(verbs, common) -> None:
 def add_serve_parser(verbs, common) -> None:
     """The `serve` verb's arguments."""
     serve = verbs.add_parser("serve", parents=[common], help="serve a run as an OpenAI-compatible API (/v1/chat/completions)")
-    serve.add_argument("run", help="run id or run folder")
+    serve.add_argument("run", help="run name, id or folder")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs an API key)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--api-key", default=None, metavar="KEY",
@@ -479,7 +479,7 @@ def add_serve_parser(verbs, common) -> None:
 def add_export_parser(verbs, common) -> None:
     """The `export` verb's arguments."""
     export = verbs.add_parser("export", parents=[common], help="export a run: adapter or merged model, Ollama Modelfile, serve commands")
-    export.add_argument("run", help="run id or run folder")
+    export.add_argument("run", help="run name, id or folder")
     export.add_argument("--to", required=True, metavar="DIR", help="a new (or empty) folder to write the export into")
     export.add_argument("--merge", action="store_true", help="merge the adapter into the base model (loads with plain transformers)")
     export.add_argument("--dtype", default="bf16", choices=("bf16", "fp16", "fp32"), help="dtype of the merged weights")
