@@ -144,8 +144,6 @@ def test_qwen2_model_written_as_gguf_reads_back(tiny_demo_dir, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("out_type", ["f16", "q8_0"])
 def test_run_exported_as_gguf_gives_the_runs_answer(demo_run, tmp_path, out_type):
-    import torch
-
     from studio.chat import GenerationSettings, load_run
     from studio.workspace import Workspace
 

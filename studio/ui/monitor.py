@@ -29,6 +29,9 @@ from studio.workspace import ESTIMATE_FILE, LOG_FILE, tail_text
 
 POLL_SECONDS = 1.5
 SYSTEM_CHART_SECONDS = 10  # the system readings in words refresh every tick, their chart this often
+# the progress line refreshes every tick; the loss and training charts this often (a Plotly redraw is most of a
+# tick's cost in the browser), and at once when the run ends
+METRICS_CHART_SECONDS = 5
 LOG_LINES = 80
 PROBE_ROWS = 8  # answers shown per prompt before older ones fold away
 ERROR_LINE = re.compile(r"traceback|error|failed|out of memory|exception", re.IGNORECASE)
@@ -254,6 +257,9 @@ class Watch:
     lang: str
     log_size: int = -1
     system_drawn: float = float("-inf")  # time.monotonic() when the system chart was last sent
+    metrics_drawn: float = float("-inf")  # time.monotonic() when the loss and training charts were last sent
+    metrics_pending: bool = False  # new metric rows arrived since the charts were last sent
+    buttons: tuple = ()  # the visibility of Stop, Kill, Resume and Chat last sent
 
 
 def _log_size(run_dir: Path) -> int:
@@ -329,19 +335,23 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
         seen.log_size = size
         state = status.get("state")
         active, done = state not in FINAL_STATES, state in FINAL_STATES
+        seen.metrics_pending |= "metrics" in changed
+        draw_metrics = seen.metrics_pending and (fresh or done or time.monotonic() - seen.metrics_drawn >= METRICS_CHART_SECONDS)
+        if draw_metrics:
+            seen.metrics_drawn, seen.metrics_pending = time.monotonic(), False
+        shown = (active, active, is_resumable(run_dir, status), done and status.get("output") is not None)
+        buttons = [gr.skip()] * 4 if shown == seen.buttons else [gr.update(visible=v) for v in shown]
+        seen.buttons = shown
         return [
             progress_html(run_id, status, series.last, lang, price_per_hour) + memory_advice_html(run_dir, status, lang),
-            charts.loss_figure(series, lang) if "metrics" in changed else gr.skip(),
-            charts.training_figure(series, lang) if "metrics" in changed else gr.skip(),
+            charts.loss_figure(series, lang) if draw_metrics else gr.skip(),
+            charts.training_figure(series, lang) if draw_metrics else gr.skip(),
             charts.system_figure(series, lang) if draw_system else gr.skip(),
             system_html(series, lang) if "system" in changed else gr.skip(),
             probes_html(series, lang) if "samples" in changed else gr.skip(),
             log_update,
             seen,
-            gr.update(visible=active),
-            gr.update(visible=active),
-            gr.update(visible=is_resumable(run_dir, status)),
-            gr.update(visible=done and status.get("output") is not None),
+            *buttons,
             gr.update(visible=True) if fresh else gr.skip(),
             gr.Timer(active=False) if done else gr.skip(),  # the final state is drawn: stop polling
         ]

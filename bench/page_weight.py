@@ -1,0 +1,107 @@
+"""How much the studio's page costs the browser: Chromium main-thread busy time, idle and per tab switch.
+
+Run: python bench/page_weight.py [--idle-s 20]   → bench/results/page_weight.json
+
+For each tab: the busy seconds of switching to it (2 s after the click) and the busy fraction of the main
+thread while the tab sits idle for --idle-s seconds, from Chrome's own `Performance.getMetrics` (TaskDuration:
+script, style, layout and paint together). Measured twice: with no run watched, and while the page watches a
+live demo run (`python -m studio train --detach`). Targets: idle ≤ 3% of a core (≤ 10% while watching a run),
+every switch ≤ 0.3 s. Headless Debian Chromium at /usr/bin/chromium, driven by playwright.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from conftest import CHROMIUM, CHROMIUM_FLAGS, start_studio, stop_studio  # noqa: E402
+
+TABS = ["1 · Data", "2 · Model", "3 · Train", "4 · Chat", "Compare", "Evaluate", "Runs", "Export & Serve"]
+TARGET_IDLE, TARGET_IDLE_WATCHING, TARGET_SWITCH_S = 0.03, 0.10, 0.3
+
+
+def busy_seconds(cdp) -> float:
+    """The page's main-thread busy seconds so far (Chrome's TaskDuration)."""
+    return next(m["value"] for m in cdp.send("Performance.getMetrics")["metrics"] if m["name"] == "TaskDuration")
+
+
+def measure_tabs(page, cdp, idle_s: float) -> list[dict]:
+    """Switch to each tab in turn: its switch cost and its idle busy fraction."""
+    rows = []
+    for tab in TABS:
+        before = busy_seconds(cdp)
+        page.get_by_role("tab", name=tab).click()
+        time.sleep(2.0)
+        switch = busy_seconds(cdp) - before
+        before, started = busy_seconds(cdp), time.monotonic()
+        time.sleep(idle_s)
+        idle = (busy_seconds(cdp) - before) / (time.monotonic() - started)
+        rows.append({"tab": tab, "switch_busy_s": round(switch, 3), "idle_busy_fraction": round(idle, 4)})
+        print(f"  {tab:16s} switch {switch:6.2f} s   idle {idle:6.1%}", flush=True)
+    return rows
+
+
+def measure(url: str, idle_s: float) -> list[dict]:
+    """Open the studio in a fresh headless Chromium and measure every tab."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            cdp = page.context.new_cdp_session(page)
+            cdp.send("Performance.enable")
+            page.goto(url)
+            page.wait_for_selector("#data-preview")
+            time.sleep(3.0)  # the page's own load events settle
+            return measure_tabs(page, cdp, idle_s)
+        finally:
+            browser.close()
+
+
+def summarise(rows: list[dict], idle_target: float) -> dict:
+    return {"tabs": rows, "max_idle_busy_fraction": max(r["idle_busy_fraction"] for r in rows),
+            "max_switch_busy_s": max(r["switch_busy_s"] for r in rows),
+            "idle_target": idle_target, "switch_target_s": TARGET_SWITCH_S}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--idle-s", type=float, default=20.0, help="seconds each tab sits idle (default 20)")
+    args = parser.parse_args()
+    workspace = Path(tempfile.mkdtemp(prefix="page-weight-"))
+    server, url = start_studio(workspace)
+    result = {"command": "python bench/page_weight.py", "machine": f"{platform.machine()}, {platform.python_version()}",
+              "measured": "Chromium Performance.getMetrics TaskDuration (main thread), headless"}
+    try:
+        print("no run watched:", flush=True)
+        result["no_run"] = summarise(measure(url, args.idle_s), TARGET_IDLE)
+        run = subprocess.run([sys.executable, "-m", "studio", "--workspace", str(workspace), "train", "--detach",
+                              "run_name=weight", "max_steps=100000", "probe_steps=50"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+        if run.returncode != 0:
+            raise SystemExit(f"could not start the demo run:\n{run.stdout}\n{run.stderr}")
+        time.sleep(20.0)  # the worker loads and starts training; the page attaches to the running run on load
+        print("watching a live demo run:", flush=True)
+        result["live_run"] = summarise(measure(url, args.idle_s), TARGET_IDLE_WATCHING)
+        subprocess.run([sys.executable, "-m", "studio", "--workspace", str(workspace), "runs", "stop", "weight", "--kill"],
+                       cwd=ROOT, capture_output=True, timeout=120)
+    finally:
+        stop_studio(server)
+    out = ROOT / "bench" / "results" / "page_weight.json"
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
