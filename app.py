@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     viewer = resolve_viewer_auth(args, operator)
     workspace = Workspace(Path(args.workspace), allowed=tuple(Path(d) for d in args.allow_dir))
     from studio.ui import CSS, build_app
+    from studio.ui.frame_throttle import frame_throttle
     from studio.ui.viewer_gate import viewer_gate
 
     viewers = [viewer[0]] if viewer else []
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     app.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, share=args.share, auth=logins or None,
         max_file_size="1gb", footer_links=["api"], show_error=False, css=CSS,
-        app_kwargs={"middleware": viewer_gate(viewers)},  # a viewer's uploads, file reads and writes: refused
+        # a viewer's uploads, file reads and writes: refused; Gradio's never-ending seconds counter: throttled
+        app_kwargs={"middleware": [*viewer_gate(viewers), frame_throttle()]},
         # Gradio's run history would copy every call's inputs and outputs (chats, datasets, charts) into the
         # browser's storage and re-write that whole list at each status message: on a page of this size that
         # is most of the browser's work, and nothing users of a shared link should leave behind

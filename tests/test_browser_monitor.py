@@ -183,6 +183,8 @@ def test_monitor_shows_phase_gpus_probes_cost_and_red_errors(studio, page, sleep
     assert "downloading model.safetensors 3.2/15.0 GB · 45 MB/s" in page.inner_text("#phase-progress")
     page.locator("#system-now").filter(has_text="NVIDIA H100").wait_for(timeout=10_000)
     assert "memory 38.1/79.6 GB · 97% busy · 65 °C · 350 W" in page.inner_text("#system-now")
+    # Plotly draws after the update lands: wait for it, then count
+    page.wait_for_function("document.querySelectorAll('#system-chart .scatterlayer .trace').length > 0", timeout=10_000)
     assert page.locator("#system-chart .scatterlayer .trace").count() >= 5  # memory used+total, util, temp, power, CPU, RAM
     assert page.locator("#loss-chart .scatterlayer .trace").count() == 3  # raw, smoothed, validation
     assert page.locator("#metrics-chart .scatterlayer .trace path.js-line").count() == 3

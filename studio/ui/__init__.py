@@ -32,6 +32,16 @@ CSS = """
 """
 
 
+def open_tab(tabs: gr.Tabs, tab_id: str, inputs: list | None = None, when: str = "true") -> dict:
+    """Arguments for a js-only event step that selects tab `tab_id` (chain it with `.then(**…)`), if the JS
+    expression `when` over the values of `inputs` (named a, b, …) holds. The browser switches tabs itself, so
+    the Tabs never become a server event's output, which would make the browser walk the whole page at every
+    later status message."""
+    names = ", ".join("abcdefgh"[: len(inputs or [])])
+    return {"fn": None, "inputs": inputs, "outputs": [tabs],
+            "js": f"({names}) => ({when}) ? {{__type__: 'update', selected: '{tab_id}'}} : {{__type__: 'update'}}"}
+
+
 def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
     """Build the whole UI over `workspace`: Data, Model, Train, Chat and Runs tabs and the language switch."""
     ctx = UIContext(workspace=workspace, viewers=frozenset(viewers))
@@ -45,11 +55,12 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
                 gr.Radio(choices=list(LANGUAGES), value="English", label=t("language"), scale=1, elem_id="language"), "language"
             )
         banner = gr.Markdown("", visible=False, elem_id="viewer-banner")
-        # Tab headers cannot be hidden after the page is built (Gradio 6), so for a viewer the Data, Model
-        # and Chat tabs show a read-only note instead of their controls.
+        # Tab headers cannot be hidden after the page is built (Gradio 6), so for a viewer the Data, Model,
+        # Chat, Compare, Evaluate and Export tabs show a read-only note instead of their controls.
         closed: list[tuple[gr.Tab, gr.Markdown, gr.Column]] = []  # (tab, its note, its controls)
         with gr.Tabs() as tabs:
             ctx.shared["tabs"] = tabs
+            ctx.shared["open_tab"] = lambda tab_id, inputs=None, when="true": open_tab(tabs, tab_id, inputs, when)
             with L.add(gr.Tab(t("tab.data"), id="data"), "tab.data") as data_tab:
                 data_note = gr.Markdown("", elem_classes="viewer-note")
                 with gr.Column() as data_body:
@@ -88,43 +99,45 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
             return L.relabel(lang_choice)
 
         ctx.language.change(relabel, [ctx.language], L.components())
+        ctx.language.change(None, [ctx.language], L.containers(), js=L.containers_js())
         data["wire"]()  # the token report and mask view need the Model tab's model and the Train tab's cutoff
         wire_estimate_panel(ctx, model["estimate"])  # the estimate reads the Train tab's controls; fixes write to them
 
         # One click from a finished run to chatting with it.
         def on_chat_with_run(run_id: str, lang_choice: str):
-            return gr.Tabs(selected="chat"), gr.update(choices=chat["on_refresh"](lang_choice)["choices"], value=run_id)
+            return gr.update(choices=chat["on_refresh"](lang_choice)["choices"], value=run_id)
 
-        train["chat_button"].click(on_chat_with_run, [train["watched"], ctx.language], [tabs, chat["run"]]).then(
+        train["chat_button"].click(on_chat_with_run, [train["watched"], ctx.language], [chat["run"]]).then(
+            **open_tab(tabs, "chat")).then(
             chat["on_load"], [chat["run"], chat["base"], ctx.language], [chat["status"], chat["chatbot"], chat["system"]]
         )
 
-        # A viewer login sees the live view and the runs, and no control that changes anything.
+        # A viewer login sees the live view and the runs, and no control that changes anything. The server says
+        # who is looking (with the banner and the closed tabs' notes); the browser then hides the operator's
+        # controls and opens the Train tab in a js-only step: a container that is a server event's output
+        # makes the browser walk all of its children at every later status message of any event.
+        role = gr.Textbox(visible=False, elem_id="page-role")
+        notes = [note for _tab, note, _body in closed]
+        hidden_for_viewer = [*ctx.operator_only, *(body for _tab, _note, body in closed)]
+
         @for_viewers
         def on_role(lang_choice: str, request: gr.Request):
             if not ctx.is_viewer(request):
-                return [gr.skip()] * (len(ctx.operator_only) + 2)
-            banner_text = t("viewer.banner", lang_code(lang_choice), user=request.username)
-            return [*[gr.update(visible=False)] * len(ctx.operator_only), gr.update(value=banner_text, visible=True), gr.Tabs(selected="train")]
+                return [gr.skip()] * (2 + len(notes))
+            lang = lang_code(lang_choice)
+            banner_text = t("viewer.banner", lang, user=request.username)
+            return ["viewer", gr.update(value=banner_text, visible=True), *[t("viewer.closed_tab", lang)] * len(notes)]
 
-        @for_viewers
-        def on_closed_tab(lang_choice: str, request: gr.Request):
-            # (on selecting the tab: an update sent before a tab was first opened can be lost)
-            if not ctx.is_viewer(request):
-                return gr.skip(), gr.skip()
-            return t("viewer.closed_tab", lang_code(lang_choice)), gr.update(visible=False)
-
-        for tab, note, body in closed:
-            tab.select(on_closed_tab, [ctx.language], [note, body])
+        hide_js = ("(role) => role === 'viewer' ? [...Array(%d).fill({__type__: 'update', visible: false}), "
+                   "{__type__: 'update', selected: 'train'}] : []") % len(hidden_for_viewer)
 
         refresh_runs, refresh_inputs, refresh_outputs = runs["refresh"]
         runs_tab.select(refresh_runs, refresh_inputs, refresh_outputs)
         train["start"].click(refresh_runs, refresh_inputs, refresh_outputs)
         train["start_anyway"].click(refresh_runs, refresh_inputs, refresh_outputs)
         page_load, page_inputs, page_outputs = train["page_load"]
-        app.load(on_role, [ctx.language], [*ctx.operator_only, banner, tabs])
-        app.load(page_load, page_inputs, page_outputs).then(*train["wake_monitor"], show_progress="hidden",
-                                                            api_visibility="private")
+        app.load(on_role, [ctx.language], [role, banner, *notes]).then(None, [role], [*hidden_for_viewer, tabs], js=hide_js)
+        app.load(page_load, page_inputs, page_outputs).then(**train["follow_run"])
         app.load(refresh_runs, refresh_inputs, refresh_outputs)
         app.load(chat["on_refresh"], [ctx.language], [chat["run"]])
         app.load(*exporter["refresh"])  # the export and the served model survive a page reload

@@ -14,9 +14,11 @@ from typing import Any, Sequence
 from studio.run_library import Series
 from studio.ui.locales import t
 
-MAX_POINTS = 1500
+# A chart is about 800 px wide: more points than this draw nothing new, and each one costs the browser
+# time at every redraw (Plotly builds an SVG path per trace, and a node per marker).
+MAX_POINTS = 600
 SMOOTHING = 0.9  # weight of the exponential moving average on the training loss
-MARKERS_UP_TO = 1000  # draw a marker per point while a trace has at most this many
+MARKERS_UP_TO = 60  # draw a marker per point while a trace has at most this many
 COLOURS = ("#3b82f6", "#ef4444", "#10b981", "#f59e0b", "#8b5cf6", "#ec4899", "#14b8a6", "#64748b")
 # No figure titles: each gr.Plot carries a (translated) label; the top margin leaves room for it.
 LAYOUT = {"margin": {"l": 55, "r": 15, "t": 40, "b": 40}, "legend": {"orientation": "h", "y": -0.2}, "template": "plotly_white"}

@@ -6,9 +6,11 @@ studio/config.py, so help is written once.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import gradio as gr
+from gradio.blocks import BlockContext
 
 from studio import config as cfg
 
@@ -675,14 +677,23 @@ class Localizer:
         return {"label": field_label(key), "info": field_help(key)}
 
     def components(self) -> list[Any]:
-        """Every registered component, in registration order (the outputs of the language switch)."""
-        return [entry[0] for entry in self.entries]
+        """Every registered component that is not a container, in registration order (the outputs of the
+        language switch's server step)."""
+        return [entry[0] for entry in self.entries if not _is_container(entry[0])]
+
+    def containers(self) -> list[Any]:
+        """The registered tabs, accordions and other containers, in registration order: the browser relabels
+        them itself (containers_js), since a container that is a server event's output makes the browser walk
+        all of its children at every later status message."""
+        return [entry[0] for entry in self.entries if _is_container(entry[0])]
 
     def relabel(self, choice: str) -> list[Any]:
-        """Updates that put every registered component's text into the chosen language."""
+        """Updates that put every registered component's text (containers aside) into the chosen language."""
         lang = lang_code(choice)
         updates = []
         for component, key, info_field, values in self.entries:
+            if _is_container(component):
+                continue
             if info_field:
                 updates.append(gr.update(label=field_label(info_field, lang), info=field_help(info_field, lang)))
                 continue
@@ -692,3 +703,14 @@ class Localizer:
             else:
                 updates.append(gr.update(label=text))
         return updates
+
+    def containers_js(self) -> str:
+        """A js-only handler of the language switch that relabels the containers, in every language at once."""
+        labels = {choice: [t(key, code, **values) for component, key, _info, values in self.entries if _is_container(component)]
+                  for choice, code in LANGUAGES.items()}
+        return (f"(choice) => ({json.dumps(labels, ensure_ascii=False)}[choice] || [])"
+                ".map(label => ({__type__: 'update', label: label}))")
+
+
+def _is_container(component: Any) -> bool:
+    return isinstance(component, BlockContext)

@@ -1,6 +1,7 @@
 """The live training monitor in the Train tab: progress (with phase bar and cost), charts, probe answers, log.
 
-Every 1.5 s (gr.Timer) the watched run's JSONL files are read from the byte offsets reached last time
+Every 1.5 s a follower (one long streaming event per page, started by whatever gives the view a run to
+watch, ending with the run) reads the watched run's JSONL files from the byte offsets reached last time
 (run_library.Series), so a tick costs only the new lines. A page that (re-)attaches starts a fresh Series
 from offset 0: the charts are rebuilt from the whole run once, then grow. Charts are only re-sent when
 their data changed. Stop, Kill (after a confirmation) and Resume refuse a read-only viewer server-side.
@@ -8,6 +9,7 @@ their data changed. Stop, Kill (after a confirmation) and Resume refuse a read-o
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import gradio as gr
 
 from studio import jobs
@@ -28,6 +31,8 @@ from studio.ui.locales import lang_code, t
 from studio.workspace import ESTIMATE_FILE, LOG_FILE, tail_text
 
 POLL_SECONDS = 1.5
+MISSING_RUN_SECONDS = 30  # a watched run folder that stays missing this long (deleted) ends the follower
+FOLLOWERS: dict[str, object] = {}  # a page's session hash → the token of its one live follower
 SYSTEM_CHART_SECONDS = 10  # the system readings in words refresh every tick, their chart this often
 # the progress line refreshes every tick; the loss and training charts this often (a Plotly redraw is most of a
 # tick's cost in the browser), and at once when the run ends
@@ -83,8 +88,9 @@ def phase_text(progress: dict[str, Any], lang: str) -> str:
 
 
 def _bar(fraction: float | None, colour: str, height: int, elem_id: str) -> str:
-    if fraction is None:  # size unknown: a moving stripe, so a long wait never looks like a hang
-        fill = f"width:100%;background:repeating-linear-gradient(45deg,{colour} 0 12px,#93c5fd 12px 24px);background-size:34px 34px;animation:studio-stripes 1s linear infinite"
+    if fraction is None:  # size unknown: a moving stripe, so a long wait never looks like a hang (it moves in
+        # steps, two repaints a second, rather than at the screen's frame rate)
+        fill = f"width:100%;background:repeating-linear-gradient(45deg,{colour} 0 12px,#93c5fd 12px 24px);background-size:34px 34px;animation:studio-stripes 1.5s steps(3) infinite"
     else:
         fill = f"width:{min(1.0, max(0.0, fraction)) * 100:.1f}%;background:{colour}"
     return (
@@ -259,6 +265,7 @@ class Watch:
     system_drawn: float = float("-inf")  # time.monotonic() when the system chart was last sent
     metrics_drawn: float = float("-inf")  # time.monotonic() when the loss and training charts were last sent
     metrics_pending: bool = False  # new metric rows arrived since the charts were last sent
+    system_pending: bool = False  # new system readings arrived since their chart was last sent
     buttons: tuple = ()  # the visibility of Stop, Kill, Resume and Chat last sent
 
 
@@ -267,6 +274,52 @@ def _log_size(run_dir: Path) -> int:
         return (run_dir / LOG_FILE).stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def draw_view(run_dir: Path, seen: Watch | None, price_per_hour: float | None, lang_choice: str) -> tuple[list, Watch, bool]:
+    """One refresh of the live view of the run in `run_dir`, drawing only what changed since `seen`.
+
+    Returns the updates for the follower's outputs (in `create_monitor`'s view_outputs order), what is now
+    drawn, and whether the run has reached its final state."""
+    lang, run_id = lang_code(lang_choice), run_dir.name
+    fresh = seen is None or seen.series.run_id != run_id or seen.lang != lang
+    if fresh:  # (re-)attached: the whole run, once
+        seen = Watch(Series(run_id=run_id), lang)
+        seen.series.read_new(run_dir)
+        changed = {"metrics", "system", "samples"}
+    else:
+        changed = seen.series.read_new(run_dir)
+    series, status = seen.series, jobs.run_status(run_dir)
+    now = time.monotonic()
+    seen.system_pending |= "system" in changed
+    draw_system = seen.system_pending and now - seen.system_drawn >= SYSTEM_CHART_SECONDS
+    if draw_system:
+        seen.system_drawn, seen.system_pending = now, False
+    size = _log_size(run_dir)
+    log_update = log_html(tail_text(run_dir / LOG_FILE, LOG_LINES)) if size != seen.log_size else gr.skip()
+    seen.log_size = size
+    state = status.get("state")
+    active, done = state not in FINAL_STATES, state in FINAL_STATES
+    seen.metrics_pending |= "metrics" in changed
+    draw_metrics = seen.metrics_pending and (fresh or done or now - seen.metrics_drawn >= METRICS_CHART_SECONDS)
+    if draw_metrics:
+        seen.metrics_drawn, seen.metrics_pending = now, False
+    shown = (active, active, is_resumable(run_dir, status), done and status.get("output") is not None)
+    buttons = [gr.skip()] * 4 if shown == seen.buttons else [gr.update(visible=v) for v in shown]
+    seen.buttons = shown
+    updates = [
+        progress_html(run_id, status, series.last, lang, price_per_hour) + memory_advice_html(run_dir, status, lang),
+        charts.loss_figure(series, lang) if draw_metrics else gr.skip(),
+        charts.training_figure(series, lang) if draw_metrics else gr.skip(),
+        charts.system_figure(series, lang) if draw_system else gr.skip(),
+        system_html(series, lang) if "system" in changed else gr.skip(),
+        probes_html(series, lang) if "samples" in changed else gr.skip(),
+        log_update,
+        seen,
+        *buttons,
+        gr.update(visible=True) if fresh else gr.skip(),
+    ]
+    return updates, seen, done
 
 
 def create_run_buttons(ctx: UIContext) -> dict:
@@ -280,12 +333,6 @@ def create_run_buttons(ctx: UIContext) -> dict:
     }
 
 
-@for_viewers
-def wake_monitor():
-    """Start the live view's timer (after an event that gave it a run to watch); it stops itself at the end."""
-    return gr.Timer(active=True)
-
-
 def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: dict) -> dict:
     """Build the live view below the Train tab's controls and wire its timer and buttons."""
     L = ctx.localizer
@@ -294,7 +341,8 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
         kill_yes = L.add(gr.Button(t("train.kill_yes"), variant="stop", elem_id="kill-yes", scale=0), "train.kill_yes")
         kill_no = L.add(gr.Button(t("train.cancel"), elem_id="kill-no", scale=0), "train.cancel")
     message = gr.Markdown(t("train.no_run"), elem_id="train-message")
-    with gr.Column(visible=False, elem_id="monitor") as view:  # shown once a run is watched
+    # shown once a run is watched (the follower's only container output: its children are its outputs anyway)
+    with gr.Column(visible=False, elem_id="monitor") as view:
         with gr.Row(equal_height=False):
             progress = gr.HTML("", elem_id="train-progress")
             price = L.add(gr.Number(value=None, minimum=0, label=t("train.price"), scale=0, min_width=220, elem_id="price-per-hour"), "train.price")
@@ -308,53 +356,37 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
         system_chart = L.add(gr.Plot(label=t("train.system_chart"), elem_id="system-chart"), "train.system_chart")
         L.add(gr.Markdown(t("train.log_title")), "train.log_title")
         log = gr.HTML("", elem_id="train-log")
-    # ticks only while a run is watched and still going: a page left open costs nothing between runs
-    timer = gr.Timer(POLL_SECONDS, active=False)
+    view_outputs = [progress, loss_chart, metrics_chart, system_chart, system_now, probes, log, watch,
+                    buttons["stop"], buttons["kill"], buttons["resume"], buttons["chat"], view]
 
     @for_viewers
-    def on_tick(run_id: str, seen: Watch | None, price_per_hour: float | None, lang_choice: str):
-        lang = lang_code(lang_choice)
-        if not run_id:
-            return [gr.skip()] * 7 + [seen] + [gr.skip()] * 5 + [gr.Timer(active=False)]
-        run_dir = ctx.workspace.runs_dir / run_id
-        if not run_dir.is_dir():
-            return [gr.skip()] * 7 + [seen] + [gr.skip()] * 6
-        fresh = seen is None or seen.series.run_id != run_id or seen.lang != lang
-        if fresh:  # (re-)attached: the whole run, once
-            seen = Watch(Series(run_id=run_id), lang)
-            seen.series.read_new(run_dir)
-            changed = {"metrics", "system", "samples"}
-        else:
-            changed = seen.series.read_new(run_dir)
-        series, status = seen.series, jobs.run_status(run_dir)
-        draw_system = "system" in changed and time.monotonic() - seen.system_drawn >= SYSTEM_CHART_SECONDS
-        if draw_system:
-            seen.system_drawn = time.monotonic()
-        size = _log_size(run_dir)
-        log_update = log_html(tail_text(run_dir / LOG_FILE, LOG_LINES)) if size != seen.log_size else gr.skip()
-        seen.log_size = size
-        state = status.get("state")
-        active, done = state not in FINAL_STATES, state in FINAL_STATES
-        seen.metrics_pending |= "metrics" in changed
-        draw_metrics = seen.metrics_pending and (fresh or done or time.monotonic() - seen.metrics_drawn >= METRICS_CHART_SECONDS)
-        if draw_metrics:
-            seen.metrics_drawn, seen.metrics_pending = time.monotonic(), False
-        shown = (active, active, is_resumable(run_dir, status), done and status.get("output") is not None)
-        buttons = [gr.skip()] * 4 if shown == seen.buttons else [gr.update(visible=v) for v in shown]
-        seen.buttons = shown
-        return [
-            progress_html(run_id, status, series.last, lang, price_per_hour) + memory_advice_html(run_dir, status, lang),
-            charts.loss_figure(series, lang) if draw_metrics else gr.skip(),
-            charts.training_figure(series, lang) if draw_metrics else gr.skip(),
-            charts.system_figure(series, lang) if draw_system else gr.skip(),
-            system_html(series, lang) if "system" in changed else gr.skip(),
-            probes_html(series, lang) if "samples" in changed else gr.skip(),
-            log_update,
-            seen,
-            *buttons,
-            gr.update(visible=True) if fresh else gr.skip(),
-            gr.Timer(active=False) if done else gr.skip(),  # the final state is drawn: stop polling
-        ]
+    async def follow_run(run_id: str, seen: Watch | None, price_per_hour: float | None, lang_choice: str, request: gr.Request):
+        """Stream the watched run's live view: one update now, then one every POLL_SECONDS until the run ends.
+
+        One long event instead of a timer: the browser handles one message per update rather than a whole
+        event's round of status messages, each of which walks the page. A newer follower of the same page
+        (another run watched, the language or price changed) takes over, and this one ends."""
+        token = object()
+        page = request.session_hash or ""
+        FOLLOWERS[page] = token
+        missing_since = time.monotonic()
+        try:
+            while FOLLOWERS.get(page) is token:
+                if not run_id:
+                    return
+                run_dir = ctx.workspace.runs_dir / run_id
+                if run_dir.is_dir():
+                    missing_since = time.monotonic()
+                    updates, seen, done = await anyio.to_thread.run_sync(draw_view, run_dir, seen, price_per_hour, lang_choice)
+                    yield updates
+                    if done:  # the final state is drawn
+                        return
+                elif time.monotonic() - missing_since > MISSING_RUN_SECONDS:  # deleted, or never made
+                    return
+                await asyncio.sleep(POLL_SECONDS)
+        finally:
+            if FOLLOWERS.get(page) is token:
+                del FOLLOWERS[page]
 
     def on_stop(run_id: str, lang_choice: str, request: gr.Request):
         lang = lang_code(lang_choice)
@@ -387,16 +419,16 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
             return t("train.cannot_resume", lang, run=run_id, reason=str(error)), gr.skip(), gr.skip()
         return t("train.resumed", lang, run=run_dir.name), run_dir.name, None  # None: redraw the whole run
 
-    outputs = [progress, loss_chart, metrics_chart, system_chart, system_now, probes, log, watch,
-               buttons["stop"], buttons["kill"], buttons["resume"], buttons["chat"], view, timer]
-    timer.tick(on_tick, [watched, watch, price, ctx.language], outputs, show_progress="hidden", api_visibility="private")
+    follow = {"fn": follow_run, "inputs": [watched, watch, price, ctx.language], "outputs": view_outputs,
+              "show_progress": "hidden", "api_visibility": "private", "concurrency_limit": None}
+    # the same run in another language or at another price: follow it afresh
+    ctx.language.change(**follow)
+    price.change(**follow, trigger_mode="always_last")
     buttons["stop"].click(on_stop, [watched, ctx.language], [message], api_name="stop")
     buttons["kill"].click(on_kill_ask, [watched, ctx.language], [kill_confirm, kill_question])
     kill_yes.click(on_kill, [watched, ctx.language], [kill_confirm, message], api_name="kill")
     kill_no.click(lambda: gr.update(visible=False), None, [kill_confirm])
     # every event that gives the monitor a run to watch (Start, Resume, Watch in Runs, a page load that
-    # re-attaches) wakes the timer after it: .then(*wake)
-    wake = (wake_monitor, None, [timer])
-    buttons["resume"].click(on_resume, [watched, ctx.language], [message, watched, watch], api_name="resume").then(
-        *wake, show_progress="hidden", api_visibility="private")
-    return {"message": message, "progress": progress, "loss_chart": loss_chart, "log": log, "wake": wake}
+    # re-attaches) starts a follower after it: .then(**follow)
+    buttons["resume"].click(on_resume, [watched, ctx.language], [message, watched, watch], api_name="resume").then(**follow)
+    return {"message": message, "progress": progress, "loss_chart": loss_chart, "log": log, "follow": follow}

@@ -177,17 +177,17 @@ def create_runs_tab(ctx: UIContext) -> dict:
         try:
             config = library.clone_config(ctx.workspace, one(selected))
         except (PathError, cfg.ConfigError) as error:
-            return [t("runs.refused", lang, reason=str(error))] + [gr.skip()] * (len(clone_targets) + 3)
+            return [t("runs.refused", lang, reason=str(error))] + [gr.skip()] * (len(clone_targets) + 2)
         flat = cfg.to_flat(config)
         note = t("train.cloned", lang, run=one(selected), name=config.run_name)
-        return [note, note, config, gr.Tabs(selected="train"), *(flat[key] for key in clone_keys)]
+        return [note, note, config, *(flat[key] for key in clone_keys)]
 
     @for_viewers
     def on_watch(selected: list[str] | None, lang_choice: str):
         run_id = one(selected)
         if not run_id:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        return run_id, None, t("train.watching", lang_code(lang_choice), run=run_id), gr.Tabs(selected="train")
+            return gr.skip(), gr.skip(), gr.skip()
+        return run_id, None, t("train.watching", lang_code(lang_choice), run=run_id)
 
     def on_delete_ask(selected: list[str] | None, lang_choice: str, request: gr.Request):
         refuse_viewer(ctx, request, lang_code(lang_choice))
@@ -216,11 +216,13 @@ def create_runs_tab(ctx: UIContext) -> dict:
     pick_outputs = [compare_box, overlay, diff, details_box, summary, loss_chart, metrics_chart, system_chart, probes, tags, notes, config_view, status_view, delete_confirm]
     pick.change(on_pick, [pick, ctx.language], pick_outputs, api_name="open_runs")
     save.click(on_save_meta, [pick, tags, notes, query, ctx.language], [message, table], api_name="save_run_meta")
-    clone.click(on_clone, [pick, ctx.language], [message, ctx.shared["train_message"], ctx.shared["base_config"], ctx.shared["tabs"], *clone_targets]).then(
-        *ctx.shared["sync_pickers"], show_progress="hidden")
-    watch.click(on_watch, [pick, ctx.language], [ctx.shared["watched_run"], ctx.shared["watch"], ctx.shared["train_message"],
-                                                 ctx.shared["tabs"]]).then(*ctx.shared["wake_monitor"],
-                                                                           show_progress="hidden", api_visibility="private")
+    # the Train tab opens in the browser once the server has answered: after a clone that was not refused (both
+    # messages then carry the same note), after a Watch of one run
+    cloned = ctx.shared["open_tab"]("train", [message, ctx.shared["train_message"]], "a && a === b")
+    clone.click(on_clone, [pick, ctx.language], [message, ctx.shared["train_message"], ctx.shared["base_config"], *clone_targets]).then(
+        *ctx.shared["sync_pickers"], show_progress="hidden").then(**cloned)
+    watch.click(on_watch, [pick, ctx.language], [ctx.shared["watched_run"], ctx.shared["watch"], ctx.shared["train_message"]]).then(
+        **ctx.shared["open_tab"]("train", [pick], "a && a.length === 1")).then(**ctx.shared["follow_run"])
     delete.click(on_delete_ask, [pick, ctx.language], [delete_confirm, delete_question])
     delete_no.click(lambda: gr.update(visible=False), None, [delete_confirm])
     delete_yes.click(on_delete, [pick, query, ctx.language], [delete_confirm, message, table, pick, details_box], api_name="delete_run")

@@ -309,11 +309,10 @@ def create_train_tab(ctx: UIContext) -> dict:
     module_texts, pickers = [controls[key] for key in built["pickers"]], list(built["pickers"].values())
     sync_pickers = (on_module_text, module_texts, pickers)
     load.upload(on_load, [load, ctx.language], [monitor["message"], base_config, *inputs, *visibility_outputs]).then(*sync_pickers, **quiet)
-    awake = {"show_progress": "hidden", "api_visibility": "private"}
     start.click(on_start, [*inputs, base_config, ctx.language], [monitor["message"], watched, watch, start_anyway],
-                api_name="start").then(*monitor["wake"], **awake)
+                api_name="start").then(**monitor["follow"])
     start_anyway.click(on_start_anyway, [*inputs, base_config, ctx.language], [monitor["message"], watched, watch,
-                                                                                start_anyway]).then(*monitor["wake"], **awake)
+                                                                                start_anyway]).then(**monitor["follow"])
     wire_nodes_panel(ctx, nodes_panel, list(CONFIG_KEYS), inputs, base_config)
     # .input, not .change: a model set by "Clone config" or Load config keeps that run's settings.
     ctx.shared["model"].input(on_model_change, [ctx.shared["model"], all_controls["method"]], [all_controls[k] for k in recommendable]).then(*sync_pickers, **quiet)
@@ -326,6 +325,6 @@ def create_train_tab(ctx: UIContext) -> dict:
         gr.on(None, operator_view(ctx, on_model_modules), [ctx.shared["model"]], [picker], **quiet)  # on page load and model change
     page_load = (on_page_load, [*inputs, shown_problems, ctx.language], [watched, watch, monitor["message"], *validation_outputs])
     ctx.shared.update(controls)
-    ctx.shared.update(watched_run=watched, watch=watch, wake_monitor=monitor["wake"], base_config=base_config, form_values=form_values, train_message=monitor["message"], sync_pickers=sync_pickers)
+    ctx.shared.update(watched_run=watched, watch=watch, follow_run=monitor["follow"], base_config=base_config, form_values=form_values, train_message=monitor["message"], sync_pickers=sync_pickers)
     return {"start": start, "start_anyway": start_anyway, "chat_button": buttons["chat"], "watched": watched,
-            "page_load": page_load, "wake_monitor": monitor["wake"]}
+            "page_load": page_load, "follow_run": monitor["follow"]}
