@@ -42,10 +42,33 @@ def resolve_auth(args: argparse.Namespace) -> tuple[str, str] | None:
         return _login(args.auth, "--auth")
     if args.share or args.viewer_auth:
         password = secrets.token_urlsafe(12)
-        why = "Public link is protected." if args.share else "Operator login (full control; the --viewer-auth login is read-only)."
+        why = ("Login required (on the public link, when one can be made, and on the local URL)." if args.share
+               else "Operator login (full control; the --viewer-auth login is read-only).")
         print(f"{why} Log in with user: studio  password: {password}", flush=True)
         return "studio", password
     return None
+
+
+SHARE_SERVER = "https://api.gradio.app/v3/tunnel-request"  # where Gradio asks for a public link
+
+
+def public_link_problem(timeout_s: float = 5.0) -> str | None:
+    """Why no public link can be made from this machine (None when Gradio's link server answers): the link
+    needs that server, and Gradio's tunnel program, which it downloads on first use."""
+    import httpx
+
+    try:
+        httpx.get(SHARE_SERVER, timeout=timeout_s).raise_for_status()
+    except httpx.HTTPError as error:
+        return f"Gradio's link server ({SHARE_SERVER}) cannot be reached from this machine ({type(error).__name__})"
+    return None
+
+
+def no_link_message(problem: str, host: str, port: int) -> str:
+    """What a user who asked for --share is told when no public link can be made, and what still works."""
+    return (f"No public link could be made: {problem}. The studio runs on this machine only, at http://{host}:{port}/, "
+            f"behind the login printed above. To open it from your laptop, forward the port over SSH: "
+            f"ssh -L {port}:127.0.0.1:{port} USER@THIS-MACHINE, then browse http://127.0.0.1:{port}/.")
 
 
 def resolve_viewer_auth(args: argparse.Namespace, operator: tuple[str, str] | None) -> tuple[str, str] | None:
@@ -68,10 +91,19 @@ def main(argv: list[str] | None = None) -> None:
     from studio.ui.viewer_gate import viewer_gate
 
     viewers = [viewer[0]] if viewer else []
+    share = args.share
+    if share:
+        problem = public_link_problem()
+        if problem:
+            print(no_link_message(problem, args.host, args.port), flush=True)
+            share = False
     app = build_app(workspace, viewers=viewers)
     logins = [login for login in (operator, viewer) if login]
+    # quiet: Gradio's own lines would advise setting share=True in launch(), which is not the user's to edit
+    print(f"Fine-tuning Studio: http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)
     app.queue(default_concurrency_limit=4).launch(
-        server_name=args.host, server_port=args.port, share=args.share, auth=logins or None,
+        quiet=True,
+        server_name=args.host, server_port=args.port, share=share, auth=logins or None,
         max_file_size="1gb", footer_links=["api"], show_error=False, css=CSS,
         # a viewer's uploads, file reads and writes: refused; Gradio's never-ending seconds counter: throttled
         app_kwargs={"middleware": [*viewer_gate(viewers), frame_throttle()]},

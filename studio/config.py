@@ -27,6 +27,8 @@ def _field(default: Any, help_en: str, help_zh: str, **extra: Any) -> Any:
 METHODS = ("lora", "qlora", "full", "freeze", "ia3", "prompt_tuning", "prefix_tuning", "p_tuning")
 PEFT_METHODS = ("lora", "qlora", "ia3", "prompt_tuning", "prefix_tuning", "p_tuning")  # these save an adapter
 _LORA = {"method": ("lora", "qlora")}  # show_when of the LoRA options
+# experiment trackers a run can also report to (transformers' own integrations), with the module each needs
+REPORTERS = {"none": None, "tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "swanlab": "swanlab", "mlflow": "mlflow"}
 OPTIMIZERS = ("adamw_torch_fused", "adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "adafactor", "sgd", "galore_adamw")
 MAX_PROBE_PROMPTS = 10
 MAX_WHOLE = 2**31 - 1  # the largest whole number any setting may have (C ints in the trainer and tokenizers)
@@ -312,6 +314,17 @@ class TrainSection:
     )
     seed: int = _field(42, "Random seed, for a reproducible run.", "随机种子，用于复现训练。", max=2**32 - 1)
     logging_steps: int = _field(1, "Write metrics every N steps.", "每 N 步记录一次指标。")
+    report_to: str = _field(
+        "none",
+        "Also report the metrics to an experiment tracker, besides the studio's monitor: `tensorboard` (event files "
+        "in the run folder's tensorboard/; `tensorboard --logdir workspace/runs`), `wandb` (project "
+        "fine-tuning-studio; needs WANDB_API_KEY, or WANDB_MODE=offline), `trackio`, `swanlab`, `mlflow`. Each needs "
+        "its package installed (pip install NAME).",
+        "除工作室自带的监控外，还把指标发送到实验跟踪工具：`tensorboard`（事件文件写在运行目录的 tensorboard/ 中；"
+        "`tensorboard --logdir workspace/runs`）、`wandb`（项目 fine-tuning-studio；需要 WANDB_API_KEY 或 WANDB_MODE=offline）、"
+        "`trackio`、`swanlab`、`mlflow`。每个都需要先安装对应的包（pip install 包名）。",
+        choices=tuple(REPORTERS),
+    )
     eval_steps: int = _field(
         0,
         "Evaluate on the validation rows every N steps; 0 = once per epoch (needs val_size).",

@@ -76,6 +76,17 @@ class RunSummary:
     run_name: str
 
 
+def reporter_problems(config: cfg.RunConfig) -> list[cfg.Problem]:
+    """A problem when the tracker `report_to` names is not installed here (the worker would fail at its start)."""
+    import importlib.util
+
+    module = cfg.REPORTERS.get(config.train.report_to)
+    if module and importlib.util.find_spec(module) is None:
+        return [cfg.Problem("report_to", f"{config.train.report_to} is not installed here: pip install {module}, "
+                                         f"or set report_to to none")]
+    return []
+
+
 def create_run(workspace: Workspace, config: cfg.RunConfig) -> Path:
     """Validate `config` and its dataset, make a new run folder holding its config.yaml and its memory
     estimate (estimate.json), and return it.
@@ -86,6 +97,7 @@ def create_run(workspace: Workspace, config: cfg.RunConfig) -> Path:
     cfg.check(config)
     resolve_model(workspace, config.model.model)  # PathError now, not in the worker: a folder outside, pickled weights
     target_problems = modules.target_problems(workspace, config)  # lora_targets must name the model's own layers
+    target_problems += reporter_problems(config)
     if target_problems:
         raise cfg.ConfigError(target_problems)
     for dataset in (load_for_config(workspace, config), load_for_config(workspace, config, validation=True)):

@@ -37,3 +37,18 @@ def test_hub_token_reaches_the_worker_only_for_hub_models(tmp_path, monkeypatch)
     assert "HF_TOKEN" not in worker_env(pass_hub_token=False)
     assert worker_env(pass_hub_token=True)["HF_TOKEN"] == "hf_secret"
     assert "OPENAI_API_KEY" not in worker_env(pass_hub_token=True)
+
+
+def test_share_without_internet_says_plainly_what_still_works(monkeypatch):
+    import httpx
+
+    def offline(*args, **kwargs):
+        raise httpx.ConnectError("Name or service not known")
+
+    monkeypatch.setattr(httpx, "get", offline)
+    problem = app.public_link_problem(timeout_s=0.1)
+    assert problem and "cannot be reached" in problem and "ConnectError" in problem
+    message = app.no_link_message(problem, "127.0.0.1", 7860)
+    assert message.startswith("No public link could be made:")
+    assert "http://127.0.0.1:7860/" in message and "login" in message and "ssh -L 7860:127.0.0.1:7860" in message
+    assert "share=True" not in message

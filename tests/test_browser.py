@@ -90,6 +90,10 @@ def test_language_switch_relabels_the_page(page):
     page.get_by_role("tab", name="3 · 训练").click()
     assert page.inner_text("#start-button").strip() == "开始训练"
     assert "峰值学习率" in page.inner_text("#train-learning_rate")  # info text from the config field's help
+    page.reload()  # the choice is remembered by this browser
+    page.get_by_role("tab", name="3 · 训练").wait_for(timeout=20_000)
+    page.get_by_role("tab", name="3 · 训练").click()
+    page.locator("#start-button").filter(has_text="开始训练").wait_for(timeout=10_000)
     page.get_by_text("English").click()
     page.get_by_role("tab", name="3 · Train").wait_for(timeout=10_000)
 

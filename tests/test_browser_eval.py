@@ -4,6 +4,8 @@ training data runs in the background to the end and shows the scores, the answer
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
+
 from conftest import chromium_page, copy_demo_run, running_studio
 
 pytestmark = pytest.mark.browser
@@ -24,12 +26,16 @@ def test_evaluate_the_demo_run(studio):
         page.click("#eval-run input")
         page.get_by_role("option").filter(has_text=run_id).click()
 
-        # The demo run held out no validation rows: starting on its validation split says so and what to do.
+        # The demo run held out no validation rows: picking it starts on its training data; asking for its
+        # validation split anyway says why not and what to do
+        training = page.locator("#eval-data").get_by_label("Training data")
+        expect(training).to_be_checked(timeout=30_000)
+        page.locator("#eval-data").get_by_label("Validation split").check()
         page.click("#eval-start")
         page.locator("#eval-message").filter(has_text="held out no validation rows").wait_for(timeout=30_000)
         assert "training data" in page.inner_text("#eval-message")
 
-        page.locator("#eval-data").get_by_label("Training data").check()
+        training.check()
         page.fill("#eval-max-rows input", "2")
         page.fill("#eval-max-new input", "8")
         page.click("#eval-start")

@@ -110,6 +110,7 @@ def test_yaml_round_trip_of_a_non_default_config():
             "cutoff_len": 512,
             "seed": 7,
             "logging_steps": 5,
+            "report_to": "tensorboard",
             "val_size": 0.1,
             "eval_steps": 20,
             "early_stop_patience": 3,

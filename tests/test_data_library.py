@@ -217,3 +217,17 @@ def test_column_map_round_trip_through_the_data_tab(ws, tmp_path):
     summary, dataset, *_ = tab["on_check"](ref, chosen[7], chosen[8], "English")
     assert dataset == ref and "alpaca" in summary and "column map" in summary
     assert "On the coast." in chosen[3]  # the chat bubbles show the mapped row
+
+
+def test_the_preview_counts_a_small_file_at_once_and_never_pages_past_its_end(tmp_path):
+    from studio.ui.data_tab import _page
+    from studio.workspace import Workspace
+
+    workspace = Workspace(tmp_path / "ws")
+    rows = [{"instruction": f"question {i}", "output": f"answer {i}"} for i in range(21)]
+    (workspace.datasets_dir / "small.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    table, _bubbles, caption, shown = _page(workspace, "datasets/small.jsonl", "", 0, "", "en")
+    assert caption == "Page 1 · rows 1–10 of 21" and shown == 1
+    table, _bubbles, caption, shown = _page(workspace, "datasets/small.jsonl", "", 7, "", "en")  # Next, Next, …
+    assert caption == "Page 3 · rows 21–21 of 21" and shown == 3
+    assert [row[0] for row in table["data"]] == ["line 21"]

@@ -149,6 +149,6 @@ def test_the_data_tab_shows_an_entry_as_training_reads_it(workspace, folder):
 
     loaded = _load(workspace, "datasets/lf/pairs", "")
     assert (loaded.format, loaded.kind, len(loaded)) == ("preference", "preference", 1), loaded.reason
-    table, bubbles, caption = _page(workspace, "datasets/lf/pairs", "", 0, "", "en")
+    table, bubbles, caption, _shown = _page(workspace, "datasets/lf/pairs", "", 0, "", "en")
     assert len(table["data"]) == 1 and not table["data"][0][2], table  # the row reads without an error
     assert "In the hills." in bubbles

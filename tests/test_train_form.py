@@ -145,10 +145,17 @@ def test_groups_place_every_key_once_and_method_and_stage_settings_in_their_own_
         for key in group.keys:
             conditions = dict(form.field_spec(key).show_when)
             switches = [k for k in form.SWITCH_KEYS if k in conditions]
-            if group.switch:  # a method's/stage's group holds only fields for exactly those values
-                assert tuple(conditions[group.switch]) == group.values
+            if group.switch:  # a method's/stage's group holds only fields for those values (a lone field for
+                # fewer of them joins it, and its cell shows only where it applies)
+                assert set(conditions[group.switch]) <= set(group.values)
             elif group.group_id != "basic":
                 assert not switches, f"{key} depends on {switches} but sits in the always-shown {group.group_id}"
+
+
+def test_the_lora_settings_are_one_group():
+    lora = [group for group in form.plan_groups(cfg.flat_keys()) if "lora_rank" in group.keys or "pissa_init" in group.keys]
+    assert len(lora) == 1 and {"lora_rank", "use_dora", "pissa_init"} <= set(lora[0].keys)
+    assert not form.applies(form.field_spec("pissa_init"), {**cfg.to_flat(cfg.RunConfig()), "method": "qlora"})
 
 
 @pytest.mark.parametrize("method", form.field_spec("method").choices)
@@ -223,3 +230,20 @@ def test_the_tabs_build_one_control_per_config_key_with_the_field_help_as_info(w
         assert control.info == field_help(key), key
         value = control.value
         assert value == cfg.to_flat(ctx.initial)[key] or (value in (None, "") and not cfg.to_flat(ctx.initial)[key]), key
+
+
+def test_a_new_model_brings_its_own_starting_values_and_leaves_none_of_the_old_ones():
+    demo, qwen = form.starting_values("tiny-demo", "lora"), form.starting_values("qwen2.5-7b-instruct", "lora")
+    defaults = cfg.to_flat(cfg.RunConfig())
+    assert demo["cutoff_len"] == 256 and demo["batch_size"] == 8 and demo["lora_rank"] == 16
+    # qwen recommends only a rate and epochs: tiny-demo's cutoff, batch and rank go back to the defaults
+    assert (qwen["cutoff_len"], qwen["batch_size"], qwen["lora_rank"]) == (defaults["cutoff_len"], defaults["batch_size"], defaults["lora_rank"])
+    assert qwen["learning_rate"] == 1e-4 and form.starting_values("qwen2.5-7b-instruct", "full")["learning_rate"] != 1e-4
+
+
+def test_the_catalogs_lora_targets_are_what_trains():
+    from studio.layering import layered_config
+
+    assert form.starting_values("mixtral-8x7b-instruct-v0.1", "lora")["lora_targets"] == "q_proj,k_proj,v_proj,o_proj"
+    assert layered_config(overrides={"model": "mixtral-8x7b-instruct-v0.1"}).method.lora_targets == "q_proj,k_proj,v_proj,o_proj"
+    assert layered_config(overrides={"model": "mixtral-8x7b-instruct-v0.1", "lora_targets": "q_proj"}).method.lora_targets == "q_proj"

@@ -22,6 +22,7 @@ from studio.data.readers import Record, iter_file_records, parse_json_line
 CHUNK_BYTES = 16 * 1024 * 1024
 PAGE_SIZE = 10
 SHOWN_CHARS = 20_000  # of any one text in a previewed row
+INDEX_WAIT_SECONDS = 0.2  # how long a page waits for the line index before saying "still counting"
 DETECT_ROWS = 50
 KEEP_PREVIEWS = 4
 
@@ -122,6 +123,7 @@ class Preview:
         """(number of rows known so far, whether that is all of them). For JSONL: lines, blank ones included."""
         if self.index is None:
             return len(self.records or []), True
+        self.index.wait(INDEX_WAIT_SECONDS)  # a small file is indexed by then: its count, not "N+ (still counting)"
         return self.index.lines_known(), self.index.done
 
     def _as_row(self, location: str, value: Any, raw: bytes | None = None) -> PreviewRow:

@@ -43,9 +43,15 @@ def load_catalog() -> dict[str, ModelPreset]:
 
 
 def recommended_overrides(model: str) -> dict[str, Any]:
-    """Hyperparameters the catalog recommends for `model` (empty for models not in the catalog)."""
+    """Hyperparameters the catalog recommends for `model`, its LoRA targets included (empty for models not
+    in the catalog)."""
     preset = load_catalog().get(model)
-    return dict(preset.recommended) if preset else {}
+    return {"lora_targets": preset.lora_targets, **preset.recommended} if preset else {}
+
+
+def recommended_keys() -> set[str]:
+    """Every config key the catalog recommends a value of for some model: what a change of model re-sets."""
+    return {key for preset in load_catalog().values() for key in ("lora_targets", *preset.recommended)}
 
 
 def is_hub_model(workspace: Workspace, model: str) -> bool:

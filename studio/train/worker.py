@@ -169,6 +169,22 @@ def _checkpoint_arguments(t: cfg.TrainSection, evaluate: bool) -> dict:
     return arguments
 
 
+TRACKER_PROJECT = "fine-tuning-studio"
+
+
+def _tracker_environment(run_dir: Path, reporter: str) -> str | None:
+    """Point the experiment tracker `report_to` names at this run (TensorBoard's event files go into the run
+    folder; the others get a project name unless the user set one) and return a line for the log."""
+    if reporter == "tensorboard":
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tensorboard")
+        return f"reporting to TensorBoard too: {run_dir / 'tensorboard'} (tensorboard --logdir {run_dir.parent})"
+    for variable in {"wandb": ("WANDB_PROJECT",), "trackio": ("TRACKIO_PROJECT",), "swanlab": ("SWANLAB_PROJ_NAME",),
+                     "mlflow": ("MLFLOW_EXPERIMENT_NAME",)}.get(reporter, ()):
+        os.environ.setdefault(variable, TRACKER_PROJECT)
+        return f"reporting to {reporter} too (project {os.environ[variable]})"
+    return None
+
+
 def _best_checkpoint_note(trainer) -> dict:
     """Status fields naming the checkpoint whose weights are the saved result, when the best one was kept."""
     best = trainer.state.best_model_checkpoint
@@ -239,6 +255,9 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
 
     t = config.train
     evaluate = eval_dataset is not None
+    tracking = _tracker_environment(run_dir, t.report_to)
+    if tracking and distributed.is_main_process():
+        log(tracking)
     args = SFTConfig(
         output_dir=str(run_dir / CHECKPOINTS_DIR),
         num_train_epochs=t.epochs,
@@ -253,7 +272,8 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
         eval_strategy=("steps" if t.eval_steps > 0 else "epoch") if evaluate else "no",
         eval_steps=t.eval_steps if evaluate and t.eval_steps > 0 else None,
         **_checkpoint_arguments(t, evaluate),
-        report_to="none",
+        report_to=t.report_to,
+        run_name=config.run_name or run_dir.name,
         disable_tqdm=True,
         use_cpu=device == "cpu",
         dataloader_num_workers=0,

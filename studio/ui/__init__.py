@@ -98,6 +98,19 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         def relabel(lang_choice: str):
             return L.relabel(lang_choice)
 
+        # the language is remembered in this browser (localStorage) and comes back with the next visit
+        remembered = gr.BrowserState("English", storage_key="studio-language")
+
+        @for_viewers
+        def restore_language(saved: str | None):
+            return saved if saved in LANGUAGES else gr.skip()
+
+        @for_viewers
+        def remember_language(choice: str):
+            return choice
+
+        app.load(restore_language, [remembered], [ctx.language], show_progress="hidden")
+        ctx.language.change(remember_language, [ctx.language], [remembered], show_progress="hidden")
         ctx.language.change(relabel, [ctx.language], L.components())
         ctx.language.change(None, [ctx.language], L.containers(), js=L.containers_js())
         data["wire"]()  # the token report and mask view need the Model tab's model and the Train tab's cutoff
@@ -138,8 +151,12 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         page_load, page_inputs, page_outputs = train["page_load"]
         app.load(on_role, [ctx.language], [role, banner, *notes]).then(None, [role], [*hidden_for_viewer, tabs], js=hide_js)
         app.load(page_load, page_inputs, page_outputs).then(**train["follow_run"])
+        app.load(*train["sync_pickers"], show_progress="hidden")  # the model's layer names in the module pickers
         app.load(refresh_runs, refresh_inputs, refresh_outputs)
+        # the run lists follow runs finished (or started from the command line) since the page opened
         app.load(chat["on_refresh"], [ctx.language], [chat["run"]])
+        chat_tab.select(chat["on_refresh"], [ctx.language], [chat["run"]])
+        compare_tab.select(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]])
         app.load(*exporter["refresh"])  # the export and the served model survive a page reload
         export_tab.select(*exporter["refresh"])
         app.load(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]])

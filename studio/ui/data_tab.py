@@ -79,8 +79,14 @@ def _checks_text(dataset: LoadedDataset, lang: str) -> str:
     return "\n".join(f"- **{f.count}** × {f.check} — {', '.join(f.rows)}{' …' if f.count > len(f.rows) else ''}" for f in findings)
 
 
-def _page(workspace: Workspace, ref: str, column_map: str, page: int, query: str, lang: str) -> tuple[dict, str, str]:
-    """(raw rows table, chat bubbles HTML, page caption) for one page, or for the search results."""
+def last_page(total: int) -> int:
+    """The 0-based number of the last page of `total` rows (0 for none)."""
+    return max(0, (total - 1) // PAGE_SIZE)
+
+
+def _page(workspace: Workspace, ref: str, column_map: str, page: int, query: str, lang: str) -> tuple[dict, str, str, int]:
+    """(raw rows table, chat bubbles HTML, page caption, the 1-based page shown) for one page (a page past the
+    end shows the last one), or for the search results."""
     headers = [t(k, lang) for k in ("data.col.where", "data.col.raw", "data.col.problem")]
     try:
         if is_hub_ref(ref):
@@ -90,22 +96,25 @@ def _page(workspace: Workspace, ref: str, column_map: str, page: int, query: str
             rows = [PreviewRow(loc, "", ex, None) for loc, ex in zip(loaded.locations, loaded.examples)]
             found = [r for r in rows if query.lower() in str(r.row).lower()] if query.strip() else None
             total, complete = len(rows), True
+            page = min(page, last_page(total))
             rows = found[:PAGE_SIZE] if found is not None else rows[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
             more = found is not None and len(found) > PAGE_SIZE
         else:
             preview = open_preview(*library.source_of(workspace, ref), column_map=column_map)
             found, more = preview.search(query) if query.strip() else (None, False)
-            rows = found if found is not None else preview.page(page)
             total, complete = preview.rows_known()
+            if complete:
+                page = min(page, last_page(total))
+            rows = found if found is not None else preview.page(page)
     except (DataError, PathError, ValueError, OSError) as error:
-        return {"headers": headers, "data": []}, "", _error(error, lang)
+        return {"headers": headers, "data": []}, "", _error(error, lang), page + 1
     table = {"headers": headers, "data": [[r.location, r.raw[:2000], r.error or ""] for r in rows]}
     if found is not None:
         caption = t("data.found", lang, n=len(found), more="+" if more else "")
     else:
         shown_total = total if complete else t("data.counting", lang, n=total)
         caption = t("data.page_info", lang, page=page + 1, first=page * PAGE_SIZE + 1, last=page * PAGE_SIZE + len(rows), total=shown_total)
-    return table, views.bubbles_html(rows), caption
+    return table, views.bubbles_html(rows), caption, page + 1
 
 
 def create_data_tab(ctx: UIContext) -> dict:
@@ -179,7 +188,7 @@ def create_data_tab(ctx: UIContext) -> dict:
         lang = lang_code(lang_choice)
         saved = library.dataset_settings(ws, ref)
         mapping = saved.get("column_map", "")
-        table, html, page_caption = _page(ws, ref, mapping, 0, "", lang)
+        table, html, page_caption, _shown = _page(ws, ref, mapping, 0, "", lang)
         return (ref, t("data.reading", lang), table, html, page_caption, 1, "",
                 mapping, saved.get("skip_bad_rows", False))
 
@@ -218,11 +227,11 @@ def create_data_tab(ctx: UIContext) -> dict:
             library.save_settings(ws, ref, mapping, skip)
         except PathError:
             pass  # a sample or hf: dataset: nothing to save it with, the controls still apply to the run
-        return _page(ws, ref, mapping, 0, "", lang_code(lang_choice))
+        return _page(ws, ref, mapping, 0, "", lang_code(lang_choice))[:3]
 
     def on_page(ref: str, mapping: str, number: float | None, delta: int, query: str, lang_choice: str):
         number = max(1, int(number or 1) + delta)
-        return *_page(ws, ref, mapping, number - 1, query, lang_code(lang_choice)), number
+        return _page(ws, ref, mapping, number - 1, query, lang_code(lang_choice))
 
     page_inputs = [candidate, column_map]
     sample.input(on_choose, [sample, ctx.language], choose_outputs).then(on_check, check_inputs, check_outputs)

@@ -27,6 +27,15 @@ COLORS = {"weights": "#4c78a8", "trainable": "#72b7b2", "optimizer": "#f58518", 
           "logits": "#eeca3b", "reference_model": "#b279a2", "cuda_context": "#9d755d", "workspace": "#bab0ac"}
 
 
+def parameter_count(count: float) -> str:
+    """A parameter count as people write it: `1.54B`, `135M`, `2.1M`, `950K`."""
+    for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if count >= scale:
+            value = count / scale
+            return f"{value:.2f}{unit}" if unit == "B" and value < 10 else f"{value:.3g}{unit}"
+    return f"{int(count)}"
+
+
 def hardware_text(machine: hardware.Hardware, lang: str) -> str:
     """The hardware panel in words."""
     lines = [t("est.gpu_line", lang, index=g.index, name=g.name, free=f"{g.free / GiB:.1f}", total=f"{g.total / GiB:.1f}",
@@ -74,7 +83,7 @@ def model_details(workspace, model: str, lang: str) -> str:
     except (ModelInfoError, PathError) as error:
         return t("est.model_unknown", lang, error=str(error))
     moe = f" · {a.num_experts} experts, {a.experts_per_token} active" if a.num_experts else ""
-    return t("est.model_line", lang, params=f"{a.total_params() / 1e9:.2f}", layers=a.num_layers, hidden=a.hidden_size, heads=a.num_heads,
+    return t("est.model_line", lang, params=parameter_count(a.total_params()), layers=a.num_layers, hidden=a.hidden_size, heads=a.num_heads,
              kv=a.num_kv_heads, vocab=a.vocab_size, context=a.max_positions) + moe
 
 

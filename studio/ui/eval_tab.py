@@ -11,6 +11,8 @@ from pathlib import Path
 
 import gradio as gr
 
+from studio import config as cfg
+from studio import jobs
 from studio.data import library
 from studio.data.readers import FILE_SUFFIXES, DataError
 from studio.eval import job
@@ -80,10 +82,11 @@ def results_table(rows: list[dict], lang: str) -> dict:
 
 def folder_view(folder: Path | None, lang: str, shown: int | None = None) -> list:
     """Outputs showing evaluation `folder`: progress, scores, rows (skipped while still the `shown` many),
-    downloads (once finished), the timer (on while it runs), and how many rows are shown now."""
+    downloads (once finished), the timer (on while it runs), how many rows are shown now, and Cancel (shown
+    while it runs)."""
     if folder is None or not folder.is_dir():
         return ["", metrics_table(None, lang), results_table([], lang), gr.update(value=None, visible=False),
-                gr.Timer(active=False), 0]
+                gr.Timer(active=False), 0, gr.update(visible=False)]
     progress = job.read_progress(folder)
     finished = progress.get("state") in job.FINISHED
     rows = job.read_results(folder)
@@ -91,7 +94,7 @@ def folder_view(folder: Path | None, lang: str, shown: int | None = None) -> lis
     return [progress_html(progress, lang), metrics_table(job.read_scores(folder), lang) if finished or shown is None else gr.skip(),
             results_table(rows, lang) if len(rows) != shown or finished else gr.skip(),
             gr.update(value=files or None, visible=bool(files)),
-            gr.Timer(active=not finished), len(rows)]
+            gr.Timer(active=not finished), len(rows), gr.update(visible=not finished)]
 
 
 def create_eval_tab(ctx: UIContext) -> dict:
@@ -114,7 +117,7 @@ def create_eval_tab(ctx: UIContext) -> dict:
         data_ref = L.add(gr.Textbox(label=t("eval.data_ref"), scale=2, elem_id="eval-data-ref"), "eval.data_ref")
     with gr.Row():
         start = L.add(gr.Button(t("eval.start"), variant="primary", elem_id="eval-start"), "eval.start")
-        cancel = L.add(gr.Button(t("eval.cancel"), variant="stop", elem_id="eval-cancel"), "eval.cancel")
+        cancel = L.add(gr.Button(t("eval.cancel"), variant="stop", visible=False, elem_id="eval-cancel"), "eval.cancel")
     message = gr.Markdown("", elem_id="eval-message")
     progress = gr.HTML("", elem_id="eval-progress")
     scores = L.add(gr.Dataframe(label=t("eval.scores"), interactive=False, elem_id="eval-metrics"), "eval.scores")
@@ -124,7 +127,7 @@ def create_eval_tab(ctx: UIContext) -> dict:
     watching = gr.State(None)  # the evaluation folder shown (server side)
     shown = gr.State(0)  # how many of its rows the table shows
     timer = gr.Timer(POLL_SECONDS, active=False)
-    view_outputs = [progress, scores, results, downloads, timer, shown]
+    view_outputs = [progress, scores, results, downloads, timer, shown, cancel]
 
     def on_refresh(lang_choice: str = "English"):
         return gr.update(choices=chattable_runs(ctx, lang_code(lang_choice)))
@@ -133,6 +136,16 @@ def create_eval_tab(ctx: UIContext) -> dict:
         run_dir = ctx.workspace.runs_dir / run_id if run_id else None
         folder = job.latest_eval(run_dir) if run_dir is not None and run_dir.is_dir() else None
         return folder, *folder_view(folder, lang_code(lang_choice))
+
+    def on_data_default(run_id: str | None):
+        """The run's validation split when it held one out, else its training data (what it learned)."""
+        if not run_id:
+            return gr.skip()
+        try:
+            data = jobs.load_config(ctx.workspace.runs_dir / run_id).data
+        except (cfg.ConfigError, OSError, ValueError):
+            return gr.skip()
+        return "validation" if data.val_file or data.val_size > 0 else "training"
 
     def on_choice(value: str):
         return gr.update(visible=value == "file")
@@ -174,6 +187,7 @@ def create_eval_tab(ctx: UIContext) -> dict:
 
     refresh.click(on_refresh, [ctx.language], [run])
     run.change(on_pick, [run, ctx.language], [watching, *view_outputs])
+    run.input(on_data_default, [run], [choice])
     choice.change(on_choice, [choice], [file_row])
     upload.upload(on_upload, [upload, ctx.language], [data_ref, message])
     start.click(on_start, [run, choice, data_ref, max_rows, max_new, ctx.language], [message, watching, *view_outputs],

@@ -91,20 +91,21 @@ def job_view(ctx: UIContext, job: export_jobs.ExportJob | None, lang: str) -> li
 
 
 def serve_view(lang: str) -> list:
-    """Outputs for the served model: status, info box, base URL, model name, curl and Python snippets, and
-    whether the poll timer keeps running (while the model loads)."""
+    """Outputs for the served model: status, info box, base URL, model name, curl and Python snippets,
+    whether the poll timer keeps running (while the model loads), and Stop serving (shown while one is)."""
     served = serve_process.current()
     if served is None:
-        return [t("export.serve_none", lang), gr.update(visible=False), "", "", "", "", gr.Timer(active=False)]
+        return [t("export.serve_none", lang), gr.update(visible=False), "", "", "", "", gr.Timer(active=False), gr.update(visible=False)]
     state = served.state()
     if state == "exited":
         status = t("export.serve_exited", lang, run=served.run_id, code=served.process.returncode, log=served.log_tail())
-        return [status, gr.update(visible=False), "", "", "", "", gr.Timer(active=False)]
+        return [status, gr.update(visible=False), "", "", "", "", gr.Timer(active=False), gr.update(visible=False)]
     curl, python = serve_process.client_snippets(served.base_url, served.model, served.keyed)
     auth = t("export.serve_keyed" if served.keyed else "export.serve_open", lang, env=API_KEY_ENV)
     where = t("export.serve_public" if served.host == serve_process.ALL_INTERFACES else "export.serve_local", lang)
     status = t(f"export.serve_{state}", lang, run=served.run_id, url=served.base_url, auth=auth, where=where)
-    return [status, gr.update(visible=True), served.base_url, served.model, curl, python, gr.Timer(active=state == "starting")]
+    return [status, gr.update(visible=True), served.base_url, served.model, curl, python, gr.Timer(active=state == "starting"),
+            gr.update(visible=True)]
 
 
 def create_export_tab(ctx: UIContext) -> dict:
@@ -151,7 +152,7 @@ def create_export_tab(ctx: UIContext) -> dict:
         api_key = L.add(gr.Textbox(type="password", label=t("export.api_key"), elem_id="serve-key", scale=2), "export.api_key")
     with gr.Row():
         serve = L.add(gr.Button(t("export.serve"), variant="primary", elem_id="serve-start"), "export.serve")
-        stop = L.add(gr.Button(t("export.stop"), variant="stop", elem_id="serve-stop"), "export.stop")
+        stop = L.add(gr.Button(t("export.stop"), variant="stop", visible=False, elem_id="serve-stop"), "export.stop")
     public_note = gr.Markdown("", elem_id="serve-public-note")
     serve_status = gr.Markdown("", elem_id="serve-status")
     serve_timer = gr.Timer(1.0, active=False)
@@ -164,7 +165,7 @@ def create_export_tab(ctx: UIContext) -> dict:
     ctx.operator_only += [start, serve, stop]
 
     job_outputs = [status, result_box, folder_line, download, modelfile, ollama_cmd, vllm, sglang, timer]
-    serve_outputs = [serve_status, serve_box, url, model, curl, python, serve_timer]
+    serve_outputs = [serve_status, serve_box, url, model, curl, python, serve_timer, stop]
 
     def on_refresh(run_id: str | None, to: str, lang_choice: str):
         lang = lang_code(lang_choice)

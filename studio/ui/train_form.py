@@ -18,6 +18,7 @@ from typing import Any
 
 from studio import config as cfg
 from studio.models.architecture import ModelInfoError
+from studio.models.catalog import recommended_keys
 from studio.layering import layered_config, starting_learning_rate
 from studio.models.modules import ALL_LINEAR, linear_module_names
 from studio.workspace import PathError, Workspace
@@ -114,6 +115,15 @@ def plan_groups(keys: list[str]) -> list[Group]:
         else:
             name = spec.section or "run"
             by_section.setdefault(name, Group(f"section={name}", [])).keys.append(spec.key)
+    for group_id, group in list(switched.items()):
+        # a lone field for fewer of a switch's values joins the group for more of them (PiSSA, LoRA only, sits
+        # with the LoRA/QLoRA settings rather than in an accordion of its own); its cell still shows only where
+        # it applies
+        wider = next((g for g in switched.values() if g is not group and g.switch == group.switch
+                      and set(group.values) < set(g.values)), None)
+        if len(group.keys) == 1 and wider is not None:
+            wider.keys += group.keys
+            del switched[group_id]
     ordered = [basic, *switched.values(), validation, *by_section.values()]
     return [group for group in ordered if group.keys]
 
@@ -167,6 +177,13 @@ def problems_by_key(problems: list[cfg.Problem]) -> dict[str, list[str]]:
 def baseline(model: str) -> cfg.RunConfig:
     """The config the layering policy gives `model` with nothing else set (what the Train tab starts from)."""
     return layered_config(overrides={"model": model})
+
+
+def starting_values(model: str, method: str) -> dict[str, Any]:
+    """What each key the catalog recommends for some model starts at for `model` and `method`: the layered
+    config's value (defaults, then the catalog's recommendations for `model`, the rate for the method)."""
+    flat = cfg.to_flat(layered_config(overrides={"model": model, "method": method}))
+    return {key: flat[key] for key in recommended_keys() if key in flat}
 
 
 def learning_rate_for_method(model: str, method: str, current: float | None) -> float | None:

@@ -21,7 +21,7 @@ import gradio as gr
 from studio import config as cfg
 from studio import fit, hardware, jobs
 from studio.data.loading import DataError
-from studio.models.catalog import recommended_overrides
+from studio.models.catalog import recommended_keys
 from studio.presets import preset_names
 from studio.train.status import FINAL_STATES
 from studio.ui import train_form as form
@@ -261,13 +261,13 @@ def create_train_tab(ctx: UIContext) -> dict:
     def on_start_anyway(request: gr.Request, *values):
         return start_run(request, values, confirmed=True)
 
-    recommendable = [key for key in CONFIG_KEYS if key != "model"]
+    recommendable = [key for key in CONFIG_KEYS if key in recommended_keys()]
 
     def on_model_change(name: str, method: str):
-        recommended = recommended_overrides(name or "")
-        if "learning_rate" in recommended:  # the catalog's rates are LoRA rates
-            recommended["learning_rate"] = form.starting_learning_rate(name, method)
-        return [gr.update(value=recommended[key]) if key in recommended else gr.skip() for key in recommendable]
+        # every key the catalog recommends for some model gets what the new model starts with (its own
+        # recommendation, or the default), so nothing the previous model recommended is left behind
+        starting = form.starting_values(name or "", method)
+        return [gr.update(value=starting[key]) if key in starting else gr.skip() for key in recommendable]
 
     def on_method_change(method: str, model: str, learning_rate: float | None):
         rate = form.learning_rate_for_method(model or "", method, learning_rate)
@@ -280,11 +280,19 @@ def create_train_tab(ctx: UIContext) -> dict:
     def on_pick_modules(names: list[str] | None):
         return form.text_from_names(names)
 
-    def on_module_text(*texts: str):  # after a Load, clone, preset or catalog recommendation set the config's text
-        return [gr.update(value=form.names_from_text(text)) for text in texts]
+    def picker_update(model: str | None, text: str | None):
+        # every name shown is among the choices: Gradio draws a picked name that is not as "[object Object]"
+        names = form.names_from_text(text)
+        choices = form.module_choices(ctx.workspace, model or "")
+        return gr.update(choices=choices + [name for name in names if name not in choices], value=names)
 
-    def on_model_modules(model: str | None):
-        return gr.update(choices=form.module_choices(ctx.workspace, model or ""))
+    def on_module_text(model: str | None, *texts: str):  # after a Load, clone, preset or catalog recommendation set the text
+        updates = [picker_update(model, text) for text in texts]
+        # one output takes the return value whole: a list of one update would become the multiselect's value
+        return updates[0] if len(updates) == 1 else updates
+
+    def on_model_modules(model: str | None, text: str | None):
+        return picker_update(model, text)
 
     @for_viewers
     def on_page_load(request: gr.Request, *values):  # re-attach to the active run; check the settings the page starts with
@@ -307,7 +315,7 @@ def create_train_tab(ctx: UIContext) -> dict:
     # The multiselects follow the config's text only after the events that write it, chained with .then: a
     # .change on the text would also fire for the user's own picks and could undo a pick made meanwhile.
     module_texts, pickers = [controls[key] for key in built["pickers"]], list(built["pickers"].values())
-    sync_pickers = (on_module_text, module_texts, pickers)
+    sync_pickers = (on_module_text, [ctx.shared["model"], *module_texts], pickers)
     load.upload(on_load, [load, ctx.language], [monitor["message"], base_config, *inputs, *visibility_outputs]).then(*sync_pickers, **quiet)
     start.click(on_start, [*inputs, base_config, ctx.language], [monitor["message"], watched, watch, start_anyway],
                 api_name="start").then(**monitor["follow"])
@@ -322,9 +330,11 @@ def create_train_tab(ctx: UIContext) -> dict:
         preset.input(on_preset, [preset, all_controls["method"]], inputs).then(*sync_pickers, **quiet)
     for key, picker in built["pickers"].items():
         picker.input(on_pick_modules, [picker], [controls[key]], **quiet)
-        gr.on(None, operator_view(ctx, on_model_modules), [ctx.shared["model"]], [picker], **quiet)  # on page load and model change
+        # the model's own layer names on a model change (and on page load: build_app wires `sync_pickers` there)
+        ctx.shared["model"].change(operator_view(ctx, on_model_modules), [ctx.shared["model"], controls[key]], [picker], **quiet)
     page_load = (on_page_load, [*inputs, shown_problems, ctx.language], [watched, watch, monitor["message"], *validation_outputs])
     ctx.shared.update(controls)
     ctx.shared.update(watched_run=watched, watch=watch, follow_run=monitor["follow"], base_config=base_config, form_values=form_values, train_message=monitor["message"], sync_pickers=sync_pickers)
     return {"start": start, "start_anyway": start_anyway, "chat_button": buttons["chat"], "watched": watched,
+            "sync_pickers": (operator_view(ctx, on_module_text), *sync_pickers[1:]),
             "page_load": page_load, "follow_run": monitor["follow"]}
