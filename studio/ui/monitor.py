@@ -266,6 +266,8 @@ class Watch:
     metrics_drawn: float = float("-inf")  # time.monotonic() when the loss and training charts were last sent
     metrics_pending: bool = False  # new metric rows arrived since the charts were last sent
     system_pending: bool = False  # new system readings arrived since their chart was last sent
+    # the charts are drawn in the update after a (re-)attach, which empties them
+    resend_charts: bool = False
     buttons: tuple = ()  # the visibility of Stop, Kill, Resume and Chat last sent
 
 
@@ -291,8 +293,10 @@ def draw_view(run_dir: Path, seen: Watch | None, price_per_hour: float | None, l
         changed = seen.series.read_new(run_dir)
     series, status = seen.series, jobs.run_status(run_dir)
     now = time.monotonic()
-    seen.system_pending |= "system" in changed
-    draw_system = seen.system_pending and now - seen.system_drawn >= SYSTEM_CHART_SECONDS
+    resend, seen.resend_charts = seen.resend_charts, fresh
+    seen.system_pending |= "system" in changed or (resend and series.system_seen)
+    seen.metrics_pending |= resend and bool(series.steps or series.eval_steps)
+    draw_system = seen.system_pending and (resend or now - seen.system_drawn >= SYSTEM_CHART_SECONDS)
     if draw_system:
         seen.system_drawn, seen.system_pending = now, False
     size = _log_size(run_dir)
@@ -301,17 +305,19 @@ def draw_view(run_dir: Path, seen: Watch | None, price_per_hour: float | None, l
     state = status.get("state")
     active, done = state not in FINAL_STATES, state in FINAL_STATES
     seen.metrics_pending |= "metrics" in changed
-    draw_metrics = seen.metrics_pending and (fresh or done or now - seen.metrics_drawn >= METRICS_CHART_SECONDS)
+    draw_metrics = seen.metrics_pending and (fresh or resend or done or now - seen.metrics_drawn >= METRICS_CHART_SECONDS)
     if draw_metrics:
         seen.metrics_drawn, seen.metrics_pending = now, False
     shown = (active, active, is_resumable(run_dir, status), done and status.get("output") is not None)
     buttons = [gr.skip()] * 4 if shown == seen.buttons else [gr.update(visible=v) for v in shown]
     seen.buttons = shown
+    # on a (re-)attach the charts are emptied first and drawn in the next update: a chart that another run's
+    # figure of another shape (other subplots) is redrawn over in place is not always drawn
     updates = [
         progress_html(run_id, status, series.last, lang, price_per_hour) + memory_advice_html(run_dir, status, lang),
-        charts.loss_figure(series, lang) if draw_metrics else gr.skip(),
-        charts.training_figure(series, lang) if draw_metrics else gr.skip(),
-        charts.system_figure(series, lang) if draw_system else gr.skip(),
+        None if fresh else charts.loss_figure(series, lang) if draw_metrics else gr.skip(),
+        None if fresh else charts.training_figure(series, lang) if draw_metrics else gr.skip(),
+        None if fresh else charts.system_figure(series, lang) if draw_system else gr.skip(),
         system_html(series, lang) if "system" in changed else gr.skip(),
         probes_html(series, lang) if "samples" in changed else gr.skip(),
         log_update,
@@ -379,7 +385,7 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
                     missing_since = time.monotonic()
                     updates, seen, done = await anyio.to_thread.run_sync(draw_view, run_dir, seen, price_per_hour, lang_choice)
                     yield updates
-                    if done:  # the final state is drawn
+                    if done and not seen.resend_charts:  # the final state is drawn (and, after an attach, re-sent)
                         return
                 elif time.monotonic() - missing_since > MISSING_RUN_SECONDS:  # deleted, or never made
                     return
