@@ -305,7 +305,7 @@ def draw_view(run_dir: Path, seen: Watch | None, price_per_hour: float | None, l
     state = status.get("state")
     active, done = state not in FINAL_STATES, state in FINAL_STATES
     seen.metrics_pending |= "metrics" in changed
-    draw_metrics = seen.metrics_pending and (fresh or resend or done or now - seen.metrics_drawn >= METRICS_CHART_SECONDS)
+    draw_metrics = seen.metrics_pending and (resend or done or now - seen.metrics_drawn >= METRICS_CHART_SECONDS)
     if draw_metrics:
         seen.metrics_drawn, seen.metrics_pending = now, False
     shown = (active, active, is_resumable(run_dir, status), done and status.get("output") is not None)
@@ -340,7 +340,7 @@ def create_run_buttons(ctx: UIContext) -> dict:
 
 
 def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: dict) -> dict:
-    """Build the live view below the Train tab's controls and wire its timer and buttons."""
+    """Build the live view below the Train tab's controls and wire its follower and buttons."""
     L = ctx.localizer
     with gr.Row(visible=False, elem_id="kill-confirm") as kill_confirm:
         kill_question = gr.Markdown("", elem_id="kill-question")
