@@ -291,3 +291,29 @@ def test_a_run_out_of_gpu_memory_shows_its_estimate_and_the_fixes(tmp_path):
     assert "Switch to QLoRA" in page and "method=qlora" in page and "12.4 GB" in page and "2 · Model" in page
     assert "显存" in memory_advice_html(tmp_path, failed, "zh")
     assert memory_advice_html(tmp_path, {"state": "failed", "error": "boom"}, "en") == ""  # other failures: nothing added
+
+
+def test_a_follower_with_no_run_leaves_the_pages_live_follower_going(ws, live_pid):
+    """A page load's follower queued behind Start (its watched run still empty) must not end Start's follower."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from studio.ui import build_app
+
+    run_dir = write_run(ws, "live", state="running", steps=5, pid=live_pid)
+    follow = next(fn.fn for fn in build_app(ws).fns.values() if fn.fn.__name__ == "follow_run")
+    request = SimpleNamespace(session_hash="one-page")
+
+    async def start_then_a_late_page_load():
+        started = follow(run_dir.name, None, None, "English", request)
+        first = await anext(started)
+        async for _update in follow("", None, None, "English", request):
+            pass
+        with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": 6, "total_steps": 10, "loss": 0.5, "elapsed": 12.0}) + "\n")
+        later = await asyncio.wait_for(anext(started), timeout=10)
+        await started.aclose()
+        return first, later
+
+    first, later = asyncio.run(start_then_a_late_page_load())
+    assert "data-step='5'" in first[0] and "data-step='6'" in later[0]  # the first follower still draws new steps

@@ -372,14 +372,14 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
         One long event instead of a timer: the browser handles one message per update rather than a whole
         event's round of status messages, each of which walks the page. A newer follower of the same page
         (another run watched, the language or price changed) takes over, and this one ends."""
+        if not run_id:  # nothing to watch: a page load queued behind Start must not end Start's follower
+            return
         token = object()
         page = request.session_hash or ""
         FOLLOWERS[page] = token
         missing_since = time.monotonic()
         try:
             while FOLLOWERS.get(page) is token:
-                if not run_id:
-                    return
                 run_dir = ctx.workspace.runs_dir / run_id
                 if run_dir.is_dir():
                     missing_since = time.monotonic()
