@@ -85,6 +85,7 @@ def demo_run(tmp_path_factory, worker_id) -> tuple[Path, Path]:
 SLOW_FIXTURES = {"demo_run"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     """Sort tests into tiers and test processes.
 
