@@ -322,7 +322,7 @@ def step_distributed(check: Check) -> None:
         if check.gpu is None:
             rows.append({"strategy": strategy, "state": "skipped", "error": "single-GPU FSDP and ZeRO need a GPU "
                          "(bench/distributed_smoke.py runs DDP/FSDP over CPU processes)"})
-        elif strategy.startswith("deepspeed") and not cfg._installed("deepspeed"):
+        elif strategy.startswith("deepspeed") and not cfg.package_installed("deepspeed"):
             rows.append({"strategy": strategy, "state": "skipped", "error": "deepspeed is not installed (carry its wheel: bench/gpu_wheels.py)"})
         elif check.time_left() < check.plan.min_run_s:
             rows.append({"strategy": strategy, "state": "skipped", "error": "the step's time budget was spent"})

@@ -183,9 +183,9 @@ def test_validation_names_the_value_and_how_to_fix_it():
     assert "must be between 1 and 64, got 0" in problems(strategy="ddp", processes=0)["processes"]
     assert "strategy=single" in problems(strategy="ddp", dry_run=True)["dry_run"]
     zero2 = [str(p) for p in cfg.validate(gpu_config(strategy="deepspeed_zero2"))]
-    assert any("pip install deepspeed" in p for p in zero2) == (not cfg._installed("deepspeed")), zero2
+    assert any("pip install deepspeed" in p for p in zero2) == (not cfg.package_installed("deepspeed")), zero2
     no_gpu = "strategy: deepspeed_zero2 needs CUDA GPUs and none was found: use ddp or fsdp for CPU processes"
-    assert (no_gpu in zero2) == (cfg._gpu()["count"] == 0), zero2
+    assert (no_gpu in zero2) == (cfg.gpu_summary()["count"] == 0), zero2
     assert not problems(strategy="ddp", processes=2)
 
 
@@ -265,7 +265,7 @@ def _cuda_gpus() -> int:
 @pytest.mark.skipif(_cuda_gpus() == 0, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("strategy", ["fsdp", "deepspeed_zero2"])
 def test_a_sharded_strategy_trains_on_a_gpu(workspace, strategy):
-    if strategy.startswith("deepspeed") and not cfg._installed("deepspeed"):
+    if strategy.startswith("deepspeed") and not cfg.package_installed("deepspeed"):
         pytest.skip("deepspeed is not installed: pip install deepspeed")
     run_dir = jobs.launch(workspace, config(strategy, strategy=strategy, gpus="0", max_steps=4, save_steps=2))
     status = finish(run_dir, timeout=600)

@@ -30,7 +30,7 @@ def test_every_preset_file_gives_a_valid_config(path):
         configs = [cfg.apply_overrides(cfg.RunConfig(), {"model": data["name"], **(data.get("recommended") or {})})]
     elif path.parent.name == "hparams":
         configs = [cfg.apply_overrides(cfg.RunConfig(), {"preset": path.stem, "method": m}) for m in cfg.METHODS
-                   if m != "qlora" or cfg._installed("bitsandbytes")]
+                   if m != "qlora" or cfg.package_installed("bitsandbytes")]
     else:
         configs = [cfg.from_dict(data, str(path))]  # any other YAML under presets/ is a whole run config
     for config in configs:
