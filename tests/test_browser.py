@@ -90,6 +90,14 @@ def test_language_switch_relabels_the_page(page):
     page.get_by_role("tab", name="3 · 训练").click()
     assert page.inner_text("#start-button").strip() == "开始训练"
     assert "峰值学习率" in page.inner_text("#train-learning_rate")  # info text from the config field's help
+    # what handlers wrote in English is written again in Chinese: the message, the check, the Model tab's lines
+    page.locator("#train-message").filter(has_text="当前没有正在查看的运行").wait_for(timeout=10_000)
+    assert "No problems" not in page.inner_text("#train-problems")
+    page.get_by_role("tab", name="2 · 模型").click()
+    page.locator("#hardware-info").filter(has_text="内存").wait_for(timeout=20_000)
+    page.locator("#model-info").filter(has_text="模板").wait_for(timeout=10_000)
+    page.get_by_role("tab", name="导出与部署").click()
+    page.locator("#export-what").filter(has_text="适配器 zip").wait_for(timeout=10_000)
     page.reload()  # the choice is remembered by this browser
     page.get_by_role("tab", name="3 · 训练").wait_for(timeout=20_000)
     page.get_by_role("tab", name="3 · 训练").click()

@@ -103,7 +103,9 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
 
         @for_viewers
         def restore_language(saved: str | None):
-            return saved if saved in LANGUAGES else gr.skip()
+            # the page opens in English: only another language is set, so a load answered after the user has
+            # already switched never switches the page back
+            return saved if saved in LANGUAGES and saved != "English" else gr.skip()
 
         @for_viewers
         def remember_language(choice: str):

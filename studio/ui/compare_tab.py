@@ -89,10 +89,12 @@ def create_compare_tab(ctx: UIContext) -> dict:
     with gr.Row(equal_height=True):
         with gr.Column():
             header_a = gr.Markdown("### A", elem_id="compare-header-a")
-            answer_a = gr.Textbox(show_label=False, lines=8, interactive=False, elem_id="compare-answer-a")
+            answer_a = L.add(gr.Textbox(label=t("compare.answer_a"), show_label=False, lines=8, interactive=False,
+                                         elem_id="compare-answer-a"), "compare.answer_a")
         with gr.Column():
             header_b = gr.Markdown("### B", elem_id="compare-header-b")
-            answer_b = gr.Textbox(show_label=False, lines=8, interactive=False, elem_id="compare-answer-b")
+            answer_b = L.add(gr.Textbox(label=t("compare.answer_b"), show_label=False, lines=8, interactive=False,
+                                         elem_id="compare-answer-b"), "compare.answer_b")
     with gr.Row():
         picks = [L.add(gr.Button(t(key), elem_id=f"compare-pick-{verdict.replace('_', '-')}"), key)
                  for verdict, key in VERDICT_BUTTONS]

@@ -160,8 +160,9 @@ def wire_estimate_panel(ctx: UIContext, panel: dict) -> None:
     inputs = [panel["gpu"], ctx.language, ctx.shared["form_values"]]
     panel["refresh"].click(on_estimate, inputs, outputs)
     # the Train tab's check writes the controls' values into form_values at every change (and on page load): a
-    # Load or a clone that sets every control at once runs one estimate, not one per control
-    gr.on([panel["gpu"].change, ctx.shared["form_values"].change], operator_view(ctx, on_estimate), inputs, outputs,
+    # Load or a clone that sets every control at once runs one estimate, not one per control; the language
+    # switch redraws it in the new language
+    gr.on([panel["gpu"].change, ctx.shared["form_values"].change, ctx.language.change], operator_view(ctx, on_estimate), inputs, outputs,
           show_progress="hidden", trigger_mode="always_last")
 
     def apply_fix(index: int):

@@ -107,7 +107,8 @@ def create_eval_tab(ctx: UIContext) -> dict:
         run = L.add(gr.Dropdown(choices=chattable_runs(ctx), label=t("eval.run"), scale=4, elem_id="eval-run"), "eval.run")
         refresh = L.add(gr.Button(t("eval.refresh"), scale=1), "eval.refresh")
     with gr.Row():
-        choice = L.add(gr.Radio(choices=data_choices(), value="validation", label=t("eval.data"), scale=3, elem_id="eval-data"), "eval.data")
+        choice = L.add(gr.Radio(choices=data_choices(), value="validation", label=t("eval.data"), scale=3, elem_id="eval-data"), "eval.data",
+                       choices=data_choices)
         max_rows = L.add(gr.Number(value=200, minimum=1, precision=0, label=t("eval.max_rows"), scale=1, elem_id="eval-max-rows"), "eval.max_rows")
         max_new = L.add(gr.Number(value=128, minimum=1, maximum=4096, precision=0, label=t("eval.max_new_tokens"), scale=1,
                                   elem_id="eval-max-new"), "eval.max_new_tokens")

@@ -27,6 +27,11 @@ KINDS = ("folder", "zip", "merged", "gguf")
 DEFAULT_PORT = 8000
 
 
+def kind_choices(lang: str) -> list[tuple[str, str]]:
+    """(label, value) of the things a run can be exported as."""
+    return [(t(f"export.what.{kind}", lang), kind) for kind in KINDS]
+
+
 def hub_token_note(lang: str) -> str:
     """Whether a Hugging Face token is available for a push (never the token itself)."""
     from huggingface_hub import get_token
@@ -116,8 +121,8 @@ def create_export_tab(ctx: UIContext) -> dict:
         refresh = L.add(gr.Button(t("export.refresh"), scale=0, min_width=120, elem_id="export-refresh"), "export.refresh")
     L.add(gr.Markdown(t("export.title")), "export.title")
     with gr.Row():
-        what = L.add(gr.Radio(choices=[(t(f"export.what.{k}"), k) for k in KINDS], value="zip", label=t("export.what"),
-                              elem_id="export-what", scale=2), "export.what")
+        what = L.add(gr.Radio(choices=kind_choices("en"), value="zip", label=t("export.what"), elem_id="export-what", scale=2),
+                     "export.what", choices=kind_choices)
         ollama = L.add(gr.Checkbox(value=False, label=t("export.ollama"), elem_id="export-ollama", scale=1), "export.ollama")
     with gr.Row(visible=False) as merge_row:
         dtype = L.add(gr.Dropdown(choices=list(export.DTYPES), value="bf16", label=t("export.dtype"), elem_id="export-dtype"), "export.dtype")

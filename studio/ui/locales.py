@@ -424,6 +424,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "compare.prompt": ("Prompt", "提示词"),
     "compare.blind": ("Blind A/B", "盲评 A/B"),
     "compare.answer": ("Answer", "生成回答"),
+    "compare.answer_a": ("Answer A", "回答 A"),
+    "compare.answer_b": ("Answer B", "回答 B"),
     "compare.settings": ("Generation settings (the same for both answers)", "生成设置（两个回答相同）"),
     "compare.max_new_tokens": ("Max new tokens", "最大生成 token 数"),
     "compare.temperature": ("Temperature (0 = greedy)", "温度（0 = 贪心解码）"),
@@ -666,11 +668,15 @@ class Localizer:
 
     def __init__(self) -> None:
         self.entries: list[tuple[Any, str, str | None, dict[str, Any]]] = []
+        self.choice_labels: dict[int, Any] = {}  # id(component) -> function(lang) -> its (label, value) choices
 
-    def add(self, component: Any, key: str, info_field: str | None = None, **values: Any) -> Any:
+    def add(self, component: Any, key: str, info_field: str | None = None, choices: Any = None, **values: Any) -> Any:
         """Register `component` as labelled by `key` (with `{placeholders}` filled from `values`) and, for
-        config fields, info from `info_field`."""
+        config fields, info from `info_field`; `choices(lang)` gives a radio's or dropdown's (label, value)
+        choices in that language, relabelled with the rest."""
         self.entries.append((component, key, info_field, values))
+        if choices is not None:
+            self.choice_labels[id(component)] = choices
         return component
 
     def field(self, key: str) -> dict[str, str]:
@@ -701,6 +707,8 @@ class Localizer:
             text = t(key, lang, **values)
             if isinstance(component, (gr.Button, gr.Markdown)):
                 updates.append(gr.update(value=text))
+            elif id(component) in self.choice_labels:
+                updates.append(gr.update(label=text, choices=self.choice_labels[id(component)](lang)))
             else:
                 updates.append(gr.update(label=text))
         return updates

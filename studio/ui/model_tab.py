@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio.models.catalog import load_catalog, model_choices
-from studio.ui.context import UIContext, refuse_viewer
+from studio.ui.context import UIContext, operator_view, refuse_viewer
 from studio.ui.estimate_panel import create_estimate_panel
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError, Workspace
@@ -83,6 +83,7 @@ def create_model_tab(ctx: UIContext) -> dict:
         return message, gr.update(choices=model_choices(ctx.workspace), value=imported)
 
     model.change(on_model_change, [model, ctx.language], [info])
+    ctx.language.change(operator_view(ctx, on_model_change), [model, ctx.language], [info], show_progress="hidden")
     start.click(on_import, [upload, typed, name, ctx.language], [import_status, model], api_name="import_gguf")
     ctx.shared.update(model=model, trust_remote_code=trust, model_info=info)
     return {"model": model, "info": info, "estimate": estimate}

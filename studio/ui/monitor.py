@@ -394,6 +394,12 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
             if FOLLOWERS.get(page) is token:
                 del FOLLOWERS[page]
 
+    @for_viewers
+    def on_language(run_id: str, lang_choice: str):
+        """The Train tab's message in the chosen language: the watched run, or how to start one."""
+        lang = lang_code(lang_choice)
+        return t("train.watching", lang, run=run_id) if run_id else t("train.no_run", lang)
+
     def on_stop(run_id: str, lang_choice: str, request: gr.Request):
         lang = lang_code(lang_choice)
         refuse_viewer(ctx, request, lang)
@@ -429,6 +435,7 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
               "show_progress": "hidden", "api_visibility": "private", "concurrency_limit": None}
     # the same run in another language or at another price: follow it afresh
     ctx.language.change(**follow)
+    ctx.language.change(on_language, [watched, ctx.language], [message], show_progress="hidden")
     price.change(**follow, trigger_mode="always_last")
     buttons["stop"].click(on_stop, [watched, ctx.language], [message], api_name="stop")
     buttons["kill"].click(on_kill_ask, [watched, ctx.language], [kill_confirm, kill_question])

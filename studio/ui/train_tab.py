@@ -307,6 +307,8 @@ def create_train_tab(ctx: UIContext) -> dict:
     visibility_outputs = [built["cells"][k] for k in conditional] + [accordions[g.group_id] for g in groups if g.group_id in accordions]
     validation_outputs = [summary, shown_problems, *built["problems"].values(), form_values]
     gr.on([c.change for c in inputs], on_validate, [*inputs, shown_problems, ctx.language], validation_outputs, **quiet)
+    # the summary line in the new language (a viewer's page has no settings to check)
+    ctx.language.change(operator_view(ctx, on_validate), [*inputs, shown_problems, ctx.language], validation_outputs, **quiet)
     switches = [all_controls[key] for key in form.trigger_keys([specs[k] for k in conditional]) if key in all_controls]
     if switches:
         gr.on([c.change for c in switches], on_switch, inputs, visibility_outputs, **quiet)
