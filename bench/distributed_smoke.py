@@ -30,6 +30,7 @@ def smoke(workspace, model: str, strategy: str, gpus: str, max_steps: int = 30, 
     still going after `timeout_s` is killed and reported as timed out."""
     from studio import config as cfg
     from studio import jobs
+    from studio import run_folder
 
     overrides = {"run_name": strategy, "model": model, "dataset": "demo-chat", "max_steps": max_steps, "batch_size": 4,
                  "cutoff_len": 256, "save_steps": 0, "probe_steps": 0, "strategy": strategy, "gpus": gpus, "processes": 2}
@@ -37,8 +38,8 @@ def smoke(workspace, model: str, strategy: str, gpus: str, max_steps: int = 30, 
     run_dir = jobs.launch(workspace, cfg.check(cfg.apply_overrides(cfg.RunConfig(), overrides)))
     status = _wait(run_dir, timeout_s)
     wall = time.perf_counter() - started
-    rows = [r for r in jobs.read_metrics(run_dir)[0] if r.get("tokens_per_s")]
-    samples = jobs.read_system(run_dir)[0]
+    rows = [r for r in run_folder.read_metrics(run_dir)[0] if r.get("tokens_per_s")]
+    samples = run_folder.read_system(run_dir)[0]
     peak = max((g["memory_used_mb"] for s in samples for g in s.get("gpus", []) if g.get("memory_used_mb")), default=None)
     return {"strategy": strategy, "gpus": gpus or None, "state": status.get("state"), "error": status.get("error"),
             "processes": status.get("processes"), "effective_batch": status.get("effective_batch"),
@@ -50,13 +51,14 @@ def smoke(workspace, model: str, strategy: str, gpus: str, max_steps: int = 30, 
 def _wait(run_dir: Path, timeout_s: float | None) -> dict:
     """The run's final status; after `timeout_s` the run is killed and its state reads "timed out"."""
     from studio import jobs
+    from studio import run_folder
     from studio.train.status import FINAL_STATES
 
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    while (status := jobs.run_status(run_dir)).get("state") not in FINAL_STATES:
+    while (status := run_folder.run_status(run_dir)).get("state") not in FINAL_STATES:
         if deadline is not None and time.monotonic() > deadline:
             jobs.kill_run(run_dir)
-            return {**jobs.run_status(run_dir), "state": "timed out", "error": f"killed after the time limit of {timeout_s:.0f} s"}
+            return {**run_folder.run_status(run_dir), "state": "timed out", "error": f"killed after the time limit of {timeout_s:.0f} s"}
         time.sleep(0.5)
     return status
 

@@ -88,6 +88,7 @@ def run_worker(workspace_dir: Path, overrides: dict[str, Any], timeout_s: float)
     its own process, killed after `timeout_s`. Returns what its run folder says: state, phase, dry_run figures,
     error, seconds, the log's precision line, the GPU samples' summary and the run folder."""
     from studio import jobs
+    from studio import run_folder
     from studio.workspace import DRY_RUN_FILE, LOG_FILE, Workspace
 
     run_dir = jobs.create_run(Workspace(workspace_dir), cfg.check(cfg.apply_overrides(cfg.RunConfig(), overrides)))
@@ -100,7 +101,7 @@ def run_worker(workspace_dir: Path, overrides: dict[str, Any], timeout_s: float)
                                        env={**os.environ, **WORKER_ENV}, check=False).returncode
         except subprocess.TimeoutExpired:
             exit_code, timed_out = None, True
-    status = jobs.run_status(run_dir)
+    status = run_folder.run_status(run_dir)
     log_text = (run_dir / LOG_FILE).read_text(encoding="utf-8", errors="replace")
     dry = json.loads((run_dir / DRY_RUN_FILE).read_text(encoding="utf-8")) if (run_dir / DRY_RUN_FILE).exists() else {}
     return {

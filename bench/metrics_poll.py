@@ -1,5 +1,5 @@
 """One live-chart poll on a long run, timed: metrics.jsonl holds 100,000 rows; the poll reads the 10 rows
-appended since the byte offset the UI stored last time, via jobs.read_metrics (the UI's gr.Timer path).
+appended since the byte offset the UI stored last time, via run_folder.read_metrics (the UI's gr.Timer path).
 
 Run: python bench/metrics_poll.py   → bench/results/metrics_poll.json
 Target (issue: live training monitor): one poll ≤ 20 ms, whatever the length of the file.
@@ -33,7 +33,7 @@ def row(step: int) -> dict:
 
 
 def main() -> None:
-    from studio import jobs
+    from studio import run_folder
     from studio.workspace import METRICS_FILE, append_jsonl
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -42,18 +42,18 @@ def main() -> None:
         with open(path, "w", encoding="utf-8") as handle:
             handle.writelines(json.dumps(row(step)) + "\n" for step in range(1, ROWS + 1))
         size_mb = path.stat().st_size / 2**20
-        _, offset = jobs.read_metrics(run_dir, path.stat().st_size)  # the UI's stored offset: the end of the file
+        _, offset = run_folder.read_metrics(run_dir, path.stat().st_size)  # the UI's stored offset: the end of the file
         step, timings = ROWS, []
         for _ in range(POLLS):
             for _ in range(NEW_ROWS):  # the worker appends 10 rows between two polls
                 step += 1
                 append_jsonl(path, row(step))
             started = time.perf_counter()
-            rows, offset = jobs.read_metrics(run_dir, offset)
+            rows, offset = run_folder.read_metrics(run_dir, offset)
             timings.append((time.perf_counter() - started) * 1000)
             assert [r["step"] for r in rows] == list(range(step - NEW_ROWS + 1, step + 1))
         full_started = time.perf_counter()
-        all_rows, _ = jobs.read_metrics(run_dir, 0)
+        all_rows, _ = run_folder.read_metrics(run_dir, 0)
         full_ms = (time.perf_counter() - full_started) * 1000
         assert len(all_rows) == ROWS + NEW_ROWS * POLLS
     median = statistics.median(timings)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio import jobs
+from studio import run_folder
 from studio.chat_streaming import (
     EitherEvent,
     before_stop,
@@ -117,7 +117,7 @@ class ChatModel:
         Raises ValueError when the loaded weights are a full fine-tune, the run saved no adapter, it was trained
         on a different base model, or `name` is taken."""
         run_dir = workspace.run_dir(run)
-        config = jobs.load_config(run_dir)
+        config = run_folder.load_config(run_dir)
         adapter = run_dir / ADAPTER_DIR
         if not self.plain_base:
             raise ValueError("the loaded model is a full fine-tune, not a base model with adapters: load the base "
@@ -304,7 +304,7 @@ def _trained_weights(run_dir: Path, checkpoint: str | None) -> Path:
                         f"so there is nothing to chat with. Score an answer with: python -m studio score {run_dir.name} "
                         "--prompt '…' --answer '…'")
     if trained is None:
-        raise PathError(f"run {run_dir.name} has no trained weights yet (state: {jobs.run_status(run_dir).get('state')})")
+        raise PathError(f"run {run_dir.name} has no trained weights yet (state: {run_folder.run_status(run_dir).get('state')})")
     return trained
 
 
@@ -325,7 +325,7 @@ def load_run(workspace: Workspace, run: str, base: bool = False, checkpoint: str
 
     _quiet_inference(torch)
     run_dir = workspace.run_dir(run)
-    config = jobs.load_config(run_dir)
+    config = run_folder.load_config(run_dir)
     trained = _trained_weights(run_dir, checkpoint)
     is_adapter = (trained / "adapter_config.json").is_file() or trained.name == ADAPTER_DIR
     remote = config.model.trust_remote_code
@@ -396,11 +396,11 @@ def load_refusal(workspace: Workspace, run: str, gpus: list | None = None) -> Lo
     # run on the CPU is slowed, not killed, and a model that trains on a CPU is small enough to chat beside it.
     if not gpus:
         return None
-    training = next((r.run_id for r in jobs.list_runs(workspace) if r.state == "running"), None)
+    training = next((r.run_id for r in run_folder.list_runs(workspace) if r.state == "running"), None)
     if training is None:
         return None
     try:
-        params = model_architecture(workspace, jobs.load_config(workspace.run_dir(run)).model.model,
+        params = model_architecture(workspace, run_folder.load_config(workspace.run_dir(run)).model.model,
                                     allow_download=False).total_params()
     except (ModelInfoError, PathError, OSError):
         return None  # nothing to estimate from offline: loading goes ahead and CUDA reports if it does not fit

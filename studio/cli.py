@@ -69,6 +69,7 @@ def _follow(run_dir: Path, offset: int = 0) -> dict:
     """Print the run's log (from byte `offset`) as it grows until the run ends; Ctrl-C asks the worker to
     stop gracefully."""
     from studio import jobs
+    from studio import run_folder
 
     interrupted = False
     while True:
@@ -79,7 +80,7 @@ def _follow(run_dir: Path, offset: int = 0) -> dict:
             offset += len(chunk)
             sys.stdout.write(chunk.decode("utf-8", errors="replace"))
             sys.stdout.flush()
-            status = jobs.run_status(run_dir)
+            status = run_folder.run_status(run_dir)
             if status.get("state") in ("completed", "failed", "stopped"):
                 return status
             time.sleep(0.5)
@@ -113,6 +114,7 @@ def cmd_train(args, workspace: Workspace) -> int:
 def cmd_launch_cmd(args, workspace: Workspace) -> int:
     """`launch-cmd`: the command each machine of a multi-node run runs (a run, or a new run made from a config)."""
     from studio import jobs
+    from studio import run_folder
     from studio.train import distributed
 
     if not distributed.is_machine_address(args.main_ip):  # before a run folder is made for a config
@@ -122,7 +124,7 @@ def cmd_launch_cmd(args, workspace: Workspace) -> int:
         run_dir = workspace.run_dir(args.run)
     except PathError:  # not a run: a config YAML, for which a run folder is made (not started)
         run_dir = jobs.create_multi_node_run(workspace, build_config(args.run, args.overrides, workspace))
-    print(distributed.node_instructions(workspace.root, run_dir, jobs.load_config(run_dir), args.nodes, args.node_rank,
+    print(distributed.node_instructions(workspace.root, run_dir, run_folder.load_config(run_dir), args.nodes, args.node_rank,
                                         args.main_ip, args.port, args.per_node))
     return 0
 
@@ -141,13 +143,13 @@ def _report(run_dir: Path, status: dict) -> int:
 
 
 def cmd_runs(args, workspace: Workspace) -> int:
-    from studio import jobs
+    from studio import run_folder
 
     if args.action == "stop":
         return cmd_runs_stop(args, workspace)
     if args.action == "resume":
         return cmd_runs_resume(args, workspace)
-    runs = jobs.list_runs(workspace)
+    runs = run_folder.list_runs(workspace)
     if args.json:
         print(json.dumps([dataclasses.asdict(r) for r in runs], indent=2, ensure_ascii=False))
         return 0
@@ -165,31 +167,33 @@ def cmd_runs(args, workspace: Workspace) -> int:
 
 def cmd_runs_stop(args, workspace: Workspace) -> int:
     from studio import jobs
+    from studio import run_folder
 
     run_dir = workspace.run_dir(args.run)
     if args.kill:
         if not jobs.kill_run(run_dir):
-            print(f"error: run {run_dir.name} is not running or queued (state: {jobs.run_status(run_dir).get('state')})", file=sys.stderr)
+            print(f"error: run {run_dir.name} is not running or queued (state: {run_folder.run_status(run_dir).get('state')})", file=sys.stderr)
             return 2
         print(f"run {run_dir.name}: killed; resume it from its last checkpoint with: python -m studio runs resume {run_dir.name}")
         return 0
     if not jobs.request_stop(run_dir):
-        print(f"error: run {run_dir.name} is not running or queued (state: {jobs.run_status(run_dir).get('state')})", file=sys.stderr)
+        print(f"error: run {run_dir.name} is not running or queued (state: {run_folder.run_status(run_dir).get('state')})", file=sys.stderr)
         return 2
     print(f"run {run_dir.name}: stopping after the current step…", flush=True)
-    status = jobs.wait(run_dir)
+    status = run_folder.wait(run_dir)
     print(f"run {run_dir.name}: {status.get('state')}" + (f" — {status['error']}" if status.get("error") else ""))
     return 0 if status.get("state") in ("completed", "stopped") else 1
 
 
 def cmd_runs_resume(args, workspace: Workspace) -> int:
     from studio import jobs
+    from studio import run_folder
 
     run_dir = workspace.run_dir(args.run)
     log_file = run_dir / LOG_FILE
     start = log_file.stat().st_size if log_file.exists() else 0  # follow only what this attempt writes
     jobs.resume_run(workspace, run_dir)
-    print(f"resuming from {jobs.run_status(run_dir).get('resumed_from')}")
+    print(f"resuming from {run_folder.run_status(run_dir).get('resumed_from')}")
     print(f"run folder: {run_dir}", flush=True)
     if args.detach:
         return 0

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio import jobs
+from studio import run_folder
 from studio.chat import (
     ChatModel,
     GenerationSettings,
@@ -94,12 +94,12 @@ def _run_kind(workspace: Workspace, run_id: str) -> tuple[str, str]:
     run_dir = workspace.run_dir(run_id)
     if not run_has_weights(run_dir):
         raise CompareError(f"run {run_dir.name} has no trained weights to answer with (state: "
-                           f"{jobs.run_status(run_dir).get('state')}); choose a finished run")
+                           f"{run_folder.run_status(run_dir).get('state')}); choose a finished run")
     return run_dir.name, "adapter" if (run_dir / ADAPTER_DIR).is_dir() else "full"
 
 
 def _base_model(workspace: Workspace, run_id: str) -> str:
-    return jobs.load_config(workspace.run_dir(run_id)).model.model
+    return run_folder.load_config(workspace.run_dir(run_id)).model.model
 
 
 def load_pair(workspace: Workspace, mode: str, run_a: str, run_b: str = "") -> ComparePair:

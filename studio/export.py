@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio import config as cfg
-from studio import jobs
+from studio import run_folder
 from studio.models.catalog import resolve_model
 from studio.system_prompt import shared_system_prompt
 from studio.workspace import ADAPTER_DIR, FULL_MODEL_DIR, REWARD_MODEL_DIR, Workspace
@@ -100,7 +100,7 @@ def trained_dir(run_dir: Path) -> Path:
                           "so it cannot be exported for chat, Ollama or vLLM; its weights are in "
                           f"{run_dir / REWARD_MODEL_DIR}")
     raise ExportError(f"run {run_dir.name} has no trained weights to export yet "
-                      f"(state: {jobs.run_status(run_dir).get('state')}); wait until it finishes or is stopped")
+                      f"(state: {run_folder.run_status(run_dir).get('state')}); wait until it finishes or is stopped")
 
 
 def check_out_dir(workspace: Workspace, to: str) -> Path:
@@ -145,7 +145,7 @@ def merge_into(workspace: Workspace, run_dir: Path, out_dir: Path, dtype: str = 
 
     if dtype not in DTYPES:
         raise ExportError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
-    config = jobs.load_config(run_dir)
+    config = run_folder.load_config(run_dir)
     trained = trained_dir(run_dir)
     remote = config.model.trust_remote_code
     torch_dtype = getattr(torch, DTYPES[dtype])
@@ -189,7 +189,7 @@ def write_modelfile(workspace: Workspace, run_dir: Path, out_dir: Path, kind: st
     the run's chat-template family, its stop tokens and the training data's system prompt. Returns (path, notes)."""
     from transformers import AutoTokenizer
 
-    config = jobs.load_config(run_dir)
+    config = run_folder.load_config(run_dir)
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
     family = template_family(getattr(tokenizer, "chat_template", None))
     if family is None:
@@ -235,14 +235,14 @@ def write_modelfile(workspace: Workspace, run_dir: Path, out_dir: Path, kind: st
 
 def served_name(run_dir: Path) -> str:
     """The model name an export is served under (vLLM, SGLang, Ollama): the run's name as a lowercase slug."""
-    name = jobs.load_config(run_dir).run_name or run_dir.name
+    name = run_folder.load_config(run_dir).run_name or run_dir.name
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "tuned"
 
 
 def engine_commands(workspace: Workspace, run_dir: Path, out_dir: Path, kind: str) -> tuple[str, str, str]:
     """(the vLLM command, the SGLang command, which model name to ask for) that serve the export as an
     OpenAI-compatible API; ExportError for an adapter those engines cannot load (not LoRA)."""
-    config, name = jobs.load_config(run_dir), served_name(run_dir)
+    config, name = run_folder.load_config(run_dir), served_name(run_dir)
     template = next((out_dir / f for f in ("chat_template.jinja",) if (out_dir / f).is_file()), None)
     if kind != "adapter":
         return (f"vllm serve {out_dir} --served-model-name {name}",

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from studio import jobs
+from studio import run_folder
 from studio.export import (
     MODELFILE,
     SERVING_FILE,
@@ -37,7 +37,7 @@ def check_gguf_exportable(workspace: Workspace, run_dir: Path, out_type: str) ->
     """Refuse up front (ExportError) an out type or a base model with no GGUF mapping, before any merging."""
     if out_type not in OUT_TYPES:
         raise ExportError(f"GGUF type {out_type!r} is not one of {', '.join(OUT_TYPES)}")
-    config = jobs.load_config(run_dir)
+    config = run_folder.load_config(run_dir)
     if config.method.method not in ("lora", "qlora", "ia3", "full", "freeze"):
         raise ExportError(f"a {config.method.method} adapter adds learned virtual tokens and cannot be merged into "
                           "the weights, so it cannot be written as GGUF; export the adapter instead")
@@ -50,7 +50,7 @@ def check_gguf_exportable(workspace: Workspace, run_dir: Path, out_type: str) ->
 def tokenizer_pre_name(workspace: Workspace, run_dir: Path, merged: Path) -> str:
     """llama.cpp's pre-tokenizer name: the one of the GGUF the base model was imported from, "gpt-2" for a
     byte-level BPE with GPT-2's split pattern (tiny-demo), "default" otherwise."""
-    source = resolve_model(workspace, jobs.load_config(run_dir).model.model)
+    source = resolve_model(workspace, run_folder.load_config(run_dir).model.model)
     note = import_note(Path(source)) if Path(source).is_dir() else None
     if note and note.get("tokenizer_pre"):
         return note["tokenizer_pre"]

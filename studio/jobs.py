@@ -1,12 +1,9 @@
-"""Start, stop, kill, resume and list training runs. Each run is a separate worker process that outlives
-the studio.
+"""Start, stop, kill and resume training runs. Each run is a separate worker process that outlives the studio.
 
 A run is a folder: jobs.py writes its config.yaml, queues it (a ticket, so queued runs start in launch
-order) and starts `python -m studio train --config …` (an argv list, never a shell). Whoever reads a run's
-status checks that a `running` or `queued` worker is still alive (same pid *and* same process start time,
-so a reused pid is not mistaken for ours); a dead one is marked failed with the cause and the last lines
-of its log, unless the user killed it (a KILLED marker), which is recorded as stopped. A stopped or failed
-run with a checkpoint can be resumed in the same folder.
+order) and starts `python -m studio train --config …` (an argv list, never a shell). Reading a run (its
+status, with a dead worker noticed, its config, metrics and checkpoints) is `studio.run_folder`. A stopped or
+failed run with a checkpoint can be resumed in the same folder.
 """
 
 from __future__ import annotations
@@ -17,9 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psutil
 
@@ -27,53 +22,24 @@ from studio import config as cfg
 from studio.data.prepare import load_for_config
 from studio.models import modules
 from studio.models.catalog import resolve_model
+from studio.run_folder import (
+    latest_checkpoint,
+    load_config,
+    record_exit,
+    record_killed,
+    run_status,
+    started_workers,
+    worker_alive,
+)
 from studio.train import distributed, queue, stages
-from studio.train.status import (
-    COMPLETED,
-    FAILED,
-    FINAL_STATES,
-    QUEUED,
-    RUNNING,
-    STOPPED,
-    read_status,
-    update_status,
-)
-from studio.workspace import (
-    CONFIG_FILE,
-    KILLED_FILE,
-    LOG_FILE,
-    METRICS_FILE,
-    PROJECT_ROOT,
-    SAMPLES_FILE,
-    STOP_FILE,
-    SYSTEM_FILE,
-    Workspace,
-    checkpoint_folders,
-    process_alive,
-    read_jsonl_from,
-    tail_text,
-)
-
-KILLED_PHASE = "killed by the user"
+from studio.train.status import FAILED, FINAL_STATES, QUEUED, STOPPED, read_status, update_status
+from studio.workspace import CONFIG_FILE, KILLED_FILE, LOG_FILE, PROJECT_ROOT, STOP_FILE, Workspace
 
 
 class ResumeError(ValueError):
     """A run that cannot be resumed (still running, completed, or no checkpoint); the message says why."""
 
 
-@dataclass
-class RunSummary:
-    """One row of the runs list."""
-
-    run_id: str
-    state: str
-    model: str
-    dataset: str
-    method: str
-    created: float
-    final_loss: float | None
-    error: str
-    run_name: str
 
 
 def reporter_problems(config: cfg.RunConfig) -> list[cfg.Problem]:
@@ -124,37 +90,10 @@ def create_multi_node_run(workspace, config) -> Path:
     return run_dir
 
 
-def _signal_name(returncode: int) -> str:
-    try:
-        return signal.Signals(-returncode).name
-    except ValueError:
-        return f"signal {-returncode}"
 
 
-def _record_killed(run_dir: Path) -> dict[str, Any]:
-    return update_status(run_dir, state=STOPPED, phase=KILLED_PHASE, killed=True, ended=time.time(), progress=None)
 
 
-def _record_exit(run_dir: Path, returncode: int, pid: int) -> None:
-    """After worker `pid` exits: if it did not record an outcome itself, record that it died and how (or that
-    the user killed it). Nothing is written when the run has a newer worker by now (it was resumed)."""
-    status = read_status(run_dir)
-    if status.get("pid") != pid:
-        return
-    # several processes: the launcher's summary names the rank that failed first (a rank killed by a signal
-    # could not say so itself, and the others then fail only because it went)
-    first = distributed.launcher_root_cause(tail_text(run_dir / LOG_FILE, 60)) if returncode else None
-    if status.get("state") in FINAL_STATES:
-        error = status.get("error") or ""
-        if first and status.get("state") == FAILED and not error.startswith(f"rank {first[0]} "):
-            update_status(run_dir, error=f"{first[1]}; then {error}")
-        return
-    if (run_dir / KILLED_FILE).exists():
-        _record_killed(run_dir)
-        return
-    how = f"was killed by {_signal_name(returncode)}" if returncode < 0 else f"exited with code {returncode}"
-    cause = f"{first[1]}; " if first else ""
-    update_status(run_dir, state=FAILED, phase="failed", ended=time.time(), progress=None, error=f"{cause}the worker process {how} before finishing; last log lines:\n{tail_text(run_dir / LOG_FILE, 8)}")
 
 
 def worker_env(pass_hub_token: bool) -> dict[str, str]:
@@ -166,7 +105,6 @@ def worker_env(pass_hub_token: bool) -> dict[str, str]:
     return env
 
 
-_children: dict[int, subprocess.Popen] = {}  # workers started by this process, by pid
 
 
 def start_worker(workspace: Workspace, run_dir: Path) -> subprocess.Popen:
@@ -199,8 +137,8 @@ def start_worker(workspace: Workspace, run_dir: Path) -> subprocess.Popen:
     pid_started = psutil.Process(process.pid).create_time()
     queue.claim_ticket(ticket, process.pid, pid_started)
     update_status(run_dir, pid=process.pid, pid_started=pid_started)
-    _children[process.pid] = process
-    threading.Thread(target=lambda: _record_exit(run_dir, process.wait(), process.pid), daemon=True).start()
+    started_workers[process.pid] = process
+    threading.Thread(target=lambda: record_exit(run_dir, process.wait(), process.pid), daemon=True).start()
     return process
 
 
@@ -211,57 +149,10 @@ def launch(workspace: Workspace, config: cfg.RunConfig) -> Path:
     return run_dir
 
 
-def _worker_alive(status: dict[str, Any]) -> bool:
-    return bool(status.get("pid")) and process_alive(status["pid"], status.get("pid_started"))
 
 
-def run_status(run_dir: Path) -> dict[str, Any]:
-    """The run's status, after marking it failed if its worker died without recording an outcome. A damaged
-    status.json is left as it is (the worker rewrites it whole on its next update): the state is inferred from
-    the run's files and the error says what is damaged."""
-    status = read_status(run_dir)
-    if status.get("damaged"):
-        return _inferred_status(run_dir, status)
-    if status.get("state") in FINAL_STATES:
-        return status
-    queued_at = float(status.get("queued_at") or status.get("created") or 0)
-    fresh = (time.time() - queued_at < 10 or status.get("awaiting_machines")) and not status.get("pid")
-    if not fresh and not _worker_alive(status):
-        if (run_dir / KILLED_FILE).exists():
-            return _record_killed(run_dir)
-        child = _children.get(int(status.get("pid") or 0))
-        if child is not None:  # our own child: its exit code says exactly how it died (e.g. SIGKILL)
-            try:
-                _record_exit(run_dir, child.wait(timeout=5), child.pid)
-                return read_status(run_dir)
-            except subprocess.TimeoutExpired:
-                pass
-        return update_status(
-            run_dir, state=FAILED, phase="failed", ended=time.time(), progress=None,
-            error="the worker process is gone (killed, out of memory, or the machine restarted); last log lines:\n"
-            + tail_text(run_dir / LOG_FILE, 8),
-        )
-    return status
 
 
-def _inferred_status(run_dir: Path, status: dict[str, Any]) -> dict[str, Any]:
-    """`status` (read from a damaged status.json) with the state the run's files show: running while its worker
-    lives, stopped when the user killed it, completed when its trained weights were saved, else failed."""
-    from studio.workspace import ADAPTER_DIR, FULL_MODEL_DIR, REWARD_MODEL_DIR
-
-    if _worker_alive(status):
-        state = status["state"] if status.get("state") in (QUEUED, RUNNING) else RUNNING
-    elif (run_dir / KILLED_FILE).exists():
-        state = STOPPED
-    elif any((run_dir / name).is_dir() and any((run_dir / name).iterdir()) for name in (ADAPTER_DIR, FULL_MODEL_DIR, REWARD_MODEL_DIR)):
-        state = COMPLETED
-    elif status.get("state") in FINAL_STATES:
-        state = status["state"]
-    else:
-        state = FAILED
-    note = f"{status['damaged']}; the state shown ({state}) is inferred from the run's files"
-    error = status.get("error") or ""
-    return {**status, "state": state, "error": f"{note}\n{error}" if error else note}
 
 
 def request_stop(run_dir: Path) -> bool:
@@ -274,7 +165,7 @@ def request_stop(run_dir: Path) -> bool:
         update_status(run_dir, drop=("awaiting_machines",), state=STOPPED, phase="stopped before its machines started", ended=time.time())
         return True
     # several processes: every rank reads the STOP file (a signal to the launcher would tear them down unsaved)
-    if _worker_alive(status) and not distributed.is_multi_process(load_config(run_dir)):
+    if worker_alive(status) and not distributed.is_multi_process(load_config(run_dir)):
         try:
             os.kill(int(status["pid"]), signal.SIGTERM)
         except ProcessLookupError:
@@ -289,7 +180,7 @@ def kill_run(run_dir: Path, timeout: float = 10.0) -> bool:
     if status.get("state") in FINAL_STATES:
         return False
     (run_dir / KILLED_FILE).write_text(f"{time.time()}\n", encoding="utf-8")  # before the kill: no one calls it a failure
-    if _worker_alive(status):
+    if worker_alive(status):
         pid = int(status["pid"])
         try:
             if os.getpgid(pid) == pid:  # its own session (as start_worker makes it): take its children too
@@ -298,23 +189,19 @@ def kill_run(run_dir: Path, timeout: float = 10.0) -> bool:
                 os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        child = _children.get(pid)
+        child = started_workers.get(pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if child is not None and child.poll() is not None:
                 break
-            if child is None and not _worker_alive(status):
+            if child is None and not worker_alive(status):
                 break
             time.sleep(0.05)
     if read_status(run_dir).get("state") not in FINAL_STATES:  # unless it finished on its own just before
-        _record_killed(run_dir)
+        record_killed(run_dir)
     return True
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The run's newest complete checkpoint folder (checkpoints/checkpoint-N with its trainer state), or None."""
-    complete = checkpoint_folders(run_dir, holding=("trainer_state.json",))
-    return complete[-1] if complete else None
 
 
 def resume_run(workspace: Workspace, run_dir: Path) -> Path:
@@ -343,68 +230,15 @@ def resume_run(workspace: Workspace, run_dir: Path) -> Path:
     return run_dir
 
 
-def load_config(run_dir: Path) -> cfg.RunConfig:
-    """The config a run was started with."""
-    return cfg.read_config(run_dir / CONFIG_FILE)
 
 
-def read_metrics(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-    """Metric rows logged since byte `offset` of metrics.jsonl, and the next offset."""
-    return read_jsonl_from(run_dir / METRICS_FILE, offset)
 
 
-def read_samples(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-    """Probe answers written since byte `offset` of samples.jsonl, and the next offset."""
-    return read_jsonl_from(run_dir / SAMPLES_FILE, offset)
 
 
-def read_system(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-    """System samples (CPU, RAM, GPUs) written since byte `offset` of system.jsonl, and the next offset."""
-    return read_jsonl_from(run_dir / SYSTEM_FILE, offset)
 
 
-def list_runs(workspace: Workspace) -> list[RunSummary]:
-    """Every run in the workspace, newest first, with its current state."""
-    summaries = []
-    for run_id in workspace.run_ids():
-        run_dir = workspace.runs_dir / run_id
-        status = run_status(run_dir)
-        error = (status.get("error") or "").split("\n")[0]
-        try:
-            config = load_config(run_dir)
-        except (cfg.ConfigError, OSError) as problem:  # listed all the same, with what is wrong with its config
-            config, error = None, f"{CONFIG_FILE} is damaged: {_first_line(problem)}" + (f"; {error}" if error else "")
-        summaries.append(
-            RunSummary(
-                run_id=run_id,
-                state=status.get("state", QUEUED),
-                model=config.model.model if config else "?",
-                dataset=config.data.dataset if config else "?",
-                method=config.method.method if config else "?",
-                created=float(status.get("created") or (run_dir / CONFIG_FILE).stat().st_mtime),
-                final_loss=status.get("final_loss"),
-                error=error,
-                run_name=config.run_name if config else "",
-            )
-        )
-    return summaries
 
 
-def _first_line(error: Exception) -> str:
-    """The first problem an error names (a ConfigError's first problem), on one line of at most 300 characters."""
-    problems = getattr(error, "problems", None)
-    text = " ".join(str(problems[0] if problems else error).split())
-    return text if len(text) <= 300 else text[:300] + "…"
 
 
-def wait(run_dir: Path, poll_s: float = 0.5, timeout_s: float | None = None) -> dict[str, Any]:
-    """Block until the run reaches a final state; returns its status. Raises TimeoutError naming the run and its
-    last state when `timeout_s` passes first."""
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    while True:
-        status = run_status(run_dir)
-        if status.get("state") in FINAL_STATES:
-            return status
-        if deadline is not None and time.monotonic() > deadline:
-            raise TimeoutError(f"run {run_dir.name} still {status.get('state')} after {timeout_s:g} s")
-        time.sleep(poll_s)

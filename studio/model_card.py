@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio import config as cfg
-from studio import jobs
+from studio import run_folder
 from studio.train.status import read_status
 from studio.workspace import (
     METRICS_FILE,
@@ -111,7 +111,7 @@ def _answer_scores(run_dir: Path) -> list[str]:
 
 def model_card(workspace: Workspace, run_dir: Path, out_dir: Path, kind: str) -> str:
     """The README.md text for an export of `kind` ("adapter", "merged" or "model") of the run in `run_dir`."""
-    config = jobs.load_config(run_dir)
+    config = run_folder.load_config(run_dir)
     flat = cfg.to_flat(config)
     status = read_status(run_dir)  # a damaged status.json gives only its usable keys
     base = config.model.model

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from studio import config as cfg
-from studio import jobs
+from studio import run_folder
 from studio.train.status import FAILED, FINAL_STATES, STOPPED, read_status
 from studio.workspace import (
     META_FILE, METRICS_FILE, SAMPLES_FILE, SYSTEM_FILE, Workspace, read_json, read_jsonl_from, write_json_atomic,
@@ -108,13 +108,13 @@ def duration_of(status: dict[str, Any], now: float | None = None) -> float | Non
 
 def is_resumable(run_dir: Path, status: dict[str, Any]) -> bool:
     """A stopped or failed run with a complete checkpoint can be resumed (jobs.resume_run)."""
-    return status.get("state") in (STOPPED, FAILED) and jobs.latest_checkpoint(Path(run_dir)) is not None
+    return status.get("state") in (STOPPED, FAILED) and run_folder.latest_checkpoint(Path(run_dir)) is not None
 
 
 def list_records(workspace: Workspace) -> list[RunRecord]:
     """Every run, newest first, with its state, duration, losses, tags and notes."""
     records = []
-    for summary in jobs.list_runs(workspace):  # also marks runs whose worker died as failed
+    for summary in run_folder.list_runs(workspace):  # also marks runs whose worker died as failed
         run_dir = workspace.runs_dir / summary.run_id
         status = {**read_status(run_dir), "state": summary.state}
         meta = read_meta(run_dir)
@@ -135,7 +135,7 @@ def delete_run(workspace: Workspace, run_id: str) -> None:
 
     PathError when `run_id` is not a run of this workspace."""
     run_dir = workspace.run_dir(run_id)
-    state = jobs.run_status(run_dir).get("state")
+    state = run_folder.run_status(run_dir).get("state")
     if state not in FINAL_STATES:
         raise RunBusyError(f"run {run_dir.name} is {state}: stop it (or kill it) before deleting it")
     shutil.rmtree(run_dir)
@@ -154,7 +154,7 @@ def clone_name(run_name: str) -> str:
 
 def clone_config(workspace: Workspace, run_id: str) -> cfg.RunConfig:
     """Run `run_id`'s config with its name suffixed, ready to edit and start as a new run."""
-    config = jobs.load_config(workspace.run_dir(run_id))
+    config = run_folder.load_config(workspace.run_dir(run_id))
     return dataclasses.replace(config, run_name=clone_name(config.run_name))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from studio import jobs
+from studio import run_folder
 from studio.models.catalog import resolve_model
 from studio.workspace import REWARD_MODEL_DIR, PathError, Workspace
 
@@ -45,8 +45,8 @@ def load_reward_model(workspace: Workspace, run: str) -> RewardModel:
     saved = run_dir / REWARD_MODEL_DIR
     if not saved.is_dir():
         raise PathError(f"run {run_dir.name} has no reward model (train one with stage=rm; state: "
-                        f"{jobs.run_status(run_dir).get('state')})")
-    config = jobs.load_config(run_dir)
+                        f"{run_folder.run_status(run_dir).get('state')})")
+    config = run_folder.load_config(run_dir)
     remote = config.model.trust_remote_code
     tokenizer = AutoTokenizer.from_pretrained(saved)
     if (saved / "adapter_config.json").is_file():

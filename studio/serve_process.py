@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio import jobs
+from studio import run_folder
 from studio.export import trained_dir
 from studio.serve import API_KEY_ENV, LOCAL_HOSTS, check_bind
 from studio.workspace import Workspace, tail_text
@@ -117,7 +118,7 @@ def start_serving(workspace: Workspace, run: str, port: int, all_interfaces: boo
                              "choose another port")
         argv = [sys.executable, "-m", "studio", "--workspace", str(workspace.root), "serve", run_dir.name,
                 "--host", host, "--port", str(int(port))]
-        config = jobs.load_config(run_dir)
+        config = run_folder.load_config(run_dir)
         from studio.models.catalog import is_hub_model
 
         env = jobs.worker_env(pass_hub_token=is_hub_model(workspace, config.model.model))

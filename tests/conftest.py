@@ -129,12 +129,12 @@ def tiny_demo_weights(tiny_demo_dir) -> dict:
 
 def _kill_leftover_workers(workspace) -> None:
     """Kill (by pid) any worker a test started in `workspace` that is still alive, so none outlives the suite."""
-    from studio import jobs
+    from studio import run_folder
     from studio.train.status import read_status
 
     for run_dir in workspace.runs_dir.iterdir():
         status = read_status(run_dir)
-        if status.get("pid") and jobs._worker_alive(status):
+        if status.get("pid") and run_folder.worker_alive(status):
             try:
                 os.kill(int(status["pid"]), signal.SIGKILL)
             except ProcessLookupError:
@@ -205,6 +205,7 @@ def running_studio(workspace: Path, *flags: str):
     """A studio serving `workspace` for a test module: yields its URL; afterwards stops the studio and ends
     any training worker its tests started (workers outlive the studio by design)."""
     from studio import jobs
+    from studio import run_folder
     from studio.workspace import Workspace
 
     server, url = start_studio(workspace, *flags)
@@ -215,7 +216,7 @@ def running_studio(workspace: Path, *flags: str):
         for run_dir in (workspace / "runs").glob("*"):
             if jobs.request_stop(run_dir):
                 try:
-                    jobs.wait(run_dir, timeout_s=60)
+                    run_folder.wait(run_dir, timeout_s=60)
                 except TimeoutError:  # a hung worker must not hang the suite: end it
                     _kill_leftover_workers(Workspace(workspace))
 

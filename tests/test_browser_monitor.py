@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CHROMIUM, CHROMIUM_FLAGS, _kill_leftover_workers, free_port, new_workspace, start_studio, stop_studio, wait_for
-from studio import jobs
+from studio import run_folder
 from test_run_library import write_run
 
 pytestmark = pytest.mark.browser
@@ -278,12 +278,12 @@ def test_kill_asks_first_and_a_killed_run_resumes_from_its_checkpoint(studio, pa
     open_tab(page, url, "3 · Train")
     run_id = start_run(page, "kill me", 100_000, probe_steps="0", save_steps="5")
     run_dir = workspace.runs_dir / run_id
-    wait_for(lambda: jobs.latest_checkpoint(run_dir), 180, "the first checkpoint")
+    wait_for(lambda: run_folder.latest_checkpoint(run_dir), 180, "the first checkpoint")
     pid = worker_pid(run_dir)
 
     page.click("#kill-button")
     page.locator("#kill-confirm").filter(has_text="Kill run").wait_for(timeout=10_000)
-    assert jobs.run_status(run_dir)["state"] == "running"  # nothing happens before the confirmation
+    assert run_folder.run_status(run_dir)["state"] == "running"  # nothing happens before the confirmation
     page.click("#kill-yes")
     page.locator("#run-progress[data-state=stopped]").wait_for(timeout=30_000)
     assert "killed" in page.inner_text("#run-progress")

@@ -17,6 +17,7 @@ from conftest import run_cli, wait_for
 
 from studio import config as cfg
 from studio import jobs
+from studio import run_folder
 from studio.train import distributed
 from studio.train.status import FINAL_STATES
 from studio.workspace import PROJECT_ROOT
@@ -34,11 +35,11 @@ def gpu_config(**overrides) -> cfg.RunConfig:
 
 
 def train_steps(run_dir) -> list[int]:
-    return [row["step"] for row in jobs.read_metrics(run_dir)[0] if "loss" in row]
+    return [row["step"] for row in run_folder.read_metrics(run_dir)[0] if "loss" in row]
 
 
 def finish(run_dir, timeout: float = 240) -> dict:
-    return wait_for(lambda: (s := jobs.run_status(run_dir)).get("state") in FINAL_STATES and s, timeout, f"{run_dir.name} to end")
+    return wait_for(lambda: (s := run_folder.run_status(run_dir)).get("state") in FINAL_STATES and s, timeout, f"{run_dir.name} to end")
 
 
 def log_text(run_dir) -> str:
@@ -66,7 +67,7 @@ def test_two_ddp_processes_train_together_and_log_each_step_once(workspace):
     assert "rank 0] strategy ddp on 2 CPU processes over gloo; effective batch 2 × 2 × 2 = 8" in log
     assert status["processes"] == 2 and status["effective_batch"] == 8 and status["steps"] == 4
     assert train_steps(run_dir) == [1, 2, 3, 4], "each step's loss is written once, by rank 0 only"
-    probe_steps = [row["step"] for row in jobs.read_samples(run_dir)[0]]
+    probe_steps = [row["step"] for row in run_folder.read_samples(run_dir)[0]]
     prompts = probe_steps.count(0)
     assert prompts >= 1 and probe_steps == [0] * prompts + [2] * prompts + [4] * prompts, "probes answered once, by rank 0"
     adapter = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
@@ -83,7 +84,7 @@ def test_fsdp_processes_stop_together_and_resume_from_the_checkpoint(workspace):
     assert launch["distributed_type"] == "MULTI_GPU", "Accelerate's FSDP plugin refuses CPU processes"
 
     def reached_step_3():
-        state = jobs.run_status(run_dir).get("state")
+        state = run_folder.run_status(run_dir).get("state")
         assert state not in FINAL_STATES, log_text(run_dir)[-3000:]
         return (train_steps(run_dir) or [0])[-1] >= 3
     wait_for(reached_step_3, 240, "the run to reach step 3")
@@ -92,7 +93,7 @@ def test_fsdp_processes_stop_together_and_resume_from_the_checkpoint(workspace):
     assert stopped["state"] == "stopped", log_text(run_dir)[-3000:]
     wait_for(lambda: not workers_of(run_dir), 30, "both ranks and the launcher to exit")
     assert "(Accelerate shards with FSDP only over GPUs: these CPU processes run as DDP over gloo)" in log_text(run_dir)
-    checkpoint = jobs.latest_checkpoint(run_dir)
+    checkpoint = run_folder.latest_checkpoint(run_dir)
     assert checkpoint.name == f"checkpoint-{stopped['stopped_at_step']}"
     before = train_steps(run_dir)
 
@@ -113,7 +114,7 @@ def test_a_rank_that_dies_fails_the_run_and_is_named(workspace):
     assert len(rank_1) == 1
     rank_1[0].kill()  # dies without a word: only the launcher can say which rank went first
     wait_for(lambda: not workers_of(run_dir), 60, "the launcher to end the other rank and exit")
-    status = wait_for(lambda: (s := jobs.run_status(run_dir)).get("error", "").startswith("rank 1 ") and s, 30,
+    status = wait_for(lambda: (s := run_folder.run_status(run_dir)).get("error", "").startswith("rank 1 ") and s, 30,
                       "the error to name rank 1")
     assert status["state"] == "failed"
     assert status["error"].startswith(f"rank 1 failed first: Signal 9 (SIGKILL) received by PID {rank_1[0].pid}")
@@ -247,9 +248,9 @@ def test_the_train_tab_offers_the_strategy_and_the_model_tab_shows_the_effective
         shown = page.inner_text("#nodes-commands")
         assert "shared storage" in shown and "--main_process_ip 10.1.2.3" in shown and "--num_processes 16" in shown
         (run_id,) = workspace.run_ids()
-        status = jobs.run_status(workspace.runs_dir / run_id)
+        status = run_folder.run_status(workspace.runs_dir / run_id)
         assert status["state"] == "queued" and status["phase"] == jobs.AWAITING_MACHINES_PHASE, "waits for its machines"
-        assert jobs.load_config(workspace.runs_dir / run_id).train.batch_size == 3
+        assert run_folder.load_config(workspace.runs_dir / run_id).train.batch_size == 3
         page.get_by_role("tab", name="2 · Model").click()
         expected = "Effective batch: 3 × 2 × 2 CPU processes = 12 rows per step (ddp)"
         page.locator("#estimate-verdict").filter(has_text=expected).wait_for(timeout=60_000)

@@ -10,7 +10,7 @@ import shutil
 import pytest
 from conftest import copy_demo_run, run_cli, wait_for
 
-from studio import jobs
+from studio import run_folder
 from studio.data.loading import DataError
 from studio.data.prepare import load_for_config, split_indices
 from studio.eval import job
@@ -76,7 +76,7 @@ def _copy_run(demo_run, root, val_size: float | None = None) -> tuple[Workspace,
     if val_size is not None:
         text = (copy / "config.yaml").read_text(encoding="utf-8")
         (copy / "config.yaml").write_text(text.replace("val_size: 0.0", f"val_size: {val_size}"), encoding="utf-8")
-        assert jobs.load_config(copy).data.val_size == val_size
+        assert run_folder.load_config(copy).data.val_size == val_size
     return workspace, run_id
 
 
@@ -90,7 +90,7 @@ def evaluated(demo_run, tmp_path_factory):
 
 def test_validation_split_is_the_one_training_used(evaluated):
     workspace, run, folder, scores = evaluated
-    config = jobs.load_config(workspace.run_dir(run))
+    config = run_folder.load_config(workspace.run_dir(run))
     dataset = load_for_config(workspace, config)
     _, held_out = split_indices(len(dataset), config.data.val_size, config.train.seed)
     expected = [dataset.conversations[i][-1]["content"] for i in held_out][:3]

@@ -88,7 +88,7 @@ def test_merged_export_loads_with_plain_transformers_and_answers_like_the_run(de
 def test_model_card_and_push_without_network_or_token(demo_run, monkeypatch, tmp_path):
     from huggingface_hub import constants
 
-    from studio import jobs
+    from studio import run_folder
     from studio.export import export_run
     from studio.model_card import PushError, push_to_hub
     from studio.workspace import Workspace
@@ -98,7 +98,7 @@ def test_model_card_and_push_without_network_or_token(demo_run, monkeypatch, tmp
     card = (out / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---\nbase_model: tiny-demo\nlibrary_name: peft\n")
     assert "- dataset: `demo-chat`" in card and "210 rows" in card and "rows with a system prompt: 30" in card
-    config = jobs.load_config(run_dir)
+    config = run_folder.load_config(run_dir)
     assert f"| learning_rate | {config.train.learning_rate} |" in card and f"| lora_rank | {config.method.lora_rank} |" in card
     assert "| step | training loss |" in card and re.search(r"\| \d+ \| \d+\.\d{4} \|", card)
     assert "![training loss](loss.png)" in card

@@ -9,7 +9,7 @@ import json
 import os
 
 from studio import config as cfg
-from studio import jobs
+from studio import run_folder
 from studio import run_library as library
 from studio.cli import main
 from studio.workspace import Workspace
@@ -82,7 +82,7 @@ def test_a_live_worker_keeps_running_when_its_status_is_damaged(tmp_path):
     me = psutil.Process(os.getpid())
     status = {"state": "running", "pid": os.getpid(), "pid_started": me.create_time(), "created": "noon"}
     run_id = _run(workspace, "alive", json.dumps(status).encode())
-    shown = jobs.run_status(workspace.runs_dir / run_id)
+    shown = run_folder.run_status(workspace.runs_dir / run_id)
     assert shown["state"] == "running" and "created='noon'" in shown["error"]
 
 

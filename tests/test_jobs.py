@@ -14,6 +14,7 @@ import pytest
 from conftest import run_cli, wait_for
 from studio import config as cfg
 from studio import jobs
+from studio import run_folder
 from studio.train.status import FINAL_STATES, update_status
 
 pytestmark = pytest.mark.slow
@@ -28,21 +29,21 @@ def long_config(name: str) -> cfg.RunConfig:
 
 
 def state_of(run_dir) -> str:
-    return jobs.run_status(run_dir).get("state")
+    return run_folder.run_status(run_dir).get("state")
 
 
 def wait_training(run_dir, timeout: float = 180) -> dict:
     """Wait until the run is `running` and has logged at least one metrics row."""
     def ready():
-        status = jobs.run_status(run_dir)
+        status = run_folder.run_status(run_dir)
         assert status.get("state") not in FINAL_STATES, f"run ended early: {status}\n{(run_dir / 'train.log').read_text()}"
-        return status if status.get("state") == "running" and jobs.read_metrics(run_dir)[0] else None
+        return status if status.get("state") == "running" and run_folder.read_metrics(run_dir)[0] else None
     return wait_for(ready, timeout, f"{run_dir.name} to start training")
 
 
 def wait_final(run_dir, timeout: float = 60) -> dict:
     def final():
-        status = jobs.run_status(run_dir)
+        status = run_folder.run_status(run_dir)
         return status if status.get("state") in FINAL_STATES else None
     return wait_for(final, timeout, f"{run_dir.name} to end")
 
@@ -57,7 +58,7 @@ def test_worker_killed_with_sigkill_is_marked_failed_naming_the_kill(workspace):
     assert "killed by SIGKILL" in final["error"], final["error"]
     assert not psutil.pid_exists(int(status["pid"])) or psutil.Process(int(status["pid"])).status() == psutil.STATUS_ZOMBIE
     # the runs list shows it as failed too
-    (summary,) = [r for r in jobs.list_runs(workspace) if r.run_id == run_dir.name]
+    (summary,) = [r for r in run_folder.list_runs(workspace) if r.run_id == run_dir.name]
     assert summary.state == "failed" and summary.error
 
 
@@ -69,19 +70,19 @@ def test_reattach_to_a_run_whose_worker_is_gone_marks_it_failed(workspace):
     finished.wait()
     update_status(run_dir, state="running", phase="training", pid=finished.pid, pid_started=started)
 
-    status = jobs.run_status(run_dir)
+    status = run_folder.run_status(run_dir)
     assert status["state"] == "failed"
     assert "gone" in status["error"] and "killed" in status["error"]
     assert "last words of the worker" in status["error"]
     # the verdict is written down, not only returned
-    assert jobs.run_status(run_dir)["state"] == "failed"
+    assert run_folder.run_status(run_dir)["state"] == "failed"
 
 
 def test_reattach_does_not_mistake_a_reused_pid_for_the_worker(workspace):
     run_dir = jobs.create_run(workspace, long_config("reused-pid"))
     # our own (alive) pid, but with a start time that is not ours: the pid was reused by another process
     update_status(run_dir, state="running", pid=os.getpid(), pid_started=psutil.Process().create_time() - 3600)
-    status = jobs.run_status(run_dir)
+    status = run_folder.run_status(run_dir)
     assert status["state"] == "failed" and "gone" in status["error"]
 
 
@@ -90,11 +91,11 @@ def test_reattach_keeps_a_live_worker_running(workspace):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         update_status(run_dir, state="running", pid=sleeper.pid, pid_started=psutil.Process(sleeper.pid).create_time())
-        assert jobs.run_status(run_dir)["state"] == "running"
+        assert run_folder.run_status(run_dir)["state"] == "running"
     finally:
         sleeper.kill()
         sleeper.wait()
-    assert jobs.run_status(run_dir)["state"] == "failed"
+    assert run_folder.run_status(run_dir)["state"] == "failed"
 
 
 def test_graceful_stop_saves_the_adapter(workspace):
@@ -105,7 +106,7 @@ def test_graceful_stop_saves_the_adapter(workspace):
     assert final["state"] == "stopped", final
     assert isinstance(final["stopped_at_step"], int) and final["stopped_at_step"] >= 1
     assert final["steps"] == final["stopped_at_step"]
-    rows, _ = jobs.read_metrics(run_dir)
+    rows, _ = run_folder.read_metrics(run_dir)
     assert rows and rows[-1]["step"] <= final["stopped_at_step"]
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
     assert (run_dir / "adapter" / "studio_config.yaml").is_file()
@@ -120,7 +121,7 @@ def test_runs_queue_one_at_a_time(workspace):
     third = jobs.launch(workspace, long_config("third"))
 
     def waiting(run_dir):
-        status = jobs.run_status(run_dir)
+        status = run_folder.run_status(run_dir)
         return status.get("state") == "queued" and "waiting" in status.get("phase", "")
 
     wait_for(lambda: waiting(second) and waiting(third), 60, "the later runs to report that they wait")
@@ -140,7 +141,7 @@ def test_runs_queue_one_at_a_time(workspace):
     wait_for(lambda: state_of(second) == "running", 60, "the queued run to start")
     assert jobs.request_stop(second)
     assert wait_final(second)["state"] == "stopped"
-    assert [r.state for r in jobs.list_runs(workspace)] == ["stopped"] * 3
+    assert [r.state for r in run_folder.list_runs(workspace)] == ["stopped"] * 3
 
 
 def test_cli_train_with_an_unknown_key_exits_2_naming_it(workspace):

@@ -17,7 +17,7 @@ LAYERS = [
     ("models", ["studio.models"]),
     ("data and estimate", ["studio.data", "studio.memory", "studio.fit", "studio.layering"]),
     ("training parts", ["studio.train"]),
-    ("runs and jobs", ["studio.run_library", "studio.jobs"]),
+    ("runs and jobs", ["studio.run_folder", "studio.run_library", "studio.jobs"]),
     ("inference", ["studio.chat", "studio.compare", "studio.scoring", "studio.eval", "studio.model_card",
                    "studio.export", "studio.export_gguf", "studio.export_jobs", "studio.serve", "studio.serve_process"]),
     ("the worker", ["studio.train.worker", "studio.train.probes"]),

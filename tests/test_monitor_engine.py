@@ -10,6 +10,7 @@ import pytest
 
 from studio import config as cfg
 from studio import jobs
+from studio import run_folder
 from studio.train.status import read_status
 from studio.workspace import PRESETS_DIR
 
@@ -153,7 +154,7 @@ def monitored_run(tmp_path_factory, tiny_demo_dir):
     workspace = Workspace(tmp_path_factory.mktemp("monitor") / "ws")
     shutil.copytree(tiny_demo_dir, workspace.models_dir / tiny_demo_dir.name)
     run_dir = jobs.launch(workspace, small_config(max_steps=12, val_size=0.1, eval_steps=4, probe_steps=5, save_steps=5, keep_best=False))
-    status = jobs.wait(run_dir)
+    status = run_folder.wait(run_dir)
     assert status["state"] == "completed", (run_dir / "train.log").read_text(encoding="utf-8")[-3000:]
     return workspace, run_dir
 
@@ -281,7 +282,7 @@ def test_status_recorded_each_phase_progress_and_keeps_checkpoints(monitored_run
     assert "download" not in status["last_progress"]
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("checkpoint-*"))
     assert checkpoints == ["checkpoint-10", "checkpoint-12"], "save_total_limit=2 keeps the newest two"
-    assert jobs.latest_checkpoint(run_dir).name == "checkpoint-12"
+    assert run_folder.latest_checkpoint(run_dir).name == "checkpoint-12"
 
 
 def test_probe_answers_show_the_demo_run_learning_its_data(demo_run):
@@ -304,7 +305,7 @@ def test_early_stopping_ends_a_run_whose_eval_loss_rises(workspace):
     run_dir = jobs.launch(workspace, small_config(
         max_steps=200, val_size=8, eval_steps=2, early_stop_patience=1, learning_rate=0.5, probe_steps=0, save_steps=0,
     ))
-    status = jobs.wait(run_dir)
+    status = run_folder.wait(run_dir)
     assert status["state"] == "completed" and status["early_stopped"] is True, status
     assert status["steps"] < 200 and "stopped early" in status["phase"]
     evals = [r["eval_loss"] for r in jsonl(run_dir / "metrics.jsonl") if "eval_loss" in r]
@@ -318,7 +319,7 @@ def test_keep_best_saves_the_checkpoint_with_the_lowest_validation_loss(workspac
     from safetensors.torch import load_file
 
     run_dir = jobs.launch(workspace, small_config(max_steps=12, val_size=8, eval_steps=2, learning_rate=0.5, probe_steps=0, save_steps=2))
-    status = jobs.wait(run_dir)
+    status = run_folder.wait(run_dir)
     assert status["state"] == "completed", (run_dir / "train.log").read_text(encoding="utf-8")[-3000:]
     evals = {r["step"]: r["eval_loss"] for r in jsonl(run_dir / "metrics.jsonl") if "eval_loss" in r}
     best_step = min(evals, key=evals.get)

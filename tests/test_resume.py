@@ -11,6 +11,7 @@ import pytest
 from conftest import run_cli, wait_for
 from studio import config as cfg
 from studio import jobs
+from studio import run_folder
 from studio.train.status import FINAL_STATES, read_status, update_status
 
 pytestmark = pytest.mark.slow
@@ -23,19 +24,19 @@ def config(name: str, **overrides) -> cfg.RunConfig:
 
 
 def train_steps(run_dir) -> list[int]:
-    return [r["step"] for r in jobs.read_metrics(run_dir)[0] if "loss" in r]
+    return [r["step"] for r in run_folder.read_metrics(run_dir)[0] if "loss" in r]
 
 
 def wait_steps(run_dir, at_least: int, timeout: float = 180) -> None:
     def reached():
-        status = jobs.run_status(run_dir)
+        status = run_folder.run_status(run_dir)
         assert status.get("state") not in FINAL_STATES, f"run ended early: {status}\n{(run_dir / 'train.log').read_text()}"
         return (train_steps(run_dir) or [0])[-1] >= at_least
     wait_for(reached, timeout, f"{run_dir.name} to reach step {at_least}")
 
 
 def finish(run_dir, timeout: float = 180) -> dict:
-    return wait_for(lambda: (s := jobs.run_status(run_dir)).get("state") in FINAL_STATES and s, timeout, f"{run_dir.name} to end")
+    return wait_for(lambda: (s := run_folder.run_status(run_dir)).get("state") in FINAL_STATES and s, timeout, f"{run_dir.name} to end")
 
 
 def assert_steps_continue(before: list[int], after: list[int], total: int) -> None:
@@ -51,13 +52,13 @@ def test_a_stopped_run_resumes_in_the_same_folder_and_its_steps_continue(workspa
     stopped = finish(run_dir)
     assert stopped["state"] == "stopped"
     # stopping saves a checkpoint at the step it stopped on, so nothing trained is lost
-    assert jobs.latest_checkpoint(run_dir).name == f"checkpoint-{stopped['stopped_at_step']}"
+    assert run_folder.latest_checkpoint(run_dir).name == f"checkpoint-{stopped['stopped_at_step']}"
     before = train_steps(run_dir)
-    probes_before = len(jobs.read_samples(run_dir)[0])
+    probes_before = len(run_folder.read_samples(run_dir)[0])
 
     assert jobs.resume_run(workspace, run_dir) == run_dir
     checkpoint = run_dir / "checkpoints" / f"checkpoint-{stopped['stopped_at_step']}"
-    status = jobs.run_status(run_dir)
+    status = run_folder.run_status(run_dir)
     assert status["state"] in ("queued", "running") and status["resumed_from"] == checkpoint.name
     final = finish(run_dir)
     assert final["state"] == "completed" and final["steps"] == 30, final
@@ -66,7 +67,7 @@ def test_a_stopped_run_resumes_in_the_same_folder_and_its_steps_continue(workspa
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
     assert "resuming from checkpoint-" in (run_dir / "train.log").read_text(encoding="utf-8")
     # probes went on from where they were, without a second base-model pass
-    samples = jobs.read_samples(run_dir)[0]
+    samples = run_folder.read_samples(run_dir)[0]
     assert len(samples) > probes_before and [r["step"] for r in samples].count(0) == 3
     assert workspace.run_ids() == [run_dir.name], "a resume never makes a new run folder"
 
@@ -74,9 +75,9 @@ def test_a_stopped_run_resumes_in_the_same_folder_and_its_steps_continue(workspa
 def test_a_killed_run_is_stopped_not_failed_and_resumes_from_its_checkpoint(workspace):
     run_dir = jobs.launch(workspace, config("kill", max_steps=25))
     wait_steps(run_dir, 7)
-    pid = int(jobs.run_status(run_dir)["pid"])
+    pid = int(run_folder.run_status(run_dir)["pid"])
     assert jobs.kill_run(run_dir) is True
-    status = jobs.run_status(run_dir)
+    status = run_folder.run_status(run_dir)
     assert status["state"] == "stopped" and status["killed"] is True
     assert status["phase"] == "killed by the user" and not status.get("error")
     import psutil
@@ -84,15 +85,15 @@ def test_a_killed_run_is_stopped_not_failed_and_resumes_from_its_checkpoint(work
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     # the waiting thread and later readers keep the verdict
     assert finish(run_dir)["state"] == "stopped"
-    assert jobs.run_status(run_dir)["killed"] is True
+    assert run_folder.run_status(run_dir)["killed"] is True
     assert jobs.kill_run(run_dir) is False, "nothing left to kill"
     before = train_steps(run_dir)
-    latest = jobs.latest_checkpoint(run_dir)
+    latest = run_folder.latest_checkpoint(run_dir)
     assert int(latest.name.split("-")[1]) <= before[-1]
 
     assert jobs.resume_run(workspace, run_dir) == run_dir
-    assert jobs.run_status(run_dir)["resumed_from"] == latest.name
-    assert "killed" not in jobs.run_status(run_dir)
+    assert run_folder.run_status(run_dir)["resumed_from"] == latest.name
+    assert "killed" not in run_folder.run_status(run_dir)
     final = finish(run_dir)
     assert final["state"] == "completed" and final["steps"] == 25 and not final.get("killed"), final
     # steps after the checkpoint that the killed attempt already logged are retrained but not logged twice
@@ -141,22 +142,22 @@ def test_cli_detach_stop_kill_and_resume(workspace):
 
     killed = run_cli("runs", "stop", run_dir.name, "--kill", workspace=ws, timeout=60)
     assert killed.returncode == 0, killed.stderr
-    status = jobs.run_status(run_dir)
+    status = run_folder.run_status(run_dir)
     assert status["state"] == "stopped" and status["killed"] is True
 
     resumed = run_cli("runs", "resume", run_dir.name, "--detach", workspace=ws, timeout=60)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from checkpoint-" in resumed.stdout and str(run_dir) in resumed.stdout
-    wait_for(lambda: jobs.run_status(run_dir).get("state") == "running", 120, "the resumed run to start")
+    wait_for(lambda: run_folder.run_status(run_dir).get("state") == "running", 120, "the resumed run to start")
 
     stopped = run_cli("runs", "stop", run_dir.name, workspace=ws, timeout=120)
     assert stopped.returncode == 0, stopped.stderr
-    assert jobs.run_status(run_dir)["state"] == "stopped"
+    assert run_folder.run_status(run_dir)["state"] == "stopped"
 
     followed = run_cli("runs", "resume", run_dir.name, workspace=ws, timeout=300)
     assert followed.returncode == 0, followed.stdout[-3000:] + followed.stderr
     assert "completed" in followed.stdout
-    assert jobs.run_status(run_dir)["steps"] == 40
+    assert run_folder.run_status(run_dir)["steps"] == 40
     listed = json.loads(run_cli("runs", "--json", workspace=ws).stdout)
     assert [r["state"] for r in listed] == ["completed"]
 

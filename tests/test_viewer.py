@@ -18,7 +18,7 @@ import pytest
 import app
 from conftest import _kill_leftover_workers
 from studio import config as cfg
-from studio import jobs
+from studio import run_folder
 from conftest import CHROMIUM, CHROMIUM_FLAGS, new_workspace, start_studio, stop_studio
 from test_run_library import write_run
 
@@ -206,7 +206,7 @@ def test_operator_can_start_a_run_over_the_api(shared):
     assert "Started run" in message
     started = [p for p in workspace.runs_dir.iterdir() if p.name != finished.name]
     assert len(started) == 1 and started[0].name in message
-    assert jobs.wait(started[0])["state"] == "completed"
+    assert run_folder.wait(started[0])["state"] == "completed"
 
 
 # ---------------------------------------------------------------- in the browser

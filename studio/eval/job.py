@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from studio import jobs
+from studio import run_folder
 from studio.eval.metrics import bleu, exact_match, rouge_l, summarise
 from studio.eval.rows import VALIDATION, EvalError, EvalRow, eval_rows
 from studio.workspace import (
@@ -200,11 +200,11 @@ def prepare(workspace: Workspace, run: str, settings: EvalSettings) -> EvalPlan:
         raise EvalError(f"run {run_dir.name} is a reward model (stage rm): it scores answers and does not write them, "
                         "so there are no answers to evaluate")
     if not run_has_weights(run_dir):
-        raise PathError(f"run {run_dir.name} has no trained weights yet (state: {jobs.run_status(run_dir).get('state')}); "
+        raise PathError(f"run {run_dir.name} has no trained weights yet (state: {run_folder.run_status(run_dir).get('state')}); "
                         "evaluate it when it has finished")
     if settings.max_rows < 1 or settings.max_new_tokens < 1:
         raise EvalError(f"max rows ({settings.max_rows}) and max new tokens ({settings.max_new_tokens}) must be 1 or more")
-    rows, source = eval_rows(workspace, jobs.load_config(run_dir), run_dir.name, settings.data)
+    rows, source = eval_rows(workspace, run_folder.load_config(run_dir), run_dir.name, settings.data)
     refusal = load_refusal(workspace, run_dir.name)
     if refusal is not None:
         raise EvalError(f"run {refusal.training_run} is training on the GPU and only {refusal.free_bytes / 2**30:.1f} GB is "
@@ -256,7 +256,7 @@ def _answer_rows(plan: EvalPlan, chat, side: str, done: int, on_answer=None) -> 
     from studio.chat import GenerationSettings
 
     settings = GenerationSettings(max_new_tokens=plan.settings.max_new_tokens, temperature=0.0)
-    cutoff = jobs.load_config(plan.run_dir).train.cutoff_len
+    cutoff = run_folder.load_config(plan.run_dir).train.cutoff_len
     answers = []
     started = time.time()
     for index, row in enumerate(plan.rows):

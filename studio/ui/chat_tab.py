@@ -8,7 +8,7 @@ import time
 
 import gradio as gr
 
-from studio import jobs
+from studio import run_folder
 from studio.chat import (
     GenerationSettings,
     checkpoint_names,
@@ -33,7 +33,7 @@ FINAL = "final"  # the checkpoint picker's value for the run's final weights (no
 def chattable_runs(ctx: UIContext, lang: str = "en") -> list[tuple[str, str]]:
     """(label, run id) of every run with saved weights, newest first."""
     choices = []
-    for summary in jobs.list_runs(ctx.workspace):
+    for summary in run_folder.list_runs(ctx.workspace):
         if run_has_weights(ctx.workspace.runs_dir / summary.run_id):
             name = f" · {summary.run_name}" if summary.run_name else ""
             choices.append((f"{summary.run_id}{name} · {t(f'state.{summary.state}', lang)}", summary.run_id))

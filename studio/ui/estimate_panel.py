@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 
 from studio import config as cfg
-from studio import fit, hardware, jobs
+from studio import fit, hardware, jobs, run_folder
 from studio.memory import GiB
 from studio.models.architecture import ModelInfoError, model_architecture
 from studio.train.status import FINAL_STATES, read_status
@@ -192,7 +192,7 @@ def wire_estimate_panel(ctx: UIContext, panel: dict) -> None:
         lang = lang_code(lang_choice)
         if not run_id:
             return gr.skip(), gr.Timer(active=False)
-        status = jobs.run_status(ctx.workspace.runs_dir / run_id)
+        status = run_folder.run_status(ctx.workspace.runs_dir / run_id)
         if status.get("state") not in FINAL_STATES:
             return t("est.dry_running", lang, run=run_id, phase=status.get("phase", "")), gr.skip()
         return dry_run_text(read_status(ctx.workspace.runs_dir / run_id), lang), gr.Timer(active=False)

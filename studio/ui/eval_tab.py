@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio import config as cfg
-from studio import jobs
+from studio import run_folder
 from studio.data import library
 from studio.data.readers import FILE_SUFFIXES, DataError
 from studio.eval import job
@@ -143,7 +143,7 @@ def create_eval_tab(ctx: UIContext) -> dict:
         if not run_id:
             return gr.skip()
         try:
-            data = jobs.load_config(ctx.workspace.runs_dir / run_id).data
+            data = run_folder.load_config(ctx.workspace.runs_dir / run_id).data
         except (cfg.ConfigError, OSError, ValueError):
             return gr.skip()
         return "validation" if data.val_file or data.val_size > 0 else "training"

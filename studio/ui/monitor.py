@@ -22,6 +22,7 @@ import anyio
 import gradio as gr
 
 from studio import jobs
+from studio import run_folder
 from studio.fit import change_text
 from studio.run_library import Series, duration_of, is_resumable
 from studio.train.status import FINAL_STATES, PROGRESS_PHASES
@@ -291,7 +292,7 @@ def draw_view(run_dir: Path, seen: Watch | None, price_per_hour: float | None, l
         changed = {"metrics", "system", "samples"}
     else:
         changed = seen.series.read_new(run_dir)
-    series, status = seen.series, jobs.run_status(run_dir)
+    series, status = seen.series, run_folder.run_status(run_dir)
     now = time.monotonic()
     resend, seen.resend_charts = seen.resend_charts, fresh
     seen.system_pending |= "system" in changed or (resend and series.system_seen)

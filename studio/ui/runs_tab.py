@@ -12,7 +12,7 @@ import json
 import gradio as gr
 
 from studio import config as cfg
-from studio import jobs
+from studio import run_folder
 from studio import run_library as library
 from studio.ui import charts
 from studio.ui.context import UIContext, for_viewers, refuse_viewer
@@ -53,7 +53,7 @@ def run_details(ctx: UIContext, run_id: str) -> tuple[str, str]:
     except PathError as error:
         return str(error), ""
     config_text = (read_head_bytes(run_dir / CONFIG_FILE, MAX_SHOWN_BYTES) or b"").decode("utf-8", errors="replace")
-    return config_text, json.dumps(jobs.run_status(run_dir), indent=2, ensure_ascii=False)[:MAX_SHOWN_BYTES]
+    return config_text, json.dumps(run_folder.run_status(run_dir), indent=2, ensure_ascii=False)[:MAX_SHOWN_BYTES]
 
 
 def run_summary(run_id: str, status: dict, config: cfg.RunConfig | None, lang: str) -> str:
@@ -74,7 +74,7 @@ def compare(ctx: UIContext, run_ids: list[str], lang: str) -> tuple:
     for run_id in run_ids:
         try:
             run_dir = ctx.workspace.run_dir(run_id)
-            loaded.append((run_id, jobs.load_config(run_dir), library.load_series(run_dir)))
+            loaded.append((run_id, run_folder.load_config(run_dir), library.load_series(run_dir)))
         except (PathError, cfg.ConfigError):
             continue
     labels = [config.run_name or run_id for run_id, config, _series in loaded]
@@ -149,9 +149,9 @@ def create_runs_tab(ctx: UIContext) -> dict:
             run_dir = ctx.workspace.run_dir(selected[0])
         except PathError as error:
             return [hidden, gr.skip(), gr.skip(), hidden, str(error)] + [gr.skip()] * 8 + [hidden]
-        series, status, meta = library.load_series(run_dir), jobs.run_status(run_dir), library.read_meta(run_dir)
+        series, status, meta = library.load_series(run_dir), run_folder.run_status(run_dir), library.read_meta(run_dir)
         try:
-            config = jobs.load_config(run_dir)
+            config = run_folder.load_config(run_dir)
         except cfg.ConfigError:
             config = None
         config_text, status_text = run_details(ctx, selected[0])

@@ -19,7 +19,7 @@ from typing import Any
 import gradio as gr
 
 from studio import config as cfg
-from studio import fit, hardware, jobs
+from studio import fit, hardware, jobs, run_folder
 from studio.data.loading import DataError
 from studio.models.catalog import recommended_keys
 from studio.presets import preset_names
@@ -40,7 +40,7 @@ RADIO_MAX_CHOICES = 8  # more choices than this get a dropdown
 
 def latest_active_run(ctx: UIContext) -> str:
     """The newest run that is queued or running, or "" if none (so a reloaded page re-attaches to it)."""
-    for summary in jobs.list_runs(ctx.workspace):
+    for summary in run_folder.list_runs(ctx.workspace):
         if summary.state not in FINAL_STATES:
             return summary.run_id
     return ""
