@@ -13,6 +13,8 @@ from typing import Any
 from studio import config as cfg
 from studio.models.catalog import recommended_overrides
 from studio.presets import LORA_LIKE, method_learning_rate, preset_overrides
+from studio.safe_yaml import read_yaml_text
+from studio.workspace import Workspace
 
 
 def keys_in_file(text: str, source: str) -> dict[str, Any]:
@@ -50,3 +52,18 @@ def layered_config(file_text: str | None = None, source: str = "config.yaml",
     if "learning_rate" not in explicit:
         merged["learning_rate"] = starting_learning_rate(model, method)
     return cfg.apply_overrides(cfg.RunConfig(), merged)
+
+
+def config_from_cli(config_file: str | None, items: list[str], workspace: Workspace) -> cfg.RunConfig:
+    """The config for a new run from the command line: an optional YAML file (confined to the workspace) and
+    `key=value` items, layered as above and validated; ConfigError lists every problem."""
+    return cfg.check(layered_from_cli(config_file, items, workspace))
+
+
+def layered_from_cli(config_file: str | None, items: list[str], workspace: Workspace) -> cfg.RunConfig:
+    """The layered config of an optional YAML file (confined to the workspace) and `key=value` items, unchecked."""
+    overrides = cfg.parse_cli_overrides(items)
+    if not config_file:
+        return layered_config(overrides=overrides)
+    path = workspace.confine(config_file)
+    return layered_config(read_yaml_text(path), str(path), overrides)

@@ -21,7 +21,7 @@ LAYERS = [
     ("inference", ["studio.chat", "studio.compare", "studio.scoring", "studio.eval", "studio.model_card",
                    "studio.export", "studio.export_gguf", "studio.export_jobs", "studio.serve", "studio.serve_process"]),
     ("the worker", ["studio.train.worker", "studio.train.probes"]),
-    ("entry points", ["studio.cli", "studio.cli_gguf", "studio.__main__", "studio.ui"]),
+    ("entry points", ["studio.cli", "studio.cli_gguf", "studio.cli_runs", "studio.__main__", "studio.ui"]),
 ]
 
 

@@ -10,7 +10,7 @@ import yaml
 from conftest import run_cli
 
 from studio import config as cfg
-from studio.cli import build_config
+from studio.layering import config_from_cli as build_config
 from studio.presets import METHOD_LEARNING_RATES, preset_overrides
 from studio.workspace import PRESETS_DIR, Workspace
 

@@ -8,7 +8,7 @@ import shlex
 import gradio as gr
 import pytest
 
-from studio import cli
+from studio.layering import config_from_cli
 from studio import config as cfg
 from studio.ui import train_form as form
 from studio.ui.locales import TEXT, field_help
@@ -55,7 +55,7 @@ def test_a_partial_file_loads_as_the_command_line_reads_it(tmp_path, text, learn
     workspace = Workspace(tmp_path)
     (workspace.root / "partial.yaml").write_text(text, encoding="utf-8")
     loaded = form.config_from_file(text, "partial.yaml")
-    assert loaded == cli.build_config("partial.yaml", [], workspace)
+    assert loaded == config_from_cli("partial.yaml", [], workspace)
     assert (loaded.train.epochs, loaded.train.seed, loaded.train.learning_rate) == (2.0, 7, learning_rate)
 
 
@@ -78,7 +78,7 @@ def test_the_command_line_starts_exactly_the_previewed_config(tmp_path, override
     line = form.cli_line(config, workspace=str(tmp_path))
     words = shlex.split(line)
     assert words[:6] == ["python", "-m", "studio", "train", "--workspace", str(tmp_path)]
-    assert cli.build_config(None, words[6:], Workspace(tmp_path)) == config
+    assert config_from_cli(None, words[6:], Workspace(tmp_path)) == config
 
 
 def test_the_command_line_names_what_differs_from_the_defaults_or_the_model_recommendations():
@@ -106,7 +106,7 @@ def test_the_starting_learning_rate_is_what_the_command_line_starts_with(tmp_pat
 
     for method in form.field_spec("method").choices:
         try:
-            config = cli.build_config(None, [f"method={method}"], Workspace(tmp_path))
+            config = config_from_cli(None, [f"method={method}"], Workspace(tmp_path))
         except cfg.ConfigError:
             continue  # a method this machine cannot run (e.g. qlora without bitsandbytes)
         assert config.train.learning_rate == form.starting_learning_rate("tiny-demo", method), method
