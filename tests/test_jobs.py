@@ -1,5 +1,6 @@
-"""Worker processes: a killed worker is reported as killed, a vanished one is noticed on re-attach, a stop is
-graceful and saves, runs queue behind each other, and the CLI refuses bad input with a message that names it."""
+"""Worker processes: a killed worker is reported as killed, a vanished one is noticed on re-attach, runs queue
+behind each other in launch order (a queued one can be cancelled), and the CLI refuses bad input with a message
+that names it. A graceful stop, and resuming after it, is tests/test_resume.py."""
 
 from __future__ import annotations
 
@@ -98,50 +99,39 @@ def test_reattach_keeps_a_live_worker_running(workspace):
     assert run_folder.run_status(run_dir)["state"] == "failed"
 
 
-def test_graceful_stop_saves_the_adapter(workspace):
-    run_dir = jobs.launch(workspace, long_config("stopped"))
-    wait_training(run_dir)
-    assert jobs.request_stop(run_dir) is True
-    final = wait_final(run_dir, timeout=30)
-    assert final["state"] == "stopped", final
-    assert isinstance(final["stopped_at_step"], int) and final["stopped_at_step"] >= 1
-    assert final["steps"] == final["stopped_at_step"]
-    rows, _ = run_folder.read_metrics(run_dir)
-    assert rows and rows[-1]["step"] <= final["stopped_at_step"]
-    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
-    assert (run_dir / "adapter" / "studio_config.yaml").is_file()
-    assert jobs.request_stop(run_dir) is False  # nothing left to stop
-    assert "stopping after the current step" in (run_dir / "train.log").read_text(encoding="utf-8")
-
-
-def test_runs_queue_one_at_a_time(workspace):
+def test_runs_queue_one_at_a_time_in_launch_order_and_a_queued_run_can_be_cancelled(workspace):
     first = jobs.launch(workspace, long_config("first"))
     wait_training(first)
-    second = jobs.launch(workspace, long_config("second"))
-    third = jobs.launch(workspace, long_config("third"))
+    second, third, cancelled = (jobs.launch(workspace, long_config(name)) for name in ("second", "third", "cancelled"))
 
     def waiting(run_dir):
         status = run_folder.run_status(run_dir)
         return status.get("state") == "queued" and "waiting" in status.get("phase", "")
 
-    wait_for(lambda: waiting(second) and waiting(third), 60, "the later runs to report that they wait")
+    wait_for(lambda: all(waiting(r) for r in (second, third, cancelled)), 60, "the later runs to report that they wait")
     assert state_of(first) == "running"
     assert not (second / "metrics.jsonl").exists()
 
     # a queued run can be cancelled without ever training
-    assert jobs.request_stop(third)
-    final_third = wait_final(third)
-    assert final_third["state"] == "stopped" and "queued" in final_third["phase"]
-    assert not (third / "metrics.jsonl").exists()
-    assert state_of(first) == "running" and state_of(second) == "queued"
+    assert jobs.request_stop(cancelled)
+    final = wait_final(cancelled)
+    assert final["state"] == "stopped" and "queued" in final["phase"]
+    assert not (cancelled / "metrics.jsonl").exists()
+    assert state_of(first) == "running" and state_of(second) == state_of(third) == "queued"
 
-    # when the first stops, the second gets its turn
+    # each run gets its turn when the one before ends, in the order they were launched
     assert jobs.request_stop(first)
     assert wait_final(first)["state"] == "stopped"
-    wait_for(lambda: state_of(second) == "running", 60, "the queued run to start")
+    wait_for(lambda: state_of(second) == "running", 60, "the second run to start")
+    assert state_of(third) == "queued", "the run launched later waits for the earlier one"
     assert jobs.request_stop(second)
     assert wait_final(second)["state"] == "stopped"
-    assert [r.state for r in run_folder.list_runs(workspace)] == ["stopped"] * 3
+    wait_for(lambda: state_of(third) == "running", 60, "the third run to start")
+    assert jobs.request_stop(third)
+    finals = [wait_final(run_dir) for run_dir in (first, second, third)]
+    assert finals[1]["started"] >= finals[0]["ended"] and finals[2]["started"] >= finals[1]["ended"], "one run at a time"
+    assert [r.state for r in run_folder.list_runs(workspace)] == ["stopped"] * 4
+    assert not list((workspace.locks_dir / "queue").glob("*.json")), "no ticket is left behind"
 
 
 def test_cli_train_with_an_unknown_key_exits_2_naming_it(workspace):
