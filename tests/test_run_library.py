@@ -305,9 +305,9 @@ def test_a_follower_with_no_run_leaves_the_pages_live_follower_going(ws, live_pi
     request = SimpleNamespace(session_hash="one-page")
 
     async def start_then_a_late_page_load():
-        started = follow(run_dir.name, None, None, "English", request)
+        started = follow(run_dir.name, None, "English", request)
         first = await anext(started)
-        async for _update in follow("", None, None, "English", request):
+        async for _update in follow("", None, "English", request):
             pass
         with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"step": 6, "total_steps": 10, "loss": 0.5, "elapsed": 12.0}) + "\n")

@@ -258,7 +258,7 @@ def system_html(series: Series, lang: str) -> str:
 
 @dataclass
 class Watch:
-    """What this browser session has drawn of the watched run: its series, the log size, the language."""
+    """What one follower has drawn of the watched run: its series, the log size, the language."""
 
     series: Series
     lang: str
@@ -322,7 +322,6 @@ def draw_view(run_dir: Path, seen: Watch | None, price_per_hour: float | None, l
         system_html(series, lang) if "system" in changed else gr.skip(),
         probes_html(series, lang) if "samples" in changed else gr.skip(),
         log_update,
-        seen,
         *buttons,
         gr.update(visible=True) if fresh else gr.skip(),
     ]
@@ -340,7 +339,7 @@ def create_run_buttons(ctx: UIContext) -> dict:
     }
 
 
-def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: dict) -> dict:
+def create_monitor(ctx: UIContext, watched: gr.State, buttons: dict) -> dict:
     """Build the live view below the Train tab's controls and wire its follower and buttons."""
     L = ctx.localizer
     with gr.Row(visible=False, elem_id="kill-confirm") as kill_confirm:
@@ -363,19 +362,21 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
         system_chart = L.add(gr.Plot(label=t("train.system_chart"), elem_id="system-chart"), "train.system_chart")
         L.add(gr.Markdown(t("train.log_title")), "train.log_title")
         log = gr.HTML("", elem_id="train-log")
-    view_outputs = [progress, loss_chart, metrics_chart, system_chart, system_now, probes, log, watch,
+    view_outputs = [progress, loss_chart, metrics_chart, system_chart, system_now, probes, log,
                     buttons["stop"], buttons["kill"], buttons["resume"], buttons["chat"], view]
 
     @for_viewers
-    async def follow_run(run_id: str, seen: Watch | None, price_per_hour: float | None, lang_choice: str, request: gr.Request):
+    async def follow_run(run_id: str, price_per_hour: float | None, lang_choice: str, request: gr.Request):
         """Stream the watched run's live view: one update now, then one every POLL_SECONDS until the run ends.
 
         One long event instead of a timer: the browser handles one message per update rather than a whole
         event's round of status messages, each of which walks the page. A newer follower of the same page
-        (another run watched, the language or price changed) takes over, and this one ends."""
+        (another run watched, the language or price changed) takes over, and this one ends. Every follower
+        starts as a fresh attach of its own (the whole run drawn once), never from what another follower of the
+        page drew: two of them overlap for a moment, and the page must end up drawn whichever answered last."""
         if not run_id:  # nothing to watch: a page load queued behind Start must not end Start's follower
             return
-        token = object()
+        token, seen = object(), None
         page = request.session_hash or ""
         FOLLOWERS[page] = token
         missing_since = time.monotonic()
@@ -425,14 +426,14 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
         lang = lang_code(lang_choice)
         refuse_viewer(ctx, request, lang)
         if not run_id:
-            return gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip()
         try:
             run_dir = jobs.resume_run(ctx.workspace, ctx.workspace.runs_dir / run_id)  # the same folder, queued again
         except (jobs.ResumeError, ValueError, OSError) as error:  # why not (running, completed, no checkpoint)
-            return t("train.cannot_resume", lang, run=run_id, reason=str(error)), gr.skip(), gr.skip()
-        return t("train.resumed", lang, run=run_dir.name), run_dir.name, None  # None: redraw the whole run
+            return t("train.cannot_resume", lang, run=run_id, reason=str(error)), gr.skip()
+        return t("train.resumed", lang, run=run_dir.name), run_dir.name
 
-    follow = {"fn": follow_run, "inputs": [watched, watch, price, ctx.language], "outputs": view_outputs,
+    follow = {"fn": follow_run, "inputs": [watched, price, ctx.language], "outputs": view_outputs,
               "show_progress": "hidden", "api_visibility": "private", "concurrency_limit": None}
     # the same run in another language or at another price: follow it afresh
     ctx.language.change(**follow)
@@ -444,5 +445,5 @@ def create_monitor(ctx: UIContext, watched: gr.State, watch: gr.State, buttons: 
     kill_no.click(lambda: gr.update(visible=False), None, [kill_confirm])
     # every event that gives the monitor a run to watch (Start, Resume, Watch in Runs, a page load that
     # re-attaches) starts a follower after it: .then(**follow)
-    buttons["resume"].click(on_resume, [watched, ctx.language], [message, watched, watch], api_name="resume").then(**follow)
+    buttons["resume"].click(on_resume, [watched, ctx.language], [message, watched], api_name="resume").then(**follow)
     return {"message": message, "progress": progress, "loss_chart": loss_chart, "log": log, "follow": follow}

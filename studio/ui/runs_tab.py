@@ -186,8 +186,8 @@ def create_runs_tab(ctx: UIContext) -> dict:
     def on_watch(selected: list[str] | None, lang_choice: str):
         run_id = one(selected)
         if not run_id:
-            return gr.skip(), gr.skip(), gr.skip()
-        return run_id, None, t("train.watching", lang_code(lang_choice), run=run_id)
+            return gr.skip(), gr.skip()
+        return run_id, t("train.watching", lang_code(lang_choice), run=run_id)
 
     def on_delete_ask(selected: list[str] | None, lang_choice: str, request: gr.Request):
         refuse_viewer(ctx, request, lang_code(lang_choice))
@@ -221,7 +221,7 @@ def create_runs_tab(ctx: UIContext) -> dict:
     cloned = ctx.shared["open_tab"]("train", [message, ctx.shared["train_message"]], "a && a === b")
     clone.click(on_clone, [pick, ctx.language], [message, ctx.shared["train_message"], ctx.shared["base_config"], *clone_targets]).then(
         *ctx.shared["sync_pickers"], show_progress="hidden").then(**cloned)
-    watch.click(on_watch, [pick, ctx.language], [ctx.shared["watched_run"], ctx.shared["watch"], ctx.shared["train_message"]]).then(
+    watch.click(on_watch, [pick, ctx.language], [ctx.shared["watched_run"], ctx.shared["train_message"]]).then(
         **ctx.shared["open_tab"]("train", [pick], "a && a.length === 1")).then(**ctx.shared["follow_run"])
     delete.click(on_delete_ask, [pick, ctx.language], [delete_confirm, delete_question])
     delete_no.click(lambda: gr.update(visible=False), None, [delete_confirm])

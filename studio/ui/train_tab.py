@@ -166,12 +166,11 @@ def create_train_tab(ctx: UIContext) -> dict:
     ctx.operator_only += [settings, actions]
     shown_problems = gr.State({})  # key → problem text shown under that field in this browser session
     watched = gr.State("")  # run id shown in this browser session
-    watch = gr.State(None)  # monitor.Watch: what this session has drawn of it (None: draw it all afresh)
     base_config = gr.State(None)  # the config a clone or Load came from, for keys without a control
     # key → value of every config control, as of the last check: what follows the settings (the memory estimate)
     # listens to this one state rather than reading all the controls from the browser again at every change
     form_values = gr.State({})
-    monitor = create_monitor(ctx, watched, watch, buttons)
+    monitor = create_monitor(ctx, watched, buttons)
 
     controls = built["controls"]
     all_controls = {**ctx.shared, **controls}
@@ -242,18 +241,18 @@ def create_train_tab(ctx: UIContext) -> dict:
         refuse_viewer(ctx, request, lang)
         config, problems = form.config_from_values(dict(zip(CONFIG_KEYS, config_values)), base)
         if config is None or problems:
-            return problems_text(problems, lang), gr.skip(), gr.skip(), gr.update(visible=False)
+            return problems_text(problems, lang), gr.skip(), gr.update(visible=False)
         if not config.train.dry_run and not confirmed:
             verdict, message = fit.fit_check(config, hardware.detect(ctx.workspace.root), ctx.workspace, allow_download=False)
             if verdict == fit.WONT_FIT:  # a dry run is how one finds out for sure, so it is never held back
-                return t("train.wont_fit", lang, details=message), gr.skip(), gr.skip(), gr.update(visible=True)
+                return t("train.wont_fit", lang, details=message), gr.skip(), gr.update(visible=True)
         try:
             run_dir = jobs.launch(ctx.workspace, config)
         except cfg.ConfigError as error:  # e.g. lora_targets naming a layer the model does not have
-            return problems_text(error.problems, lang), gr.skip(), gr.skip(), gr.update(visible=False)
+            return problems_text(error.problems, lang), gr.skip(), gr.update(visible=False)
         except (DataError, PathError) as error:
-            return problems_text([cfg.Problem("dataset", str(error))], lang), gr.skip(), gr.skip(), gr.update(visible=False)
-        return t("train.started", lang, run=run_dir.name), run_dir.name, None, gr.update(visible=False)
+            return problems_text([cfg.Problem("dataset", str(error))], lang), gr.skip(), gr.update(visible=False)
+        return t("train.started", lang, run=run_dir.name), run_dir.name, gr.update(visible=False)
 
     def on_start(request: gr.Request, *values):  # the request first: Gradio fills only positional ones
         return start_run(request, values, confirmed=False)
@@ -301,7 +300,7 @@ def create_train_tab(ctx: UIContext) -> dict:
         watching = t("train.watching", lang_code(lang_choice), run=run_id) if run_id else gr.skip()
         # a viewer has no settings to check, and the studio reads none it sends
         checked = [gr.skip()] * len(validation_outputs) if ctx.is_viewer(request) else on_validate(*values)
-        return [run_id, None, watching, *checked]
+        return [run_id, watching, *checked]
 
     quiet = {"show_progress": "hidden", "trigger_mode": "always_last"}
     visibility_outputs = [built["cells"][k] for k in conditional] + [accordions[g.group_id] for g in groups if g.group_id in accordions]
@@ -319,10 +318,9 @@ def create_train_tab(ctx: UIContext) -> dict:
     module_texts, pickers = [controls[key] for key in built["pickers"]], list(built["pickers"].values())
     sync_pickers = (on_module_text, [ctx.shared["model"], *module_texts], pickers)
     load.upload(on_load, [load, ctx.language], [monitor["message"], base_config, *inputs, *visibility_outputs]).then(*sync_pickers, **quiet)
-    start.click(on_start, [*inputs, base_config, ctx.language], [monitor["message"], watched, watch, start_anyway],
+    start.click(on_start, [*inputs, base_config, ctx.language], [monitor["message"], watched, start_anyway],
                 api_name="start").then(**monitor["follow"])
-    start_anyway.click(on_start_anyway, [*inputs, base_config, ctx.language], [monitor["message"], watched, watch,
-                                                                                start_anyway]).then(**monitor["follow"])
+    start_anyway.click(on_start_anyway, [*inputs, base_config, ctx.language], [monitor["message"], watched, start_anyway]).then(**monitor["follow"])
     wire_nodes_panel(ctx, nodes_panel, list(CONFIG_KEYS), inputs, base_config)
     # .input, not .change: a model set by "Clone config" or Load config keeps that run's settings.
     ctx.shared["model"].input(on_model_change, [ctx.shared["model"], all_controls["method"]], [all_controls[k] for k in recommendable]).then(*sync_pickers, **quiet)
@@ -334,9 +332,9 @@ def create_train_tab(ctx: UIContext) -> dict:
         picker.input(on_pick_modules, [picker], [controls[key]], **quiet)
         # the model's own layer names on a model change (and on page load: build_app wires `sync_pickers` there)
         ctx.shared["model"].change(operator_view(ctx, on_model_modules), [ctx.shared["model"], controls[key]], [picker], **quiet)
-    page_load = (on_page_load, [*inputs, shown_problems, ctx.language], [watched, watch, monitor["message"], *validation_outputs])
+    page_load = (on_page_load, [*inputs, shown_problems, ctx.language], [watched, monitor["message"], *validation_outputs])
     ctx.shared.update(controls)
-    ctx.shared.update(watched_run=watched, watch=watch, follow_run=monitor["follow"], base_config=base_config, form_values=form_values, train_message=monitor["message"], sync_pickers=sync_pickers)
+    ctx.shared.update(watched_run=watched, follow_run=monitor["follow"], base_config=base_config, form_values=form_values, train_message=monitor["message"], sync_pickers=sync_pickers)
     return {"start": start, "start_anyway": start_anyway, "chat_button": buttons["chat"], "watched": watched,
             "sync_pickers": (operator_view(ctx, on_module_text), *sync_pickers[1:]),
             "page_load": page_load, "follow_run": monitor["follow"]}
