@@ -212,7 +212,7 @@ def test_loss_chart_has_raw_smoothed_and_validation_points(ws):
 
 def test_system_chart_shows_each_gpu_or_only_cpu_and_ram(ws):
     from studio.ui import charts
-    from studio.ui.monitor import system_html
+    from studio.ui.run_views import system_html
 
     gpu_series = library.load_series(write_run(ws, "gpu", gpus=1))
     gpu_figure = charts.system_figure(gpu_series)
@@ -228,7 +228,7 @@ def test_system_chart_shows_each_gpu_or_only_cpu_and_ram(ws):
 
 
 def test_log_tail_marks_error_lines_red_and_escapes_html():
-    from studio.ui.monitor import log_html
+    from studio.ui.run_views import log_html
 
     text = "\n".join([
         "[10:00:00] step 1", "Traceback (most recent call last):", '  File "w.py", line 3, in train',
@@ -243,7 +243,7 @@ def test_log_tail_marks_error_lines_red_and_escapes_html():
 
 
 def test_progress_shows_the_phase_bar_and_the_cost():
-    from studio.ui.monitor import cost_text, phase_text, progress_html
+    from studio.ui.run_views import cost_text, phase_text, progress_html
 
     download = {"phase": "download", "label": "model.safetensors", "done": 3.2e9, "total": 15e9, "unit": "B", "rate": 45e6}
     assert phase_text(download, "en") == "downloading model.safetensors 3.2/15.0 GB · 45 MB/s"
@@ -266,7 +266,7 @@ def test_progress_shows_the_phase_bar_and_the_cost():
 
 
 def test_probe_panel_shows_base_and_later_answers_escaped(ws):
-    from studio.ui.monitor import probes_html
+    from studio.ui.run_views import probes_html
 
     series = library.load_series(write_run(ws, "probe", steps=20, probes=("Is <b> bold?",)))
     panel = probes_html(series, "en")
@@ -278,7 +278,7 @@ def test_probe_panel_shows_base_and_later_answers_escaped(ws):
 def test_a_run_out_of_gpu_memory_shows_its_estimate_and_the_fixes(tmp_path):
     import json
 
-    from studio.ui.monitor import memory_advice_html
+    from studio.ui.run_views import memory_advice_html
     from studio.workspace import ESTIMATE_FILE
 
     estimate = {"total_gb": 30.2, "available_gb": 22.0, "device": "GPU 0 (NVIDIA L4)", "verdict": "won't fit",

@@ -17,7 +17,7 @@ from studio import run_library as library
 from studio.ui import charts
 from studio.ui.context import UIContext, for_viewers, refuse_viewer
 from studio.ui.locales import lang_code, t
-from studio.ui.monitor import format_duration, probes_html
+from studio.ui.run_views import format_duration, probes_html
 from studio.workspace import CONFIG_FILE, PathError, read_head_bytes
 
 MAX_SHOWN_BYTES = 100_000  # a run's config and status shown in the page: a damaged or huge file is cut here
