@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shutil
+import time
 
 import pytest
 from conftest import copy_demo_run, run_cli, wait_for
@@ -207,6 +209,19 @@ def test_an_evaluation_left_unfinished_by_a_stopped_studio_reads_as_failed(tmp_p
     progress = job.read_progress(folder)
     assert progress["state"] == "failed" and "stopped before it finished" in progress["error"]
     assert not job.request_cancel(folder)
+
+
+def test_an_evaluation_is_over_once_it_says_so_though_its_process_still_holds_the_lock(tmp_path):
+    run_dir = tmp_path / "runs" / "20260101-000000-demo-abcd"
+    folder = run_dir / job.EVAL_DIR / "20260101-000100"
+    folder.mkdir(parents=True)
+    lock = {"pid": os.getpid(), "since": time.time(), "eval_dir": folder.name}  # this live process holds it
+    (run_dir / job.EVAL_DIR / job.LOCK_FILE).write_text(json.dumps(lock), encoding="utf-8")
+    (folder / job.PROGRESS_FILE).write_text(json.dumps({"state": "running", "done": 3, "total": 10}), encoding="utf-8")
+    assert job.active_eval(run_dir) == folder
+    # the last moment of a cancel: the final state is written, the lock is released just after
+    (folder / job.PROGRESS_FILE).write_text(json.dumps({"state": "cancelled", "done": 3, "total": 10}), encoding="utf-8")
+    assert job.active_eval(run_dir) is None and job.read_progress(folder)["state"] == "cancelled"
 
 
 def test_a_full_fine_tune_is_answered_by_its_own_weights_and_by_its_base_model(demo_run, tmp_path):

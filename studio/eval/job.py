@@ -151,6 +151,15 @@ def _holder_alive(held: dict[str, Any] | None, lock: Path) -> bool:
         return False
 
 
+def _holds_unfinished(held: dict[str, Any] | None, lock: Path, run_dir: Path) -> bool:
+    """Whether `lock` is held by a live process whose evaluation has not yet written its final state (it
+    releases the lock a moment after writing "cancelled" or "completed", and by then it is over for the user)."""
+    if not _holder_alive(held, lock):
+        return False
+    progress = read_json(run_dir / EVAL_DIR / str((held or {}).get("eval_dir", "")) / PROGRESS_FILE) or {}
+    return progress.get("state") not in FINISHED
+
+
 def _take_lock(run_dir: Path, eval_dir: Path) -> None:
     lock = run_dir / EVAL_DIR / LOCK_FILE
     for _ in range(3):
@@ -158,7 +167,7 @@ def _take_lock(run_dir: Path, eval_dir: Path) -> None:
             handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             held = read_json(lock)
-            if _holder_alive(held, lock):
+            if _holds_unfinished(held, lock, run_dir):
                 where = (held or {}).get("eval_dir", "")
                 raise EvalError(f"run {run_dir.name} is already being evaluated ({where}); wait for it to finish or "
                                 "cancel it, then start again") from None
@@ -176,7 +185,7 @@ def active_eval(run_dir: Path) -> Path | None:
     if not lock.is_file():
         return None
     held = read_json(lock)
-    if not _holder_alive(held, lock) or not held:
+    if not held or not _holds_unfinished(held, lock, run_dir):
         return None
     return run_dir / EVAL_DIR / str(held.get("eval_dir", ""))
 
