@@ -112,13 +112,11 @@ def test_which_targets_are_refused(workspace, overrides, refused):
     assert bool(modules.target_problems(workspace, config)) == refused
 
 
-def test_the_multiselect_maps_to_and_from_the_configs_text():
+def test_the_multiselect_shows_the_names_in_the_configs_text():
     assert form.names_from_text("q_proj, v_proj") == ["q_proj", "v_proj"]
     assert form.names_from_text("all-linear") == ["all-linear"]
     assert form.names_from_text("") == []
-    assert form.text_from_names(["q_proj", "v_proj"]) == "q_proj,v_proj"
-    assert form.text_from_names([]) == ""
-    config, problems = form.config_from_values({"lora_targets": form.text_from_names(["k_proj", "o_proj"])})
+    config, problems = form.config_from_values({"lora_targets": "k_proj,o_proj"})  # what the page's join makes
     assert problems == [] and config.method.lora_targets == "k_proj,o_proj"
 
 

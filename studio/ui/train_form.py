@@ -138,9 +138,9 @@ def names_from_text(text: str | None) -> list[str]:
     return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
-def text_from_names(names: list[str] | None) -> str:
-    """The comma-separated text the config keeps for the names picked in a module multiselect."""
-    return ",".join(names or [])
+# The comma-separated text the config keeps for the names picked in a module multiselect, made in the browser:
+# a Preview or Start clicked right after a pick reads the text, and a server round trip could still be on its way.
+TEXT_FROM_NAMES_JS = "(names) => (names || []).join(',')"
 
 
 def module_choices(workspace: Workspace, model: str) -> list[str]:

@@ -276,9 +276,6 @@ def create_train_tab(ctx: UIContext) -> dict:
         values = form.preset_values(name, method) if name else {}
         return [gr.update(value=values[key]) if key in values else gr.skip() for key in CONFIG_KEYS]
 
-    def on_pick_modules(names: list[str] | None):
-        return form.text_from_names(names)
-
     def picker_update(model: str | None, text: str | None):
         # every name shown is among the choices: Gradio draws a picked name that is not as "[object Object]"
         names = form.names_from_text(text)
@@ -329,7 +326,7 @@ def create_train_tab(ctx: UIContext) -> dict:
     if preset is not None:
         preset.input(on_preset, [preset, all_controls["method"]], inputs).then(*sync_pickers, **quiet)
     for key, picker in built["pickers"].items():
-        picker.input(on_pick_modules, [picker], [controls[key]], **quiet)
+        picker.input(None, [picker], [controls[key]], js=form.TEXT_FROM_NAMES_JS, **quiet)
         # the model's own layer names on a model change (and on page load: build_app wires `sync_pickers` there)
         ctx.shared["model"].change(operator_view(ctx, on_model_modules), [ctx.shared["model"], controls[key]], [picker], **quiet)
     page_load = (on_page_load, [*inputs, shown_problems, ctx.language], [watched, monitor["message"], *validation_outputs])
