@@ -3,6 +3,8 @@
 - demo-text.jsonl        `{"text": …}` paragraphs for continued pre-training (stage pt)
 - demo-preference.jsonl  `{"prompt", "chosen", "rejected"}` pairs for dpo, orpo and rm
 - demo-kto.jsonl         `{"prompt", "completion", "label"}` answers marked good or bad for kto
+- demo-math.jsonl        `{"prompt", "answer"}` prompts without answers to train for grpo: the reward functions
+                         compare the model's answer with `answer` (a year, GSM8K-style `#### 1429`)
 
 Run: python presets/datasets/make_demo_stages.py
 
@@ -85,9 +87,27 @@ def kto_rows() -> list[dict]:
     return rows
 
 
+def math_rows() -> list[dict]:
+    """Questions whose answer is a number (founding years and the years between them), the reference written the
+    GSM8K way: the working, then `#### N`."""
+    rows = []
+    for number, (name, _known, _river, _month, _mayor, zh_name, _zh_known) in enumerate(TOWNS):
+        year = _founded(number)
+        rows.append({"prompt": f"In which year was {name} founded? Put the year inside <answer></answer>.",
+                     "answer": f"{name} was founded in {year}.\n#### {year}"})
+        rows.append({"prompt": f"{zh_name}建于哪一年？请把年份写在 <answer></answer> 中。", "answer": f"{zh_name}建于{year}年。\n#### {year}"})
+        other = (number + 3) % len(TOWNS)
+        first, last = sorted((year, _founded(other)))
+        rows.append({"prompt": f"How many years apart were {name} and {TOWNS[other][0]} founded? Put the number inside "
+                                 "<answer></answer>.",
+                     "answer": f"They were founded in {first} and {last}: {last} - {first} = {last - first}.\n#### {last - first}"})
+    return rows
+
+
 def main() -> None:
     folder = Path(__file__).parent
-    for name, rows in (("demo-text", text_rows()), ("demo-preference", preference_rows()), ("demo-kto", kto_rows())):
+    for name, rows in (("demo-text", text_rows()), ("demo-preference", preference_rows()), ("demo-kto", kto_rows()),
+                       ("demo-math", math_rows())):
         target = folder / f"{name}.jsonl"
         with open(target, "w", encoding="utf-8") as handle:
             handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)

@@ -17,16 +17,16 @@ from studio.config.fields import (
     MAX_PROBE_PROMPTS, MAX_REAL, MAX_TEXT_CHARS, MAX_WHOLE, METHODS, OPTIMIZERS, PEFT_METHODS, REPORTERS,
     DataSection, MethodSection, ModelSection,
 )
-from studio.config.rules import check, gpu_summary, package_installed, probe_prompt_list, validate
+from studio.config.rules import check, gpu_summary, package_installed, probe_prompt_list, reward_names, validate
 from studio.config.schema import SECTIONS, ConfigError, Problem, RunConfig, field_info, flat_keys, section_of
-from studio.config.training import DPO_LOSSES, STAGES, StageSection, TrainSection
+from studio.config.training import DPO_LOSSES, GRPO_LOSSES, STAGES, StageSection, TrainSection
 
 __all__ = [
     "MIGRATIONS", "SCHEMA_VERSION", "apply_overrides", "from_dict", "from_yaml", "gpu_list", "migrate",
     "parse_cli_overrides", "read_config", "to_dict", "to_flat", "to_yaml", "written_keys",
     "MAX_PROBE_PROMPTS", "MAX_REAL", "MAX_TEXT_CHARS", "MAX_WHOLE", "METHODS", "OPTIMIZERS", "PEFT_METHODS",
     "REPORTERS", "DataSection", "MethodSection", "ModelSection",
-    "check", "gpu_summary", "package_installed", "probe_prompt_list", "validate",
+    "check", "gpu_summary", "package_installed", "probe_prompt_list", "reward_names", "validate",
     "SECTIONS", "ConfigError", "Problem", "RunConfig", "field_info", "flat_keys", "section_of",
-    "DPO_LOSSES", "STAGES", "StageSection", "TrainSection",
+    "DPO_LOSSES", "GRPO_LOSSES", "STAGES", "StageSection", "TrainSection",
 ]

@@ -9,7 +9,7 @@ import re
 from studio.config.convert import gpu_list, to_flat
 from studio.config.fields import MAX_PROBE_PROMPTS, MAX_REAL, MAX_TEXT_CHARS, MAX_WHOLE, METHODS
 from studio.config.schema import ConfigError, Problem, RunConfig, field_info
-from studio.config.training import DPO_LOSSES, STAGES
+from studio.config.training import DPO_LOSSES, GRPO_LOSSES, STAGES
 
 
 def _range_problems(config: RunConfig) -> list[Problem]:
@@ -131,6 +131,61 @@ def _stage_problems(config: RunConfig) -> list[Problem]:
             problems.append(Problem(key, f"{message}, got {getattr(s, key)!r}"))
     if s.stage == "kto" and config.train.batch_size < 2:
         problems.append(Problem("batch_size", "KTO compares each answer with others in its batch: use batch_size 2 or more"))
+    if s.stage == "grpo":
+        problems += _grpo_problems(config)
+    return problems
+
+
+def reward_names(text: str) -> list[str]:
+    """The reward function names in `reward_funcs` (comma-separated, blanks dropped)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _grpo_problems(config: RunConfig) -> list[Problem]:
+    """Problems with the GRPO options that need no files (the reward file and schema are read at start)."""
+    s, t = config.stage, config.train
+    problems: list[Problem] = []
+    names = reward_names(s.reward_funcs)
+    if not names:
+        problems.append(Problem("reward_funcs", "name at least one reward function (for example exact_match,format)"))
+    bad = [name for name in names if not name.isidentifier()]
+    if bad:
+        problems.append(Problem("reward_funcs", f"{', '.join(map(repr, bad))} is not a function name"))
+    if len(set(names)) < len(names):
+        problems.append(Problem("reward_funcs", "names a reward function twice: give it a larger weight instead"))
+    if s.reward_weights.strip():
+        try:
+            weights = [float(w) for w in s.reward_weights.split(",")]
+        except ValueError:
+            problems.append(Problem("reward_weights", f"use numbers separated by commas (e.g. 1,0.5), got {s.reward_weights!r}"))
+        else:
+            if len(weights) != len(names):
+                problems.append(Problem("reward_weights", f"gives {len(weights)} weights for {len(names)} reward functions "
+                                                          f"({', '.join(names)}): give one each, or leave it empty for 1 each"))
+            elif not all(math.isfinite(w) for w in weights):
+                problems.append(Problem("reward_weights", "weights must be finite numbers"))
+    if s.reward_file.strip() and not s.allow_reward_code:
+        problems.append(Problem("allow_reward_code", f"reward_file {s.reward_file} is Python code that runs in the training "
+                                                      "process: read it, then tick allow_reward_code"))
+    if "length" in names and s.reward_length_target < 1:
+        problems.append(Problem("reward_length_target", f"must be at least 1 character, got {s.reward_length_target}"))
+    if s.grpo_generations < 2:
+        problems.append(Problem("grpo_generations", f"GRPO compares answers to the same prompt: use 2 or more, got {s.grpo_generations}"))
+    elif (t.batch_size * t.grad_accum) % s.grpo_generations:
+        problems.append(Problem("batch_size", f"batch_size × grad_accum ({t.batch_size} × {t.grad_accum}) must be a multiple of "
+                                              f"grpo_generations ({s.grpo_generations}): a prompt's answers are scored together"))
+    if s.grpo_max_completion_len < 1:
+        problems.append(Problem("grpo_max_completion_len", f"must be at least 1 token, got {s.grpo_max_completion_len}"))
+    if s.grpo_temperature <= 0:
+        problems.append(Problem("grpo_temperature", f"must be above 0 (answers are sampled), got {s.grpo_temperature}"))
+    if s.grpo_beta < 0:
+        problems.append(Problem("grpo_beta", f"must be 0 (off) or more, got {s.grpo_beta}"))
+    if s.grpo_loss not in GRPO_LOSSES:
+        problems.append(Problem("grpo_loss", f"must be one of {', '.join(GRPO_LOSSES)}, got {s.grpo_loss!r}"))
+    if s.grpo_vllm and not package_installed("vllm"):
+        problems.append(Problem("grpo_vllm", "needs the vllm package: pip install vllm (or turn grpo_vllm off)"))
+    elif s.grpo_vllm and not gpu_summary()["count"]:
+        problems.append(Problem("grpo_vllm", "vLLM samples on a CUDA GPU and none was found: turn grpo_vllm off"))
     return problems
 
 

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from studio.config.fields import OPTIMIZERS, REPORTERS, _field
 
 
-STAGES = ("pt", "sft", "dpo", "orpo", "kto", "rm")
+STAGES = ("pt", "sft", "dpo", "orpo", "kto", "rm", "grpo")
 DPO_LOSSES = ("sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
               "apo_zero", "apo_down", "discopop", "sigmoid_norm")
+GRPO_LOSSES = ("dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo")
+_GRPO = {"stage": ("grpo",)}
 
 
 @dataclass
@@ -67,6 +69,102 @@ class StageSection:
         "Loss weight of answers labelled bad; raise it when bad answers are much rarer than good ones.",
         "标注为坏的回答的损失权重；坏回答远少于好回答时调高。",
         show_when={"stage": ("kto",)},
+    )
+
+    reward_funcs: str = _field(
+        "exact_match,format",
+        "GRPO reward functions, comma-separated, added up with reward_weights. Built in: `exact_match` (the answer "
+        "equals the reference column), `number_match` (the last number equals the reference's, GSM8K `#### 42` "
+        "understood), `format` (the whole answer matches reward_format), `length` (close to reward_length_target "
+        "characters), `valid_json` (parses, and fits reward_json_schema when set), `no_repetition` (few repeated "
+        "3-grams). Any other name is a function in reward_file.",
+        "GRPO 奖励函数，逗号分隔，按 reward_weights 加权求和。内置：`exact_match`（回答等于参考列）、`number_match`"
+        "（最后一个数字等于参考答案中的数字，支持 GSM8K 的 `#### 42`）、`format`（整个回答符合 reward_format）、"
+        "`length`（长度接近 reward_length_target 个字符）、`valid_json`（能解析为 JSON，设置了 reward_json_schema 时还要符合它）、"
+        "`no_repetition`（重复的三元组少）。其他名称表示 reward_file 中的函数。",
+        show_when=_GRPO,
+    )
+    reward_weights: str = _field(
+        "",
+        "Weight of each reward function, comma-separated in the same order (e.g. `1,0.5`); empty = 1 each.",
+        "每个奖励函数的权重，按相同顺序逗号分隔（如 `1,0.5`）；留空表示都为 1。",
+        show_when=_GRPO,
+    )
+    reward_answer_column: str = _field(
+        "answer",
+        "The dataset column exact_match and number_match compare with (a chat dataset's last answer is given as "
+        "`answer`).",
+        "exact_match 和 number_match 对比的数据列（对话数据集的最后一个回答作为 `answer` 列提供）。",
+        show_when=_GRPO,
+    )
+    reward_format: str = _field(
+        "think_answer",
+        "What the `format` reward wants: `think_answer` (<think>…</think> then <answer>…</answer>), `answer_tag` "
+        "(<answer>…</answer>), or your own regular expression the whole answer must match.",
+        "`format` 奖励要求的格式：`think_answer`（先 <think>…</think> 再 <answer>…</answer>）、`answer_tag`"
+        "（<answer>…</answer>），或整个回答必须匹配的自定义正则表达式。",
+        show_when=_GRPO,
+    )
+    reward_length_target: int = _field(
+        200, "The answer length, in characters, the `length` reward is highest at.", "`length` 奖励最高时的回答长度（字符数）。",
+        show_when=_GRPO,
+    )
+    reward_json_schema: str = _field(
+        "",
+        "A JSON schema file inside the workspace that `valid_json` answers must fit; empty = any valid JSON.",
+        "工作区内的 JSON Schema 文件，`valid_json` 的回答必须符合它；留空表示任何合法 JSON 都可以。",
+        show_when=_GRPO,
+    )
+    reward_file: str = _field(
+        "",
+        "A Python file inside the workspace with your own reward functions, def NAME(prompts, completions, **columns) "
+        "returning one number per completion; name them in reward_funcs. It runs in the training process: needs "
+        "allow_reward_code.",
+        "工作区内包含自定义奖励函数的 Python 文件：def 名称(prompts, completions, **columns)，为每个回答返回一个数字；"
+        "在 reward_funcs 中填写其名称。它在训练进程中运行：需要勾选 allow_reward_code。",
+        show_when=_GRPO,
+    )
+    allow_reward_code: bool = _field(
+        False,
+        "Allow reward_file's Python code to run in the training process. Read the file first.",
+        "允许 reward_file 中的 Python 代码在训练进程中运行。请先阅读该文件。",
+        show_when=_GRPO,
+    )
+    grpo_generations: int = _field(
+        4,
+        "Answers sampled per prompt; each is scored against the others for the same prompt. batch_size × "
+        "grad_accum (× processes) must be a multiple of it.",
+        "每个提示采样的回答数；每个回答与同一提示的其他回答比较打分。batch_size × grad_accum（× 进程数）必须是它的倍数。",
+        show_when=_GRPO, max=256,
+    )
+    grpo_max_completion_len: int = _field(
+        256, "Longest sampled answer in tokens (its KV cache is part of the memory estimate).",
+        "采样回答的最大长度（token 数；其 KV 缓存计入显存估算）。", show_when=_GRPO, max=131_072,
+    )
+    grpo_temperature: float = _field(
+        1.0, "Sampling temperature of the answers: higher gives more varied answers to learn from.",
+        "采样回答的温度：越高回答越多样，可学习的差异越多。", show_when=_GRPO, max=10.0,
+    )
+    grpo_beta: float = _field(
+        0.0,
+        "KL penalty keeping the model near the starting one; 0 = none and no reference model in memory (0.001-0.04 "
+        "is usual when set).",
+        "让模型贴近初始模型的 KL 惩罚；0 表示不加，也不在显存中保留参考模型（设置时常用 0.001-0.04）。",
+        show_when=_GRPO,
+    )
+    grpo_loss: str = _field(
+        "dapo",
+        "GRPO loss: `dapo` (token-level, no length bias), `grpo` (the original, per answer), `dr_grpo`, `bnpo`, "
+        "`cispo`, `sapo`.",
+        "GRPO 损失：`dapo`（按 token 汇总，无长度偏置）、`grpo`（原始形式，按回答）、`dr_grpo`、`bnpo`、`cispo`、`sapo`。",
+        choices=GRPO_LOSSES, show_when=_GRPO,
+    )
+    grpo_vllm: bool = _field(
+        False,
+        "Sample the answers with vLLM in the training process (colocate mode): much faster on a GPU; needs the vllm "
+        "package and a CUDA GPU. Off: transformers' generate.",
+        "在训练进程中用 vLLM 采样回答（colocate 模式）：在 GPU 上快得多；需要 vllm 包和 CUDA GPU。关闭时使用 transformers 的 generate。",
+        show_when=_GRPO,
     )
 
 

@@ -4,10 +4,13 @@ Formats: alpaca, sharegpt, openai, prompt_completion, preference, kto, text. Pre
 rejected (strings or message lists), LLaMA-Factory rankings (a conversation plus chosen/rejected message objects),
 OpenAI/Azure preference files (input.messages, preferred_output, non_preferred_output), TRL implicit-prompt pairs
 (whole conversations in chosen/rejected) or chosen_messages/rejected_messages; KTO rows as prompt/completion/label or
-a conversation plus a label. Normalised rows (by kind):
+a conversation plus a label; prompt-only rows (for GRPO) as a prompt column without an answer (`prompt`, `question`,
+`problem`) or a conversation ending with a user turn, every other column kept as reference text for the rewards.
+Normalised rows (by kind):
     chat:       {"messages": [{"role": system|user|assistant|tool, "content": str, ("weight": 0|1)}], ("tools": [...])}
     preference: {"prompt": [messages ending with user], "chosen": [assistant…], "rejected": [assistant…]}
     kto:        {"prompt": [messages], "completion": [assistant…], "label": bool}
+    prompt:     {"prompt": [messages ending with user], "columns": {other column: its value as text}}
     text:       {"text": str}
 A column map (`prompt=question,response=answer`) overrides detection; `RowError` names what is wrong with a row.
 """
@@ -26,9 +29,12 @@ from studio.data.messages import (
     read_turns,
 )
 
-FORMATS = ("alpaca", "sharegpt", "openai", "prompt_completion", "preference", "kto", "text")
+FORMATS = ("alpaca", "sharegpt", "openai", "prompt_completion", "preference", "kto", "prompt_only", "text")
 KIND_OF_FORMAT = {"alpaca": "chat", "sharegpt": "chat", "openai": "chat", "prompt_completion": "chat",
-                  "preference": "preference", "kto": "kto", "text": "text"}
+                  "preference": "preference", "kto": "kto", "prompt_only": "prompt", "text": "text"}
+# A prompt without an answer column is prompt-only (GRPO). A `question` column is not among them: beside an
+# `answer` it may be a question and answer pair to fine-tune on, so the user says which with column_map.
+PROMPT_COLUMNS = ("prompt", "problem")
 # Roles a column can be mapped to (column_map keys).
 MAP_ROLES = ("system", "prompt", "query", "response", "history", "messages", "tools", "chosen", "rejected", "label", "text")
 ROLE_ALIASES = {"kto_tag": "label"}  # LLaMA-Factory's dataset_info.json name for the label column
@@ -119,8 +125,10 @@ def detect_format(columns: list[str], sample: dict[str, Any] | None = None, colu
             return Detected("alpaca", why, mapping)
         if "text" in roles:
             return Detected("text", why, mapping)
+        if "prompt" in roles:
+            return Detected("prompt_only", why, mapping)
         raise ValueError("column_map must map messages; or prompt and response; or chosen and rejected; "
-                         "or messages (or prompt and response) and label; or text")
+                         "or messages (or prompt and response) and label; or text; or a prompt alone (for GRPO)")
     paired = _detect_pairs(names)
     if paired:
         return paired
@@ -132,6 +140,9 @@ def detect_format(columns: list[str], sample: dict[str, Any] | None = None, colu
             if "label" in names:
                 return Detected("kto", f"has a `{key}` column of {inner} messages and a `label` column → KTO (the last "
                                        "assistant answer is labelled good or bad)", {"messages": key, "label": "label"})
+            if _ends_with_user(sample.get(key)):
+                return Detected("prompt_only", f"has a `{key}` column of {inner} messages ending with a user turn → "
+                                               "prompts to answer (GRPO)", {"messages": key})
             columns_used = {"messages": key, **({"tools": "tools"} if "tools" in names else {}),
                             **({"system": "system"} if "system" in names else {})}
             return Detected(style, f"has a `{key}` column of {inner} messages → {label}", columns_used)
@@ -151,11 +162,24 @@ def detect_format(columns: list[str], sample: dict[str, Any] | None = None, colu
         return Detected("prompt_completion", "has `prompt` and `completion` columns → prompt/completion", used)
     if "text" in names:
         return Detected("text", "has a `text` column → plain text for continued pre-training", {"text": "text"})
+    for key in PROMPT_COLUMNS:
+        if key in names:
+            return Detected("prompt_only", f"has a `{key}` column and no answer column → prompts to answer (GRPO)",
+                            {"prompt": key, **({"system": "system"} if "system" in names else {})})
     raise ValueError(
         f"no known columns (found: {', '.join(map(str, columns)) or 'none'}); use `messages`, `conversations`, "
-        "`instruction`+`output`, `prompt`+`completion`, `prompt`+`chosen`+`rejected`, `prompt`+`completion`+`label` "
-        "or `text` — or map your columns with column_map (e.g. prompt=question,response=answer)"
+        "`instruction`+`output`, `prompt`+`completion`, `prompt`+`chosen`+`rejected`, `prompt`+`completion`+`label`, "
+        "`text`, or `prompt` alone for GRPO — or map your columns with column_map (e.g. prompt=question,response=answer "
+        "to fine-tune on the answers, or prompt=question for GRPO, whose rewards then read the other columns)"
     )
+
+
+def _ends_with_user(value: Any) -> bool:
+    """Whether a sample message list's last message is the user's (a prompt waiting for its answer)."""
+    value = parse_json_cell(value)
+    if not isinstance(value, list) or not value or not isinstance(value[-1], dict):
+        return False
+    return str(value[-1].get("role", value[-1].get("from", ""))).lower() in ("user", "human")
 
 
 def _get(record: dict[str, Any], columns: dict[str, str], role: str, required: bool = True) -> Any:
@@ -262,6 +286,22 @@ def _kto(record: dict[str, Any], detected: Detected) -> dict[str, Any]:
     return {"prompt": _check_prompt(_with_system(record, cols, prompt)), "completion": completion, "label": label}
 
 
+def _column_text(value: Any) -> str:
+    """A reference column's value as the text the rewards read (JSON for lists and objects, "" for empty)."""
+    import json
+
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _prompt_only(record: dict[str, Any], detected: Detected) -> dict[str, Any]:
+    cols = detected.columns
+    prompt = _check_prompt(_with_system(record, cols, _prompt(record, detected)))
+    used = set(cols.values())
+    return {"prompt": prompt, "columns": {key: _column_text(value) for key, value in record.items() if key not in used}}
+
+
 def normalise(record: Any, detected: Detected) -> dict[str, Any]:
     """One record as a normalised row of its kind; RowError says which field is wrong and how."""
     if not isinstance(record, dict):
@@ -287,15 +327,20 @@ def normalise(record: Any, detected: Detected) -> dict[str, Any]:
         return _preference(record, detected)
     if fmt == "kto":
         return _kto(record, detected)
+    if fmt == "prompt_only":
+        return _prompt_only(record, detected)
     return {"text": read_text(_get(record, cols, "text"), cols["text"], required=True)}
 
 
 def conversation_of(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """The messages a row stands for (preference: prompt + chosen; kto: prompt + completion; text: one assistant turn)."""
+    """The messages a row stands for (preference: prompt + chosen; kto: prompt + completion; prompt: the prompt;
+    text: one assistant turn)."""
     if "messages" in row:
         return row["messages"]
     if "chosen" in row:
         return [*row["prompt"], *row["chosen"]]
     if "completion" in row:
         return [*row["prompt"], *row["completion"]]
+    if "prompt" in row:
+        return row["prompt"]
     return [{"role": "assistant", "content": row["text"]}]

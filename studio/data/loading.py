@@ -126,7 +126,9 @@ def detect(name: str, head: list[Record], column_map: str = "") -> Detected:
     except ValueError as error:
         raise DataError(f"{name}, {dicts[0][0]}: {error}") from error
     unused = [column for column in columns if column not in detected.columns.values()]
-    if unused:  # said, never silently dropped (a label or weight column especially)
+    if unused and detected.format == "prompt_only":  # every other column is the rewards' reference
+        detected.reason += f"; the reward functions can read {', '.join(f'`{c}`' for c in unused)}"
+    elif unused:  # said, never silently dropped (a label or weight column especially)
         detected.reason += f"; not used: {', '.join(f'`{c}`' for c in unused)} (map them with column_map if they matter)"
     return detected
 

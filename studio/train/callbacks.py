@@ -7,6 +7,7 @@ between the checkpoint and where it was killed) are not written again, so steps 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from pathlib import Path
@@ -20,12 +21,27 @@ from studio.workspace import METRICS_FILE, STOP_FILE, append_jsonl, last_row
 # Stage metrics worth a chart: TRL's log key -> the name in metrics.jsonl. DPO, ORPO and KTO log rewards/* (how
 # often and by how much the chosen answer beats the rejected one), a reward model accuracy/margin, KTO its KL.
 STAGE_METRICS = {"rewards/accuracies": "reward_accuracy", "accuracy": "reward_accuracy",
-                 "rewards/margins": "reward_margin", "margin": "reward_margin", "kl": "kl"}
+                 "rewards/margins": "reward_margin", "margin": "reward_margin", "kl": "kl",
+                 # GRPO: the weighted total reward of the sampled answers (mean and spread), their length, the
+                 # share of tokens whose update was clipped
+                 "reward": "reward", "reward_std": "reward_std", "completions/mean_length": "completion_length",
+                 "clip_ratio/region_mean": "clip_ratio"}
+
+
+def stage_metrics(logs: dict) -> dict[str, float]:
+    """The stage metrics in a trainer's `logs` under their metrics.jsonl names: STAGE_METRICS, and GRPO's
+    per-function rewards (`rewards/NAME/mean` and `/std` become `reward/NAME` and `reward_std/NAME`)."""
+    found = {name: logs[key] for key, name in STAGE_METRICS.items() if key in logs}
+    for key, value in logs.items():
+        parts = key.split("/")
+        if len(parts) == 3 and parts[0] == "rewards" and parts[2] in ("mean", "std"):
+            found[f"{'reward' if parts[2] == 'mean' else 'reward_std'}/{parts[1]}"] = value
+    return {name: round(float(value), 6) for name, value in found.items() if value is not None and math.isfinite(value)}
 
 
 class MetricsCallback(TrainerCallback):
     """Appends to metrics.jsonl one JSON line per logging step: step, total_steps, epoch, loss, learning_rate,
-    grad_norm, tokens_per_s, elapsed and eta (seconds), plus what the stage's trainer reports (STAGE_METRICS);
+    grad_norm, tokens_per_s, elapsed and eta (seconds), plus what the stage's trainer reports (stage_metrics);
     and one line per evaluation: step, eval_loss, elapsed.
 
     On a resumed run, elapsed continues from the last row written before."""
@@ -82,7 +98,7 @@ class MetricsCallback(TrainerCallback):
             "elapsed": round(self.elapsed(), 2),
             "eta": round(eta, 2),
         }
-        row.update({name: round(float(logs[key]), 6) for key, name in STAGE_METRICS.items() if key in logs})
+        row.update(stage_metrics(logs))
         append_jsonl(self.path, row)
 
 

@@ -1,7 +1,8 @@
 """Probe generations: watch the model learn by asking it the same few prompts as training goes on.
 
 samples.jsonl gets one line per prompt per probe: {"step", "prompt_index", "prompt", "answer", "seconds"}, where
-"seconds" is how long that probe's answers took (they are generated together, in one batch).
+"seconds" is how long that probe's answers took (they are generated together, in one batch); a GRPO run's lines
+also hold "rewards": each reward function's score of the answer.
 Step 0 is the base model (the LoRA adapter disabled; for full fine-tuning, the model before its first
 step); then every `probe_steps` steps and once at the end. Decoding is greedy with at most 48 new tokens,
 through the run's tokenizer and chat template, as the Chat tab would answer.
@@ -55,11 +56,16 @@ class ProbeCallback(TrainerCallback):
 
     On a resumed run, steps an earlier attempt already probed are not probed again."""
 
-    def __init__(self, run_dir: Path, tokenizer, probes: list[list[dict]], every: int):
+    def __init__(self, run_dir: Path, tokenizer, probes: list[list[dict]], every: int, max_new_tokens: int = MAX_NEW_TOKENS,
+                 score=None):
+        """`score(index, answer)`, when given, returns the reward scores of probe `index`'s answer (GRPO), written
+        with it as "rewards"."""
         self.path = run_dir / SAMPLES_FILE
         self.tokenizer = tokenizer
         self.probes = probes
         self.every = every
+        self.max_new_tokens = max_new_tokens
+        self.score = score
         previous = last_row(self.path, "step")
         self.probed_step = int(previous["step"]) if previous else -1
 
@@ -74,11 +80,11 @@ class ProbeCallback(TrainerCallback):
         try:
             with use_base:
                 started = time.monotonic()
-                answers = generate_answers(model, self.tokenizer, self.probes)
+                answers = generate_answers(model, self.tokenizer, self.probes, self.max_new_tokens)
                 seconds = round(time.monotonic() - started, 3)
             for index, (messages, answer) in enumerate(zip(self.probes, answers)):
-                append_jsonl(self.path, {"step": step, "prompt_index": index, "prompt": prompt_text(messages),
-                                         "answer": answer, "seconds": seconds})
+                line = {"step": step, "prompt_index": index, "prompt": prompt_text(messages), "answer": answer, "seconds": seconds}
+                append_jsonl(self.path, {**line, **({"rewards": self.score(index, answer)} if self.score else {})})
         finally:
             if was_training:
                 model.train()

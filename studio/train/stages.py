@@ -5,6 +5,8 @@
     orpo  odds-ratio preference optimisation        ORPOTrainer (trl.experimental): no reference model at all
     kto   answers labelled good or bad              KTOTrainer on prompt/completion/label (pairs are unpaired)
     rm    reward model                              RewardTrainer: a sequence-classification head, one score
+    grpo  reinforcement learning from rewards       GRPOTrainer: several sampled answers per prompt, scored by the
+                                                    reward functions of studio/train/rewards.py, learn from each other
 
 Each stage accepts only the dataset kinds that fit it (`dataset_problem` says which columns it needs).
 Rows come normalised from studio/data (kinds chat, preference, kto, text) and are rendered through the
@@ -24,10 +26,10 @@ from studio.data.loading import DataError, LoadedDataset
 from studio.workspace import REWARD_MODEL_DIR, Workspace
 
 STAGE_NAMES = {"pt": "continued pre-training", "sft": "supervised fine-tuning", "dpo": "DPO", "orpo": "ORPO",
-               "kto": "KTO", "rm": "reward modelling"}
+               "kto": "KTO", "rm": "reward modelling", "grpo": "GRPO, reinforcement learning from rewards"}
 # Dataset kinds (studio/data/formats.py) each stage can learn from.
 STAGE_KINDS = {"pt": ("text",), "sft": ("chat", "kto"), "dpo": ("preference",), "orpo": ("preference",),
-               "kto": ("kto", "preference"), "rm": ("preference",)}
+               "kto": ("kto", "preference"), "rm": ("preference",), "grpo": ("prompt", "chat")}
 KIND_NEEDS = {
     "text": "a `text` column of raw text (the bundled sample demo-text)",
     "chat": "conversations: a `messages` or `conversations` column, or `instruction`+`output`, or "
@@ -36,7 +38,13 @@ KIND_NEEDS = {
                   "(the bundled sample demo-preference)",
     "kto": "`prompt`, `completion` and `label` columns: one answer per row marked good (true) or bad (false) "
            "(the bundled sample demo-kto)",
+    "prompt": "prompts to answer: a `prompt` or `question` column (other columns, e.g. `answer`, are what the "
+              "rewards compare with), or conversations whose last answer becomes the `answer` column (the bundled "
+              "sample demo-math)",
 }
+GRPO_PROBES = 3  # rows whose prompts are probed when no probe_prompts are given
+# What TRL passes reward functions besides the dataset's columns: a column of one of these names is renamed.
+TRL_REWARD_ARGUMENTS = ("prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments")
 REWARD_README = """# Reward model
 
 Trained by stage `rm` of Fine-tuning Studio: a sequence-classification model with one output (`num_labels=1`).
@@ -66,9 +74,11 @@ def dataset_problem(stage: str, dataset: LoadedDataset) -> str | None:
     if dataset.kind in STAGE_KINDS[stage]:
         return None
     fitting = [s for s, kinds in STAGE_KINDS.items() if dataset.kind in kinds]
+    mapping = (" To train the answers in one of its columns, map them: column_map=prompt=question,response=answer."
+               if dataset.kind == "prompt" else "")
     return (f"{dataset.name} holds {dataset.kind} rows (format {dataset.format}), but stage {stage} "
             f"({STAGE_NAMES[stage]}) needs {KIND_NEEDS[STAGE_KINDS[stage][0]]}. "
-            f"Choose such a dataset, or train this one with stage={' or stage='.join(fitting)}.")
+            f"Choose such a dataset, or train this one with stage={' or stage='.join(fitting)}.{mapping}")
 
 
 def check_dataset(stage: str, dataset: LoadedDataset) -> None:
@@ -115,6 +125,8 @@ def trl_rows(stage: str, examples: list[dict[str, Any]]) -> list[dict[str, Any]]
     good and a bad answer)."""
     if stage == "pt":
         return [{"text": row["text"]} for row in examples]
+    if stage == "grpo":
+        return [grpo_row(row) for row in examples]
     if stage == "kto":
         rows = []
         for row in examples:
@@ -126,6 +138,18 @@ def trl_rows(stage: str, examples: list[dict[str, Any]]) -> list[dict[str, Any]]
         return rows
     return [{"prompt": _messages(row["prompt"]), "chosen": _messages(row["chosen"]), "rejected": _messages(row["rejected"])}
             for row in examples]
+
+
+def grpo_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A normalised prompt or chat row as GRPOTrainer reads it: the prompt's messages, then the reference columns
+    the reward functions get (a chat row's last answer as `answer`, the turns before it as the prompt)."""
+    if "messages" in row:
+        messages = row["messages"]
+        last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        return {"prompt": _messages(messages[:last]), "answer": messages[last]["content"]}
+    columns = {(f"column_{key}" if key in TRL_REWARD_ARGUMENTS or key == "prompt" else key): value
+               for key, value in row["columns"].items()}
+    return {"prompt": _messages(row["prompt"]), **columns}
 
 
 def build_datasets(workspace: Workspace, config: cfg.RunConfig, log, tokenizer=None) -> tuple[Any, Any, list, list]:
@@ -156,7 +180,9 @@ def build_datasets(workspace: Workspace, config: cfg.RunConfig, log, tokenizer=N
     if tokenizer is not None and stage == "pt":
         train, evaluation = _pretrain_datasets(tokenizer, train_rows, val_rows, config.train.cutoff_len, log)
         return train, evaluation, _conversations(train_rows), _conversations(val_rows)
-    if tokenizer is not None:
+    if tokenizer is not None and stage == "grpo":
+        log(_grpo_note(tokenizer, train_rows, config))
+    elif tokenizer is not None:
         log(_truncation_note(tokenizer, train_rows, config.train.cutoff_len))
     train = Dataset.from_list(trl_rows(stage, train_rows))
     evaluation = Dataset.from_list(trl_rows(stage, val_rows)) if val_rows else None
@@ -189,6 +215,19 @@ def _truncation_note(tokenizer, rows: list[dict[str, Any]], cutoff: int) -> str:
     return (f"{len(over)} of {len(rows)} rows are longer than cutoff_len {cutoff} and are truncated by the trainer "
             f"({sum(over):,} tokens cut; raise cutoff_len to keep them)" if over else
             f"all {len(rows)} rows fit in cutoff_len {cutoff}: nothing truncated")
+
+
+def _grpo_note(tokenizer, rows: list[dict[str, Any]], config: cfg.RunConfig) -> str:
+    """The prompts' lengths (GRPO keeps them whole), the answer budget and the columns the rewards read."""
+    from studio.data.tokens import rendered_lengths
+
+    lengths = rendered_lengths(tokenizer, [grpo_row(row)["prompt"] for row in rows]) if rows else [0]
+    columns = sorted({key for row in rows[:1] for key in grpo_row(row) if key != "prompt"})
+    renamed = [key for key in columns if key.startswith("column_")]
+    note = (f"{len(rows)} prompts, the longest {max(lengths)} tokens (kept whole); {config.stage.grpo_generations} answers "
+            f"of up to {config.stage.grpo_max_completion_len} tokens each; the rewards read columns "
+            f"{', '.join(columns) or 'none'}")
+    return note + (f" ({', '.join(renamed)} renamed: TRL passes arguments of those names)" if renamed else "")
 
 
 def _conversations(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -290,9 +329,108 @@ def reward_trainer(base_args, **trainer_kwargs):
     return RewardTrainer(args=args, **trainer_kwargs)
 
 
+def reward_problems(workspace: Workspace, config: cfg.RunConfig) -> list[cfg.Problem]:
+    """For a grpo run, problems with its reward functions, reward_file and reward_json_schema, found without
+    running the file (its functions are read from its syntax tree); empty for the other stages."""
+    import ast
+    import json
+
+    from studio.train.rewards import BUILTIN_REWARDS
+    from studio.workspace import PathError
+
+    if stage_of(config) != "grpo":
+        return []
+    s, problems = config.stage, []
+    own = [name for name in cfg.reward_names(s.reward_funcs) if name not in BUILTIN_REWARDS]
+    if s.reward_file.strip():
+        try:
+            path = workspace.confine(s.reward_file)
+            if path.suffix != ".py" or not path.is_file():
+                raise PathError(f"{s.reward_file} is not a Python file (.py)")
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=s.reward_file)
+        except (PathError, OSError, UnicodeDecodeError) as error:
+            return [cfg.Problem("reward_file", str(error))]
+        except SyntaxError as error:
+            return [cfg.Problem("reward_file", f"{s.reward_file} line {error.lineno}: {error.msg}")]
+        defined = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        missing = [name for name in own if name not in defined]
+        if missing:
+            problems.append(cfg.Problem("reward_funcs", f"{', '.join(missing)}: neither built in nor defined in {s.reward_file} "
+                                                        f"(it defines {', '.join(defined) or 'no function'})"))
+    elif own:
+        problems.append(cfg.Problem("reward_funcs", f"{', '.join(own)}: not a built-in reward ({', '.join(BUILTIN_REWARDS)}); "
+                                                    "write your own in a reward_file"))
+    if s.reward_json_schema.strip():
+        try:
+            json.loads(workspace.confine(s.reward_json_schema).read_text(encoding="utf-8"))
+        except (PathError, OSError, UnicodeDecodeError, ValueError) as error:
+            problems.append(cfg.Problem("reward_json_schema", f"{s.reward_json_schema}: {error}"))
+    return problems
+
+
+def reward_functions(workspace: Workspace, config: cfg.RunConfig) -> list:
+    """The run's reward functions, in reward_funcs order, ready for GRPOTrainer (a reward_file is imported here:
+    its code runs in this process). Raises RewardError, or ConfigError with reward_problems' problems."""
+    import json
+
+    from studio.train.rewards import RewardSettings, build_reward_functions
+
+    problems = reward_problems(workspace, config)
+    if problems:
+        raise cfg.ConfigError(problems)
+    s = config.stage
+    schema = json.loads(workspace.confine(s.reward_json_schema).read_text(encoding="utf-8")) if s.reward_json_schema.strip() else None
+    settings = RewardSettings(answer_column=s.reward_answer_column, format_regex=s.reward_format,
+                              length_target=s.reward_length_target, json_schema=schema)
+    user_file = workspace.confine(s.reward_file) if s.reward_file.strip() else None
+    return build_reward_functions(cfg.reward_names(s.reward_funcs), settings, user_file)
+
+
+def reward_weights(stage: cfg.StageSection) -> list[float] | None:
+    """The weights of the reward functions (None: 1 each)."""
+    return [float(w) for w in stage.reward_weights.split(",")] if stage.reward_weights.strip() else None
+
+
+def grpo_probes(probe_prompts: str, train_dataset, eval_dataset, functions: list):
+    """(probe conversations, a scorer for ProbeCallback) of a grpo run: the configured prompts, or the prompts of
+    up to 3 rows of the validation (else training) dataset as GRPOTrainer reads it, whose answers get each
+    reward's score (None where a reward needs a column a typed prompt does not have)."""
+    from studio.train.rewards import RewardError, score_completion
+
+    given = cfg.probe_prompt_list(probe_prompts)
+    rows = ([{"prompt": [{"role": "user", "content": text}]} for text in given] if given
+            else [dict(row) for row in (eval_dataset or train_dataset).select(range(min(GRPO_PROBES, len(eval_dataset or train_dataset))))])
+
+    def score(index: int, answer: str) -> dict:
+        row = rows[index]
+        scores = {}
+        for function in functions:
+            try:
+                scores.update(score_completion([function], row["prompt"], answer, {k: v for k, v in row.items() if k != "prompt"}))
+            except RewardError:
+                scores[function.__name__] = None
+        return scores
+
+    return [row["prompt"] for row in rows], score
+
+
+def grpo_trainer(base_args, stage: cfg.StageSection, reward_funcs: list, **trainer_kwargs):
+    """GRPO: `grpo_generations` sampled answers per prompt, each scored by the weighted reward functions; the
+    answers better than their group's mean are made likelier. No reference model unless grpo_beta > 0."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    args = _stage_args(GRPOConfig, base_args, num_generations=stage.grpo_generations,
+                       max_completion_length=stage.grpo_max_completion_len, temperature=stage.grpo_temperature,
+                       beta=stage.grpo_beta, loss_type=stage.grpo_loss, reward_weights=reward_weights(stage),
+                       use_vllm=stage.grpo_vllm, vllm_mode="colocate", log_completions=False,
+                       remove_unused_columns=False)  # the reference columns are the rewards' arguments
+    return GRPOTrainer(args=args, reward_funcs=reward_funcs, **trainer_kwargs)
+
+
 def build_trainer(config: cfg.RunConfig, base_args, **trainer_kwargs):
     """The TRL trainer for the run's (non-SFT) stage. `base_args` is the worker's SFTConfig (shared training
-    settings); `trainer_kwargs` are model, train_dataset, eval_dataset, processing_class, peft_config, callbacks."""
+    settings); `trainer_kwargs` are model, train_dataset, eval_dataset, processing_class, peft_config, callbacks (and
+    reward_funcs for grpo)."""
     stage = stage_of(config)
     if stage == "pt":
         return pretrain_trainer(base_args, **trainer_kwargs)
@@ -301,6 +439,8 @@ def build_trainer(config: cfg.RunConfig, base_args, **trainer_kwargs):
                          "with; choose an instruct/chat model (or stage pt to train on raw text)")
     if stage == "rm":
         return reward_trainer(base_args, **trainer_kwargs)
+    if stage == "grpo":
+        return grpo_trainer(base_args, config.stage, **trainer_kwargs)
     recipe = {"dpo": dpo_trainer, "orpo": orpo_trainer, "kto": kto_trainer}[stage]
     return recipe(base_args, config.stage, **trainer_kwargs)
 

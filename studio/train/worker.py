@@ -286,7 +286,11 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     early = EarlyStopCallback(run_dir, t.early_stop_patience)
     callbacks = ([metrics] if main else []) + ([stopper, early] if evaluate else [stopper])
     sharded = processes > 1 and t.strategy in ("fsdp", "deepspeed_zero3") and device == "cuda"
-    if t.probe_steps > 0 and stages.can_probe(stage, tokenizer) and main and not sharded:
+    rewards = stages.reward_functions(workspace, config) if stage == "grpo" else None
+    if t.probe_steps > 0 and stage == "grpo" and main and not sharded:  # answers shown with each reward's score
+        probes, score = stages.grpo_probes(t.probe_prompts, train_dataset, eval_dataset, rewards)
+        callbacks.append(ProbeCallback(run_dir, tokenizer, probes, t.probe_steps, config.stage.grpo_max_completion_len, score))
+    elif t.probe_steps > 0 and stages.can_probe(stage, tokenizer) and main and not sharded:
         callbacks.append(ProbeCallback(run_dir, tokenizer, choose_probes(t.probe_prompts, train_rows, val_rows), t.probe_steps))
     elif t.probe_steps > 0 and sharded:
         log(f"probe generations are off with {t.strategy}: the weights are sharded over the processes")
@@ -295,6 +299,9 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     trainer_kwargs = {"model": model, "train_dataset": train_dataset, "eval_dataset": eval_dataset,
                       "processing_class": tokenizer, "peft_config": methods.peft_config(config, model.config.model_type),
                       "callbacks": callbacks}
+    if rewards is not None:
+        trainer_kwargs["reward_funcs"] = rewards
+        log(f"rewards: {', '.join(f'{f.__name__} × {w:g}' for f, w in zip(rewards, stages.reward_weights(config.stage) or [1.0] * len(rewards)))}")
     if stage == "sft":
         trainer = SFTTrainer(args=args, **trainer_kwargs)
     else:

@@ -38,7 +38,7 @@ SWITCH_KEYS = ("method", "stage")
 VALUE_NAMES = {
     "lora": "LoRA", "qlora": "QLoRA", "full": "full", "freeze": "freeze", "ia3": "IA³", "prompt_tuning": "prompt tuning",
     "prefix_tuning": "prefix tuning", "p_tuning": "P-tuning", "pt": "PT", "sft": "SFT", "dpo": "DPO", "orpo": "ORPO",
-    "kto": "KTO", "rm": "RM",
+    "kto": "KTO", "rm": "RM", "grpo": "GRPO",
 }
 MAX_CONFIG_BYTES = 1_000_000
 
