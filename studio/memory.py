@@ -37,9 +37,11 @@ class EstimateInputs:
 
     arch: Architecture
     method: str = "lora"  # lora | qlora | full | freeze | ia3 | prompt_tuning | prefix_tuning | p_tuning
-    stage: str = "sft"  # pt | sft | dpo | orpo | kto | rm
+    stage: str = "sft"  # pt | sft | dpo | orpo | kto | rm | grpo
     batch_size: int = 4
-    seq_len: int = 1024
+    seq_len: int = 1024  # grpo: the prompt (cutoff_len stands for it: prompts are kept whole) plus the answer
+    kl_reference: bool = False  # grpo with grpo_beta > 0: the starting model is kept as the KL reference
+    vllm: bool = False  # grpo sampling with vLLM in the training process
     grad_accum: int = 1  # does not change the peak; kept so a fix can keep the effective batch
     lora_rank: int = 8
     lora_targets: str = "all-linear"
@@ -246,6 +248,18 @@ def logits_bytes(inputs: EstimateInputs) -> float:
     return tokens * a.vocab_size * LOGIT_BYTES
 
 
+def generation_bytes(inputs: EstimateInputs) -> float:
+    """GRPO's sampling with transformers' generate: the KV cache of a whole generation batch (batch_size ×
+    grad_accum answers, prompt and answer) and each new token's logits; 0 for other stages and with vLLM
+    (which samples in memory of its own)."""
+    if inputs.stage != "grpo" or inputs.vllm:
+        return 0.0
+    a = inputs.arch
+    answers = inputs.batch_size * inputs.grad_accum
+    kv_cache = answers * inputs.seq_len * a.num_layers * 2 * a.num_kv_heads * a.head_dim * compute_bytes(inputs)
+    return kv_cache + answers * a.vocab_size * 8  # the new token's fp32 logits and the softmax sampled from
+
+
 def _shard(value: float, inputs: EstimateInputs, from_stage: int) -> float:
     return value / inputs.num_gpus if inputs.num_gpus > 1 and inputs.zero_stage >= from_stage else value
 
@@ -260,7 +274,8 @@ def estimate(inputs: EstimateInputs) -> Estimate:
     frozen, trained_bytes = _shard(frozen, inputs, 3), _shard(trained_bytes, inputs, 3)
     if inputs.num_gpus > 1 and inputs.zero_stage >= 3:
         frozen += 2 * a.layer_params() * compute_bytes(inputs)  # the gathered layer in use and the prefetched next
-    reference = a.total_params() * compute_bytes(inputs) if inputs.stage in REFERENCE_STAGES and inputs.method in ("full", "freeze") else 0.0
+    needs_reference = inputs.stage in REFERENCE_STAGES or (inputs.stage == "grpo" and inputs.kl_reference)
+    reference = a.total_params() * compute_bytes(inputs) if needs_reference and inputs.method in ("full", "freeze") else 0.0
     reference = _shard(reference, inputs, 3)
     activations, logits = activation_bytes(inputs), logits_bytes(inputs)
     if inputs.method in ("full", "freeze"):  # during backward, gradients appear as activations are freed
@@ -279,7 +294,13 @@ def estimate(inputs: EstimateInputs) -> Estimate:
     if inputs.optim.startswith("paged"):
         notes.append("paged optimizer: its state can move to CPU RAM when the GPU runs short, so the true peak may be lower")
     on_gpu = inputs.device != "cpu"
-    if backward_phase >= step_phase:
+    sampling = generation_bytes(inputs)
+    if inputs.vllm:
+        notes.append("vLLM keeps its own share of the GPU for sampling (TRL's vllm_gpu_memory_utilization, 0.3 by "
+                     "default), not counted here")
+    if sampling > max(backward_phase, step_phase):
+        phase, live = "generation", {"activations": 0.0, "logits": 0.0, "gradients": grads, "generation": sampling}
+    elif backward_phase >= step_phase:
         phase, live = "forward/backward", {"activations": activations, "logits": logits, "gradients": early_grads}
     else:
         phase, live = "optimizer step", {"activations": 0.0, "logits": 0.0, "gradients": step_phase}
@@ -323,12 +344,15 @@ def from_run_config(config: Any, gpu: Any = None, arch: Architecture | None = No
         arch = model_architecture(workspace, config.model.model, allow_download) if workspace is not None else _catalog_arch(config.model.model)
     m, t = config.method, config.train
     stage_section = getattr(config, "stage", None)
+    stage = getattr(stage_section, "stage", "sft") if stage_section is not None else "sft"
     return EstimateInputs(
         arch=arch,
         method=getattr(m, "method", "lora"),
-        stage=getattr(stage_section, "stage", "sft") if stage_section is not None else "sft",
+        stage=stage,
         batch_size=t.batch_size,
-        seq_len=t.cutoff_len,
+        seq_len=t.cutoff_len + (stage_section.grpo_max_completion_len if stage == "grpo" else 0),
+        kl_reference=stage == "grpo" and stage_section.grpo_beta > 0,
+        vllm=stage == "grpo" and stage_section.grpo_vllm,
         grad_accum=t.grad_accum,
         lora_rank=getattr(m, "lora_rank", 8),
         lora_targets=getattr(m, "lora_targets", "all-linear"),

@@ -205,6 +205,11 @@ def _rewind(steps: list[int], step: int, *columns: list) -> None:
         del column[cut:]
 
 
+def _is_stage_chart_key(key: str) -> bool:
+    """Whether a metrics.jsonl key is one of the stage metrics the training chart draws (GRPO's rewards)."""
+    return key in ("reward", "reward_std", "completion_length", "kl", "clip_ratio") or key.startswith(("reward/", "reward_std/"))
+
+
 @dataclass
 class Series:
     """Everything a run's charts and probe panel show, in columns, grown incrementally from byte offsets."""
@@ -217,6 +222,9 @@ class Series:
     grad_norm: list[float | None] = field(default_factory=list)
     tokens_per_s: list[float | None] = field(default_factory=list)
     last: dict[str, Any] | None = None  # the latest training row as written
+    # what the stage's trainer logs (GRPO's reward, reward/NAME, completion_length, kl, clip_ratio), each a column
+    # beside `steps` (None where a row lacks it)
+    stage: dict[str, list[float | None]] = field(default_factory=dict)
     # evaluation rows (x = step)
     eval_steps: list[int] = field(default_factory=list)
     eval_loss: list[float] = field(default_factory=list)
@@ -228,7 +236,7 @@ class Series:
     gpus: dict[int, GpuSeries] = field(default_factory=dict)
     system_seen: bool = False
     last_system: dict[str, Any] | None = None
-    # probe answers: prompt index -> {"prompt": text, "answers": {step: (answer, seconds)}}
+    # probe answers: prompt index -> {"prompt": text, "answers": {step: (answer, seconds, rewards or None)}}
     probes: dict[int, dict[str, Any]] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=lambda: {METRICS_FILE: 0, SYSTEM_FILE: 0, SAMPLES_FILE: 0})
     _t0: float | None = None
@@ -251,7 +259,11 @@ class Series:
             return
         if isinstance(row.get("loss"), (int, float)):
             if self.steps and step <= self.steps[-1]:
-                _rewind(self.steps, step, self.loss, self.learning_rate, self.grad_norm, self.tokens_per_s)
+                _rewind(self.steps, step, self.loss, self.learning_rate, self.grad_norm, self.tokens_per_s, *self.stage.values())
+            for key in (k for k in row if k not in self.stage and _is_stage_chart_key(k)):
+                self.stage[key] = [None] * len(self.steps)
+            for key, column in self.stage.items():
+                column.append(_number(row.get(key)))
             self.steps.append(step)
             self.loss.append(float(row["loss"]))
             self.learning_rate.append(_number(row.get("learning_rate")))
@@ -294,7 +306,8 @@ class Series:
         if _number(step) is None or not isinstance(index, int):
             return
         probe = self.probes.setdefault(index, {"prompt": str(row.get("prompt", "")), "answers": {}})
-        probe["answers"][int(step)] = (str(row.get("answer", "")), row.get("seconds"))
+        rewards = row.get("rewards") if isinstance(row.get("rewards"), dict) else None
+        probe["answers"][int(step)] = (str(row.get("answer", "")), row.get("seconds"), rewards)
 
 
 def load_series(run_dir: Path) -> Series:

@@ -149,3 +149,23 @@ def test_a_reward_that_raises_fails_the_run_naming_the_function_and_the_row(grpo
                              (p / "config.yaml").read_text(encoding="utf-8")).joinpath("status.json").read_text(encoding="utf-8"))
     assert result.returncode != 0 and status["state"] == "failed"
     assert "picky" in status["error"] and "row" in status["error"] and "ZeroDivisionError" in status["error"]
+
+
+def test_the_estimate_counts_sampling_and_the_kl_reference():
+    from studio.memory import estimate, from_run_config, generation_bytes
+
+    def inputs(**overrides):
+        config = _grpo(model="deepseek-r1-distill-qwen-7b", batch_size=8, grad_accum=2, cutoff_len=512,
+                       grpo_max_completion_len=1024, **overrides)
+        return from_run_config(config, gpu=object())
+
+    sampling = generation_bytes(inputs())
+    # the KV cache of 16 answers of 512 + 1024 tokens over 28 layers, 4 KV heads of 128, in bf16, and the new
+    # token's fp32 logits and softmax
+    assert sampling == pytest.approx(16 * 1536 * 28 * 2 * 4 * 128 * 2 + 16 * 152_064 * 8, rel=0.01)
+    assert generation_bytes(inputs(grpo_vllm=True)) == 0 and "vLLM" in " ".join(estimate(inputs(grpo_vllm=True)).notes)
+    assert estimate(inputs(method="full", grpo_beta=0.04)).components["reference_model"] > 14 * 2**30
+    assert estimate(inputs(method="full")).components["reference_model"] == 0  # beta 0: no reference loaded
+    assert estimate(inputs(method="lora", grpo_beta=0.04)).components["reference_model"] == 0  # the adapter switched off
+    sft = from_run_config(cfg.apply_overrides(cfg.RunConfig(), {"model": "deepseek-r1-distill-qwen-7b"}), gpu=object())
+    assert generation_bytes(sft) == 0

@@ -93,21 +93,55 @@ def loss_figure(series: Series, lang: str = "en"):
     return figure
 
 
+# GRPO's panels above the usual three, each shown once its metric is logged: (chart text key, metrics.jsonl key)
+STAGE_PANELS = (("chart.completion_length", "completion_length"), ("chart.kl", "kl"), ("chart.clip_ratio", "clip_ratio"))
+
+
 def training_figure(series: Series, lang: str = "en"):
-    """Learning rate, gradient norm and tokens per second against step, one panel each."""
+    """Learning rate, gradient norm and tokens per second against step, one panel each; for a GRPO run, first
+    the rewards (the weighted total with its spread across answers, and each function's mean) and the sampled
+    answers' length, KL and clipped share."""
     from plotly.subplots import make_subplots
 
-    titles = [t("chart.learning_rate", lang), t("chart.grad_norm", lang), t("chart.tokens_per_s", lang)]
-    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.09)
-    figure.update_layout(height=360, showlegend=False, uirevision=series.run_id, **{**LAYOUT, "margin": {"l": 55, "r": 15, "t": 45, "b": 40}})
+    rewards = [key for key in series.stage if key.startswith("reward/")]
+    extra = [(text, key) for text, key in STAGE_PANELS if any(v is not None for v in series.stage.get(key, ()))]
+    titles = ([t("chart.reward", lang)] if "reward" in series.stage else []) + [t(text, lang) for text, _ in extra]
+    top = len(titles)
+    titles += [t("chart.learning_rate", lang), t("chart.grad_norm", lang), t("chart.tokens_per_s", lang)]
+    figure = make_subplots(rows=len(titles), cols=1, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.27 / len(titles))
+    figure.update_layout(height=120 * len(titles), showlegend=bool(rewards), uirevision=series.run_id,
+                         **{**LAYOUT, "margin": {"l": 55, "r": 15, "t": 45, "b": 40}})
     if not series.steps:
         return _no_data(figure, t("chart.waiting", lang))
-    steps, lr, grad, speed = thin(series.steps, series.learning_rate, series.grad_norm, series.tokens_per_s)
-    for row, (values, colour, name) in enumerate(((lr, COLOURS[2], titles[0]), (grad, COLOURS[3], titles[1]), (speed, COLOURS[4], titles[2])), start=1):
-        figure.add_trace(_line(steps, values, name, colour), row=row, col=1)
-    figure.update_yaxes(exponentformat="e", row=1, col=1)
-    figure.update_xaxes(title_text=t("chart.step", lang), row=3, col=1)
+    columns = [series.stage[key] for key in ("reward", "reward_std", *rewards, *(k for _, k in extra)) if key in series.stage]
+    steps, *thinned = thin(series.steps, *columns, series.learning_rate, series.grad_norm, series.tokens_per_s)
+    if "reward" in series.stage:
+        mean, spread, *thinned = thinned
+        _add_reward_panel(figure, steps, mean, spread, dict(zip(rewards, thinned[:len(rewards)])), lang)
+        thinned = thinned[len(rewards):]
+    for row, (values, (text, _key)) in enumerate(zip(thinned, extra), start=1 + ("reward" in series.stage)):
+        figure.add_trace(_line(steps, values, t(text, lang), COLOURS[5], showlegend=False), row=row, col=1)
+    for row, (values, colour, name) in enumerate(zip(thinned[len(extra):], COLOURS[2:5], titles[top:]), start=top + 1):
+        figure.add_trace(_line(steps, values, name, colour, showlegend=False), row=row, col=1)
+    figure.update_yaxes(exponentformat="e", row=top + 1, col=1)
+    figure.update_xaxes(title_text=t("chart.step", lang), row=len(titles), col=1)
     return figure
+
+
+def _add_reward_panel(figure, steps: list, mean: list, spread: list, functions: dict[str, list], lang: str) -> None:
+    """The first panel of a GRPO run: the total reward, a band of ± its spread across the sampled answers, and
+    each reward function's mean as a thinner line."""
+    import plotly.graph_objects as go
+
+    band = [(s, m, d) for s, m, d in zip(steps, mean, spread) if m is not None and d is not None]
+    if band:
+        xs = [s for s, _, _ in band]
+        figure.add_trace(go.Scatter(x=xs + xs[::-1], y=[m + d for _, m, d in band] + [m - d for _, m, d in band][::-1],
+                                    fill="toself", fillcolor="rgba(16,185,129,0.15)", line={"width": 0}, hoverinfo="skip",
+                                    name=t("chart.reward_spread", lang)), row=1, col=1)
+    figure.add_trace(_line(steps, mean, t("chart.reward_total", lang), COLOURS[2], width=2.5), row=1, col=1)
+    for colour, (key, values) in zip(COLOURS[3:] + COLOURS[:2], functions.items()):
+        figure.add_trace(_line(steps, values, key.split("/", 1)[1], colour, width=1.2), row=1, col=1)
 
 
 def system_figure(series: Series, lang: str = "en"):

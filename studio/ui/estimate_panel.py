@@ -24,7 +24,8 @@ from studio.workspace import PathError
 
 FIX_BUTTONS = 4
 COLORS = {"weights": "#4c78a8", "trainable": "#72b7b2", "optimizer": "#f58518", "gradients": "#e45756", "activations": "#54a24b",
-          "logits": "#eeca3b", "reference_model": "#b279a2", "cuda_context": "#9d755d", "workspace": "#bab0ac"}
+          "logits": "#eeca3b", "reference_model": "#b279a2", "generation": "#ff9da6", "cuda_context": "#9d755d",
+          "workspace": "#bab0ac"}
 
 
 def parameter_count(count: float) -> str:

@@ -192,9 +192,12 @@ def probes_html(series: Series, lang: str) -> str:
     cards = []
     for number, (_index, probe) in enumerate(sorted(series.probes.items()), start=1):
         rows = []
-        for step, (answer, seconds) in sorted(probe["answers"].items()):
+        for step, (answer, seconds, rewards) in sorted(probe["answers"].items()):
             label = t("probe.base", lang) if step == 0 else str(step)
             took = f"<span style='color:#9ca3af'> · {seconds:.1f} s</span>" if isinstance(seconds, (int, float)) else ""
+            if rewards:  # a GRPO run: why its rewards move, answer by answer
+                scores = ", ".join(f"{name} {'–' if score is None else f'{score:.2f}'}" for name, score in rewards.items())
+                took += f"<div class='probe-rewards' style='color:#059669;font-size:0.9em'>{html.escape(scores)}</div>"
             shade = "background:#f3f4f6;" if step == 0 else ""
             rows.append(
                 f"<tr class='probe-row' data-step='{step}' style='{shade}'><td style='vertical-align:top;padding:3px 8px'>{html.escape(label)}{took}</td>"

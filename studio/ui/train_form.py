@@ -247,3 +247,18 @@ def config_from_file(text: str, source: str) -> cfg.RunConfig:
     the file sets over the model's recommendations and the defaults). ConfigError names every bad key, value and
     choice at once."""
     return layered_config(text, source)
+
+
+REWARD_CODE_BYTES = 64_000  # a reward file larger than this is not shown in the page (it is still checked)
+
+
+def reward_file_text(workspace: Workspace, path_text: str | None) -> str | None:
+    """The text of the reward file `path_text` names, shown in the Train tab before anyone allows it to run;
+    None when it is empty, outside the workspace, not a .py file or too large to show."""
+    try:
+        path = workspace.confine(path_text or "")
+    except PathError:
+        return None
+    if path.suffix != ".py" or not path.is_file() or path.stat().st_size > REWARD_CODE_BYTES:
+        return None
+    return path.read_text(encoding="utf-8", errors="replace")

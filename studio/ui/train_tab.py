@@ -23,6 +23,7 @@ from studio import fit, hardware, jobs, run_folder
 from studio.data.loading import DataError
 from studio.models.catalog import recommended_keys
 from studio.presets import preset_names
+from studio.train import stages
 from studio.train.status import FINAL_STATES
 from studio.ui import train_form as form
 from studio.ui.context import UIContext, for_viewers, operator_view, refuse_viewer
@@ -118,6 +119,9 @@ def _build_cells(ctx: UIContext, keys: list[str], specs: dict, values: dict, bui
                     built["controls"][key] = _make_control(ctx, specs[key], values[key])
                     if key in form.MODULE_KEYS:
                         built["pickers"][key] = _make_module_picker(ctx, key, values[key])
+                    if key == "reward_file":  # the code is shown before anyone allows it to run
+                        built["reward_code"] = gr.Code(language="python", visible=False, interactive=False,
+                                                       elem_id="train-reward_file-code")
                     built["problems"][key] = gr.Markdown("", visible=False, elem_id=f"train-{key}-problem", elem_classes=["field-problem"])
                 built["cells"][key] = cell
 
@@ -183,7 +187,9 @@ def create_train_tab(ctx: UIContext) -> dict:
 
     def on_validate(*values):
         *config_values, shown, lang_choice = values
-        _config, problems = read(config_values)
+        config, problems = read(config_values)
+        if config is not None:  # a grpo run's reward file and schema, read (never run) from the workspace
+            problems += stages.reward_problems(ctx.workspace, config)
         grouped = {key: "\n".join(f"⚠ {m}" for m in messages) for key, messages in form.problems_by_key(problems).items()}
         now = {key: grouped[key] for key in problem_keys if key in grouped}
         shown = shown or {}
@@ -325,6 +331,12 @@ def create_train_tab(ctx: UIContext) -> dict:
     all_controls["method"].input(on_method_change, [all_controls["method"], ctx.shared["model"], all_controls["learning_rate"]], [all_controls["learning_rate"]])
     if preset is not None:
         preset.input(on_preset, [preset, all_controls["method"]], inputs).then(*sync_pickers, **quiet)
+    if "reward_code" in built:
+        def on_reward_file(path_text: str | None):
+            code = form.reward_file_text(ctx.workspace, path_text)
+            return gr.update(value=code or "", visible=code is not None, label=path_text)
+
+        controls["reward_file"].change(operator_view(ctx, on_reward_file), [controls["reward_file"]], [built["reward_code"]], **quiet)
     for key, picker in built["pickers"].items():
         picker.input(None, [picker], [controls[key]], js=form.TEXT_FROM_NAMES_JS, **quiet)
         # the model's own layer names on a model change (and on page load: build_app wires `sync_pickers` there)
