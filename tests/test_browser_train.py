@@ -17,14 +17,20 @@ pytestmark = pytest.mark.browser
 LORA = "#train-group-method-lora-qlora"
 FREEZE = "#train-group-method-freeze"
 DPO = "#train-group-stage-dpo"
+GRPO = "#train-group-stage-grpo"
 PROBES = "#train-probe_prompts textarea"
 
 chromium = test_browser_monitor.chromium  # one headless Chromium for this module's tests (a fixture)
 
 
 @pytest.fixture(scope="module")
-def studio_url(tmp_path_factory):
-    with running_studio(tmp_path_factory.mktemp("train-tab-ws")) as url:
+def train_workspace(tmp_path_factory):
+    return tmp_path_factory.mktemp("train-tab-ws")
+
+
+@pytest.fixture(scope="module")
+def studio_url(train_workspace):
+    with running_studio(train_workspace) as url:
         yield url
 
 
@@ -86,6 +92,20 @@ def test_choosing_a_method_or_stage_shows_only_its_settings(page):
     assert "beta" in page.inner_text(DPO).lower()
     choose(page, "stage", "sft")
     page.locator(DPO).wait_for(state="hidden", timeout=30_000)
+
+
+def test_grpo_shows_its_reward_settings_and_the_reward_files_code_before_it_may_run(page, train_workspace):
+    (train_workspace / "mine.py").write_text("def brevity(completions, **columns):\n    return [1.0] * len(completions)\n",
+                                             encoding="utf-8")
+    choose(page, "stage", "grpo")
+    page.locator(GRPO).wait_for(state="visible", timeout=30_000)
+    assert "Reward functions" in page.inner_text(GRPO) and "Answers per prompt" in page.inner_text(GRPO)
+    fill(page, "reward_funcs", "brevity,length")
+    fill(page, "reward_file", "mine.py")
+    page.locator("#train-reward_file-code").filter(has_text="def brevity").wait_for(timeout=30_000)  # read before allowed
+    page.locator("#train-allow_reward_code-problem").filter(has_text="tick allow_reward_code").wait_for(timeout=30_000)
+    fill(page, "reward_funcs", "kindness")
+    page.locator("#train-reward_funcs-problem").filter(has_text="it defines brevity").wait_for(timeout=30_000)
 
 
 def test_bad_values_are_named_under_their_fields_before_start(page):

@@ -169,3 +169,24 @@ def test_the_estimate_counts_sampling_and_the_kl_reference():
     assert estimate(inputs(method="lora", grpo_beta=0.04)).components["reference_model"] == 0  # the adapter switched off
     sft = from_run_config(cfg.apply_overrides(cfg.RunConfig(), {"model": "deepseek-r1-distill-qwen-7b"}), gpu=object())
     assert generation_bytes(sft) == 0
+
+
+def test_the_live_view_charts_each_reward_and_shows_probe_answers_with_their_scores(tmp_path):
+    from studio.run_library import load_series
+    from studio.ui import charts
+    from studio.ui.run_views import probes_html
+
+    rows = [{"step": s, "loss": 0.0, "learning_rate": 1e-3, "reward": 0.1 * s, "reward_std": 0.05, "reward/length": 0.1 * s,
+             "reward/number_match": 0.0, "completion_length": 16 - s} for s in range(1, 6)]
+    write_rows(tmp_path / "metrics.jsonl", rows)
+    write_rows(tmp_path / "samples.jsonl", [{"step": 5, "prompt_index": 0, "prompt": "Year?", "answer": "<answer>1412</answer>",
+                                             "seconds": 0.1, "rewards": {"length": 0.25, "number_match": 1.0}}])
+    series = load_series(tmp_path)
+    figure = charts.training_figure(series)
+    titles = [annotation.text for annotation in figure.layout.annotations]
+    assert titles[:2] == ["reward", "answer length (tokens)"] and "learning rate" in titles
+    names = {trace.name for trace in figure.data}
+    assert {"total (weighted)", "length", "number_match"} <= names
+    total = next(trace for trace in figure.data if trace.name == "total (weighted)")
+    assert list(total.y) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert "length 0.25, number_match 1.00" in probes_html(series, "en")
