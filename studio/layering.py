@@ -25,12 +25,17 @@ def keys_in_file(text: str, source: str) -> dict[str, Any]:
     return {key: value for key, value in cfg.to_flat(from_file).items() if key in written}
 
 
-def starting_learning_rate(model: str, method: str) -> float:
-    """The learning rate a run starts with when none is set: the catalog's recommendation for LoRA-like
-    methods, otherwise the method's own default."""
+GRPO_RATE_SCALE = 0.1  # reinforcement learning takes smaller steps: a GRPO run starts at a tenth of the SFT rate
+
+
+def starting_learning_rate(model: str, method: str, stage: str = "sft") -> float:
+    """The learning rate a run starts with when none is set: the catalog's recommendation for `model` with
+    LoRA-like methods, otherwise the method's own default; a tenth of that for stage grpo."""
     if method in LORA_LIKE:
-        return float(recommended_overrides(model).get("learning_rate", cfg.RunConfig().train.learning_rate))
-    return method_learning_rate(method)
+        rate = float(recommended_overrides(model).get("learning_rate", cfg.RunConfig().train.learning_rate))
+    else:
+        rate = method_learning_rate(method)
+    return rate * GRPO_RATE_SCALE if stage == "grpo" else rate
 
 
 def layered_config(file_text: str | None = None, source: str = "config.yaml",
@@ -43,6 +48,7 @@ def layered_config(file_text: str | None = None, source: str = "config.yaml",
     from_file = keys_in_file(file_text, source) if file_text is not None else {}
     model = str(chosen.get("model", from_file.get("model", cfg.RunConfig().model.model)))
     method = str(chosen.get("method", from_file.get("method", cfg.RunConfig().method.method)))
+    stage = str(chosen.get("stage", from_file.get("stage", cfg.RunConfig().stage.stage)))
     try:
         from_preset = preset_overrides(str(preset), method) if preset is not None else {}
     except ValueError as error:
@@ -50,7 +56,7 @@ def layered_config(file_text: str | None = None, source: str = "config.yaml",
     explicit = {**from_preset, **from_file, **chosen}
     merged = {**recommended_overrides(model), **explicit}
     if "learning_rate" not in explicit:
-        merged["learning_rate"] = starting_learning_rate(model, method)
+        merged["learning_rate"] = starting_learning_rate(model, method, stage)
     return cfg.apply_overrides(cfg.RunConfig(), merged)
 
 

@@ -101,6 +101,13 @@ def test_changing_the_method_moves_only_a_learning_rate_the_user_did_not_choose(
     assert form.learning_rate_for_method(model, method, current) == expected
 
 
+def test_grpo_starts_at_a_tenth_of_the_models_rate_and_back():
+    assert form.learning_rate_for_method("tiny-demo", "lora", 0.002, "grpo") == pytest.approx(0.0002)
+    assert form.learning_rate_for_method("tiny-demo", "full", 0.0002, "grpo") == pytest.approx(1e-6)
+    assert form.learning_rate_for_method("tiny-demo", "lora", 1e-6, "sft") == 0.002  # untouched: back to SFT's
+    assert form.learning_rate_for_method("tiny-demo", "lora", 0.00042, "grpo") is None  # typed: kept
+
+
 def test_the_starting_learning_rate_is_what_the_command_line_starts_with(tmp_path):
     from studio.workspace import Workspace
 
@@ -110,6 +117,8 @@ def test_the_starting_learning_rate_is_what_the_command_line_starts_with(tmp_pat
         except cfg.ConfigError:
             continue  # a method this machine cannot run (e.g. qlora without bitsandbytes)
         assert config.train.learning_rate == form.starting_learning_rate("tiny-demo", method), method
+    config = config_from_cli(None, ["stage=grpo", "method=full"], Workspace(tmp_path))
+    assert config.train.learning_rate == pytest.approx(1e-6)
 
 
 def test_a_preset_fills_the_form_with_its_rate_for_the_method_it_chooses():

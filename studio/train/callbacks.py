@@ -42,7 +42,7 @@ def stage_metrics(logs: dict) -> dict[str, float]:
 class MetricsCallback(TrainerCallback):
     """Appends to metrics.jsonl one JSON line per logging step: step, total_steps, epoch, loss, learning_rate,
     grad_norm, tokens_per_s, elapsed and eta (seconds), plus what the stage's trainer reports (stage_metrics);
-    and one line per evaluation: step, eval_loss, elapsed.
+    and one line per evaluation: step, eval_loss (GRPO: eval_reward, eval_reward/NAME), elapsed.
 
     On a resumed run, elapsed continues from the last row written before."""
 
@@ -71,7 +71,10 @@ class MetricsCallback(TrainerCallback):
         if "eval_loss" in logs and state.global_step > self.evaluated_step:
             self.evaluated_step = state.global_step
             self.last_eval_loss = float(logs["eval_loss"])
-            append_jsonl(self.path, {"step": state.global_step, "eval_loss": self.last_eval_loss, "elapsed": round(self.elapsed(), 2)})
+            scores = {f"eval_{k}": v for k, v in stage_metrics({k.removeprefix("eval_"): v for k, v in logs.items()}).items()
+                      if k.startswith("reward")}  # GRPO: the rewards of answers to the validation prompts
+            append_jsonl(self.path, {"step": state.global_step, "eval_loss": self.last_eval_loss, **scores,
+                                     "elapsed": round(self.elapsed(), 2)})
             return
         if "loss" not in logs or state.global_step == 0:
             return

@@ -179,19 +179,21 @@ def baseline(model: str) -> cfg.RunConfig:
     return layered_config(overrides={"model": model})
 
 
-def starting_values(model: str, method: str) -> dict[str, Any]:
-    """What each key the catalog recommends for some model starts at for `model` and `method`: the layered
-    config's value (defaults, then the catalog's recommendations for `model`, the rate for the method)."""
-    flat = cfg.to_flat(layered_config(overrides={"model": model, "method": method}))
+def starting_values(model: str, method: str, stage: str = "sft") -> dict[str, Any]:
+    """What each key the catalog recommends for some model starts at for `model`, `method` and `stage`: the
+    layered config's value (defaults, then the catalog's recommendations for `model`, the rate for the method
+    and stage)."""
+    flat = cfg.to_flat(layered_config(overrides={"model": model, "method": method, "stage": stage}))
     return {key: flat[key] for key in recommended_keys() if key in flat}
 
 
-def learning_rate_for_method(model: str, method: str, current: float | None) -> float | None:
-    """The learning rate to show after the method changes to `method`: its starting rate when `current` is
-    still a rate some method starts with (the user did not pick it), else None (keep the user's rate)."""
-    choices = field_spec("method").choices
-    untouched = current is None or any(abs(current - starting_learning_rate(model, m)) <= 1e-12 for m in choices)
-    return starting_learning_rate(model, method) if untouched else None
+def learning_rate_for_method(model: str, method: str, current: float | None, stage: str = "sft") -> float | None:
+    """The learning rate to show after the method or stage changes to `method` and `stage`: their starting
+    rate when `current` is still a rate some method and stage start with (the user did not pick it), else None
+    (keep the user's rate)."""
+    untouched = current is None or any(abs(current - starting_learning_rate(model, m, s)) <= 1e-12
+                                       for m in field_spec("method").choices for s in ("sft", "grpo"))
+    return starting_learning_rate(model, method, stage) if untouched else None
 
 
 def preset_values(name: str, method: str) -> dict[str, Any]:

@@ -268,14 +268,14 @@ def create_train_tab(ctx: UIContext) -> dict:
 
     recommendable = [key for key in CONFIG_KEYS if key in recommended_keys()]
 
-    def on_model_change(name: str, method: str):
+    def on_model_change(name: str, method: str, stage: str):
         # every key the catalog recommends for some model gets what the new model starts with (its own
         # recommendation, or the default), so nothing the previous model recommended is left behind
-        starting = form.starting_values(name or "", method)
+        starting = form.starting_values(name or "", method, stage)
         return [gr.update(value=starting[key]) if key in starting else gr.skip() for key in recommendable]
 
-    def on_method_change(method: str, model: str, learning_rate: float | None):
-        rate = form.learning_rate_for_method(model or "", method, learning_rate)
+    def on_method_change(method: str, stage: str, model: str, learning_rate: float | None):
+        rate = form.learning_rate_for_method(model or "", method, learning_rate, stage)
         return gr.skip() if rate is None else rate
 
     def on_preset(name: str | None, method: str):
@@ -326,9 +326,11 @@ def create_train_tab(ctx: UIContext) -> dict:
     start_anyway.click(on_start_anyway, [*inputs, base_config, ctx.language], [monitor["message"], watched, start_anyway]).then(**monitor["follow"])
     wire_nodes_panel(ctx, nodes_panel, list(CONFIG_KEYS), inputs, base_config)
     # .input, not .change: a model set by "Clone config" or Load config keeps that run's settings.
-    ctx.shared["model"].input(on_model_change, [ctx.shared["model"], all_controls["method"]], [all_controls[k] for k in recommendable]).then(*sync_pickers, **quiet)
-    # .input: only a method the user picks moves a learning rate they have not chosen themselves.
-    all_controls["method"].input(on_method_change, [all_controls["method"], ctx.shared["model"], all_controls["learning_rate"]], [all_controls["learning_rate"]])
+    ctx.shared["model"].input(on_model_change, [ctx.shared["model"], all_controls["method"], all_controls["stage"]],
+                              [all_controls[k] for k in recommendable]).then(*sync_pickers, **quiet)
+    # .input: only a method or stage the user picks moves a learning rate they have not chosen themselves.
+    rate_inputs = [all_controls["method"], all_controls["stage"], ctx.shared["model"], all_controls["learning_rate"]]
+    gr.on([all_controls["method"].input, all_controls["stage"].input], on_method_change, rate_inputs, [all_controls["learning_rate"]])
     if preset is not None:
         preset.input(on_preset, [preset, all_controls["method"]], inputs).then(*sync_pickers, **quiet)
     if "reward_code" in built:
