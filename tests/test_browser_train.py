@@ -92,6 +92,9 @@ def test_choosing_a_method_or_stage_shows_only_its_settings(page):
     assert "beta" in page.inner_text(DPO).lower()
     choose(page, "stage", "sft")
     page.locator(DPO).wait_for(state="hidden", timeout=30_000)
+    choose(page, "method", "lora")  # shown again: the picker, never the text it writes behind it
+    page.locator("#train-lora_targets").wait_for(state="visible", timeout=30_000)
+    assert not page.locator("#train-lora_targets-text").is_visible()
 
 
 def test_grpo_shows_its_reward_settings_and_the_reward_files_code_before_it_may_run(page, train_workspace):

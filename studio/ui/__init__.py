@@ -28,6 +28,7 @@ from studio.workspace import Workspace
 CSS = """
 @keyframes studio-stripes { from { background-position: 0 0; } to { background-position: 34px 0; } }
 #train-log, #probes, #runs-probes { width: 100%; }
+.kept-out-of-sight { display: none !important; }
 .field-problem, .field-problem p { color: var(--error-text-color, #dc2626); font-size: var(--text-sm); margin: 0; }
 """
 

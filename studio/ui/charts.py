@@ -93,7 +93,8 @@ def loss_figure(series: Series, lang: str = "en"):
     return figure
 
 
-# GRPO's panels above the usual three, each shown once its metric is logged: (chart text key, metrics.jsonl key)
+# GRPO's panels above the usual three, each shown once its metric is logged (the clipped share once it is above
+# 0): (chart text key, metrics.jsonl key)
 STAGE_PANELS = (("chart.completion_length", "completion_length"), ("chart.kl", "kl"), ("chart.clip_ratio", "clip_ratio"))
 
 
@@ -104,7 +105,9 @@ def training_figure(series: Series, lang: str = "en"):
     from plotly.subplots import make_subplots
 
     rewards = [key for key in series.stage if key.startswith("reward/")]
-    extra = [(text, key) for text, key in STAGE_PANELS if any(v is not None for v in series.stage.get(key, ()))]
+    # clipping happens only when a batch is reused (TRL's num_iterations > 1): a panel of zeros says nothing
+    extra = [(text, key) for text, key in STAGE_PANELS
+             if any(v is not None and (v != 0 or key != "clip_ratio") for v in series.stage.get(key, ()))]
     titles = ([t("chart.reward", lang)] if "reward" in series.stage else []) + [t(text, lang) for text, _ in extra]
     top = len(titles)
     titles += [t("chart.learning_rate", lang), t("chart.grad_norm", lang), t("chart.tokens_per_s", lang)]

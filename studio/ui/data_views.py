@@ -36,6 +36,9 @@ def _row_bubbles(row: dict[str, Any]) -> str:
     if "completion" in row:
         mark = " ✓ desirable" if row["label"] else " ✗ undesirable"
         parts += [_bubble("assistant", m["content"], mark) for m in row["completion"]]
+    for column, value in (row.get("columns") or {}).items():  # a prompt-only row's references, for the rewards
+        parts.append(f'<div style="font-size:11px;color:#6b7280;white-space:pre-wrap">{html.escape(column)}: '
+                     f'{html.escape(value[:500])}</div>')
     if row.get("tools"):
         names = ", ".join(str(t.get("function", t).get("name", "?")) for t in row["tools"] if isinstance(t, dict))
         parts.append(f'<div style="font-size:11px;color:#6b7280">tools: {html.escape(names)}</div>')

@@ -72,9 +72,9 @@ def group_title(group: form.Group) -> tuple[str, dict[str, str]]:
 def _make_control(ctx: UIContext, spec: form.FieldSpec, value: Any) -> Any:
     """The widget for one config field: checkbox, radio for choices, number or text box."""
     L = ctx.localizer
-    if spec.key in form.MODULE_KEYS:  # the config's text, kept out of sight ("hidden" is still in the page, so
-        # it fires change) behind _make_module_picker's multiselect
-        return gr.Textbox(value=value, visible="hidden", elem_id=f"train-{spec.key}-text", **L.field(spec.key))
+    if spec.key in form.MODULE_KEYS:  # the config's text, kept out of sight behind _make_module_picker's
+        # multiselect by the page's CSS: visible="hidden" was undone when its cell was shown again (a method switch)
+        return gr.Textbox(value=value, elem_classes=["kept-out-of-sight"], elem_id=f"train-{spec.key}-text", **L.field(spec.key))
     options = {"value": value, "elem_id": f"train-{spec.key}", **L.field(spec.key)}
     if spec.kind == "bool":
         control = gr.Checkbox(**options)
