@@ -109,6 +109,14 @@ def test_grpo_shows_its_reward_settings_and_the_reward_files_code_before_it_may_
     page.locator("#train-allow_reward_code-problem").filter(has_text="tick allow_reward_code").wait_for(timeout=30_000)
     fill(page, "reward_funcs", "kindness")
     page.locator("#train-reward_funcs-problem").filter(has_text="it defines brevity").wait_for(timeout=30_000)
+    uploaded = train_workspace / "kind reward.py"  # from the laptop: the Train tab's upload puts it in the workspace
+    uploaded.write_text("def kindness(completions, **columns):\n    return [0.0] * len(completions)\n", encoding="utf-8")
+    with page.expect_file_chooser() as chooser:
+        page.click("#train-reward_file-upload")
+    chooser.value.set_files(str(uploaded))
+    page.locator("#train-reward_file-code").filter(has_text="def kindness").wait_for(timeout=30_000)
+    assert page.locator("#train-reward_file input, #train-reward_file textarea").first.input_value() == "rewards/kind_reward.py"
+    page.locator("#train-reward_funcs-problem").wait_for(state="hidden", timeout=30_000)
 
 
 def test_bad_values_are_named_under_their_fields_before_start(page):

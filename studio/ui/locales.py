@@ -158,6 +158,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "field.kto_beta": ("KTO beta", "KTO beta"),
     "field.kto_desirable_weight": ("Weight of good answers", "好回答的权重"),
     "field.kto_undesirable_weight": ("Weight of bad answers", "差回答的权重"),
+    "train.reward_upload": ("Upload a reward file (.py)", "上传奖励函数文件（.py）"),
     "field.reward_funcs": ("Reward functions", "奖励函数"),
     "field.reward_weights": ("Reward weights", "奖励权重"),
     "field.reward_answer_column": ("Reference column", "参考答案列"),

@@ -264,3 +264,26 @@ def reward_file_text(workspace: Workspace, path_text: str | None) -> str | None:
     if path.suffix != ".py" or not path.is_file() or path.stat().st_size > REWARD_CODE_BYTES:
         return None
     return path.read_text(encoding="utf-8", errors="replace")
+
+
+REWARDS_FOLDER = "rewards"  # where reward files uploaded in the Train tab are kept, inside the workspace
+
+
+def save_reward_upload(workspace: Workspace, temp_path: str) -> str:
+    """Copy an uploaded reward file into the workspace's rewards/ folder under a safe name; returns the path
+    reward_file takes (workspace-relative). ValueError when it is not a .py file or too large to show."""
+    import re
+    import shutil
+
+    source = Path(temp_path)
+    if source.suffix.lower() != ".py":
+        raise ValueError(f"{source.name}: a reward file is Python code; upload a .py file")
+    if source.stat().st_size > REWARD_CODE_BYTES:
+        raise ValueError(f"{source.name} is {source.stat().st_size:,} bytes; a reward file may have at most "
+                         f"{REWARD_CODE_BYTES:,} (it is shown in the page before it may run)")
+    folder = workspace.root / REWARDS_FOLDER
+    folder.mkdir(exist_ok=True)
+    target = folder / (re.sub(r"[^A-Za-z0-9_-]+", "_", source.stem).strip("_") or "rewards")
+    target = target.with_suffix(".py")
+    shutil.copyfile(source, target)
+    return str(target.relative_to(workspace.root))

@@ -119,7 +119,10 @@ def _build_cells(ctx: UIContext, keys: list[str], specs: dict, values: dict, bui
                     built["controls"][key] = _make_control(ctx, specs[key], values[key])
                     if key in form.MODULE_KEYS:
                         built["pickers"][key] = _make_module_picker(ctx, key, values[key])
-                    if key == "reward_file":  # the code is shown before anyone allows it to run
+                    if key == "reward_file":  # a .py upload lands in workspace/rewards; its code is shown before
+                        # anyone allows it to run
+                        built["reward_upload"] = ctx.localizer.add(gr.UploadButton(t("train.reward_upload"), file_types=[".py"], size="sm",
+                                                                       elem_id="train-reward_file-upload"), "train.reward_upload")
                         built["reward_code"] = gr.Code(language="python", visible=False, interactive=False,
                                                        elem_id="train-reward_file-code")
                     built["problems"][key] = gr.Markdown("", visible=False, elem_id=f"train-{key}-problem", elem_classes=["field-problem"])
@@ -339,6 +342,15 @@ def create_train_tab(ctx: UIContext) -> dict:
             return gr.update(value=code or "", visible=code is not None, label=path_text)
 
         controls["reward_file"].change(operator_view(ctx, on_reward_file), [controls["reward_file"]], [built["reward_code"]], **quiet)
+
+        def on_reward_upload(uploaded: str | None, lang_choice: str, request: gr.Request):
+            refuse_viewer(ctx, request, lang_code(lang_choice))
+            try:
+                return form.save_reward_upload(ctx.workspace, uploaded) if uploaded else gr.skip(), gr.skip()
+            except (ValueError, OSError) as error:
+                return gr.skip(), str(error)
+
+        built["reward_upload"].upload(on_reward_upload, [built["reward_upload"], ctx.language], [controls["reward_file"], summary])
     for key, picker in built["pickers"].items():
         picker.input(None, [picker], [controls[key]], js=form.TEXT_FROM_NAMES_JS, **quiet)
         # the model's own layer names on a model change (and on page load: build_app wires `sync_pickers` there)
