@@ -31,7 +31,7 @@ from studio.run_folder import (
     started_workers,
     worker_alive,
 )
-from studio.train import distributed, queue, stages
+from studio.train import distributed, grpo, queue, stages
 from studio.train.status import FAILED, FINAL_STATES, QUEUED, STOPPED, read_status, update_status
 from studio.workspace import CONFIG_FILE, KILLED_FILE, LOG_FILE, PROJECT_ROOT, STOP_FILE, Workspace
 
@@ -63,7 +63,7 @@ def create_run(workspace: Workspace, config: cfg.RunConfig) -> Path:
     cfg.check(config)
     resolve_model(workspace, config.model.model)  # PathError now, not in the worker: a folder outside, pickled weights
     target_problems = modules.target_problems(workspace, config)  # lora_targets must name the model's own layers
-    target_problems += reporter_problems(config) + stages.reward_problems(workspace, config)
+    target_problems += reporter_problems(config) + grpo.reward_problems(workspace, config)
     if target_problems:
         raise cfg.ConfigError(target_problems)
     for dataset in (load_for_config(workspace, config), load_for_config(workspace, config, validation=True)):

@@ -11,7 +11,7 @@ from conftest import new_workspace, run_cli
 
 from studio import config as cfg
 from studio.data.loading import load_dataset_file
-from studio.train import stages
+from studio.train import grpo, stages
 from studio.train.callbacks import stage_metrics
 from studio.workspace import Workspace
 
@@ -42,7 +42,7 @@ def test_a_conversation_ending_with_the_user_is_a_prompt_and_a_chat_rows_answer_
     loaded = load_dataset_file(path)
     assert loaded.kind == "prompt" and loaded.examples[0]["prompt"][0]["role"] == "system"
     chat = {"messages": [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}]}
-    assert stages.grpo_row(chat) == {"prompt": [{"role": "user", "content": "1+1?"}], "answer": "2"}
+    assert grpo.grpo_row(chat) == {"prompt": [{"role": "user", "content": "1+1?"}], "answer": "2"}
 
 
 def test_a_question_column_is_mapped_by_the_user_and_sft_refuses_prompts_naming_the_map(tmp_path):
@@ -55,7 +55,7 @@ def test_a_question_column_is_mapped_by_the_user_and_sft_refuses_prompts_naming_
 
 def test_a_column_named_like_a_trl_argument_is_renamed_not_lost():
     row = {"prompt": [{"role": "user", "content": "q"}], "columns": {"completions": "x", "answer": "y"}}
-    assert stages.grpo_row(row) == {"prompt": [{"role": "user", "content": "q"}], "column_completions": "x", "answer": "y"}
+    assert grpo.grpo_row(row) == {"prompt": [{"role": "user", "content": "q"}], "column_completions": "x", "answer": "y"}
 
 
 # --- settings -----------------------------------------------------------------------------------------
@@ -81,15 +81,15 @@ def test_a_reward_file_is_read_not_run_when_checked_and_must_be_inside_the_works
     (workspace.root / "mine.py").write_text(f"open({str(marker)!r}, 'w').close()\n\ndef brevity(completions, **kw):\n"
                                             "    return [1.0 for _ in completions]\n", encoding="utf-8")
     allowed = {"reward_file": "mine.py", "allow_reward_code": True}
-    assert stages.reward_problems(workspace, _grpo(reward_funcs="brevity,length", **allowed)) == []
+    assert grpo.reward_problems(workspace, _grpo(reward_funcs="brevity,length", **allowed)) == []
     assert not marker.exists()  # checking the form ran none of the file
-    missing = stages.reward_problems(workspace, _grpo(reward_funcs="kindness", **allowed))
+    missing = grpo.reward_problems(workspace, _grpo(reward_funcs="kindness", **allowed))
     assert "kindness" in missing[0].message and "it defines brevity" in missing[0].message
     (tmp_path / "outside.py").write_text("def brevity(completions, **kw):\n    return []\n", encoding="utf-8")
-    outside = stages.reward_problems(workspace, _grpo(reward_funcs="brevity", reward_file=str(tmp_path / "outside.py"),
+    outside = grpo.reward_problems(workspace, _grpo(reward_funcs="brevity", reward_file=str(tmp_path / "outside.py"),
                                                       allow_reward_code=True))
     assert outside[0].key == "reward_file" and "outside the workspace" in outside[0].message
-    unknown = stages.reward_problems(workspace, _grpo(reward_funcs="kindness"))
+    unknown = grpo.reward_problems(workspace, _grpo(reward_funcs="kindness"))
     assert "not a built-in reward" in unknown[0].message and "number_match" in unknown[0].message
 
 

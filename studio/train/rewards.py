@@ -1,5 +1,5 @@
-"""Reward functions for GRPO training: the built-in rewards, format presets, rewards loaded from a user's Python
-file, and the guard that turns a reward's failure into a message the user can act on.
+"""Reward functions for GRPO training: the built-in rewards and format presets, and the list of reward functions
+a run uses, built-in or from the user's Python file (loaded and guarded by studio/train/reward_code.py).
 
 TRL's GRPOTrainer calls every reward function as `fn(prompts=..., completions=..., completion_ids=..., **kwargs)`,
 where a completion is text or a list of message dicts, and kwargs hold each extra dataset column as a list (one
@@ -9,27 +9,20 @@ completion, or None where it does not apply; TRL names the logged metric after t
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
-import inspect
 import json
-import numbers
 import re
 import reprlib
-import sys
-import traceback
 import unicodedata
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from studio.train.reward_code import RewardError, content_text, guarded, load_user_rewards, prompt_excerpt
 
-class RewardError(Exception):
-    """A reward that cannot be built or that failed, with a message the user can act on."""
-
+__all__ = ["BUILTIN_REWARDS", "FORMAT_PRESETS", "RewardError", "RewardSettings", "build_reward_functions",
+           "completion_text", "load_user_rewards", "prompt_excerpt", "resolve_format", "score_completion"]
 
 BUILTIN_REWARDS: dict[str, str] = {
     "exact_match": "1 when the answer (inside the last <answer> tag, if any) equals the reference column, "
@@ -55,7 +48,6 @@ FORMAT_PRESETS: dict[str, str] = {
 
 # The kwargs TRL passes that are not extra dataset columns.
 TRL_KWARGS = ("prompts", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments")
-EXCERPT_CHARS = 60
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+")
@@ -75,36 +67,16 @@ class RewardSettings:
 # --- text helpers ---------------------------------------------------------------------------------------------
 
 
-def _content_text(content: Any) -> str:
-    """The text of a message's content: a string, or the text parts of a list of content parts."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
-    return str(content)
-
-
 def completion_text(completion: Any) -> str:
     """The text of one completion: a string as it is; for a list of messages, the contents of its assistant
     messages joined with newlines."""
     if isinstance(completion, str):
         return completion
     if isinstance(completion, list):
-        return "\n".join(_content_text(m.get("content")) for m in completion
+        return "\n".join(content_text(m.get("content")) for m in completion
                          if isinstance(m, dict) and m.get("role") == "assistant")
     raise RewardError(f"a completion must be text or a list of messages, not {type(completion).__name__}: "
                       f"{reprlib.repr(completion)}")
-
-
-def prompt_excerpt(prompt: Any) -> str:
-    """At most EXCERPT_CHARS characters of a prompt on one line (a message list: its last user message)."""
-    if isinstance(prompt, list):
-        users = [m for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
-        prompt = _content_text(users[-1].get("content")) if users else ""
-    text = " ".join(str(prompt or "").split())
-    return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS - 1] + "…"
 
 
 def _answer_part(text: str) -> str:
@@ -284,165 +256,6 @@ _BUILDERS: dict[str, Callable[[RewardSettings], Callable]] = {
 }
 
 
-# --- user rewards ---------------------------------------------------------------------------------------------
-
-
-def _import_failure(path: Path, error: BaseException) -> RewardError:
-    """RewardError naming the file, the line in it where importing failed (when known) and the exception."""
-    line = None
-    if isinstance(error, SyntaxError) and error.filename and Path(error.filename).resolve() == path.resolve():
-        line = error.lineno
-    for frame in traceback.extract_tb(error.__traceback__):
-        if Path(frame.filename).resolve() == path.resolve():
-            line = frame.lineno  # the innermost frame in the user's file
-    where = f", line {line}" if line else ""
-    detail = error.msg if isinstance(error, SyntaxError) else str(error)
-    return RewardError(f"reward file {path}{where} failed to import: {type(error).__name__}: {detail}")
-
-
-def _import_file(path: Path):
-    """The module the Python file at `path` defines, under a unique name that leaves no trace in sys.modules."""
-    if not path.is_file():
-        raise RewardError(f"reward file {path} does not exist")
-    name = f"studio_user_rewards_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise RewardError(f"reward file {path} is not a Python file: give a .py file")
-    module = importlib.util.module_from_spec(spec)
-    # In sys.modules only while it runs: dataclasses and typing look their module up there at import time.
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except (Exception, SystemExit) as error:
-        raise _import_failure(path, error) from error
-    finally:
-        sys.modules.pop(name, None)
-    return module
-
-
-def _defined_functions(module) -> list[str]:
-    """The public functions a user's module defines itself (not those it imports)."""
-    return [name for name, value in vars(module).items()
-            if inspect.isfunction(value) and not name.startswith("_") and value.__module__ == module.__name__]
-
-
-def _takes_completions(fn: Callable) -> bool:
-    """Whether `fn` can be called with `completions=` as a keyword."""
-    try:
-        parameters = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    by_keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return any(p.kind is p.VAR_KEYWORD or (p.name == "completions" and p.kind in by_keyword) for p in parameters)
-
-
-def load_user_rewards(path: Path, names: list[str]) -> dict[str, Callable]:
-    """Import the Python file at `path` and return its functions called `names`, by name, in that order.
-    RewardError when the file fails to import (with the line), a name is missing (listing the functions the file
-    defines), or a function cannot take `completions` as a keyword."""
-    path = Path(path)
-    module = _import_file(path)
-    found = {}
-    for name in names:
-        fn = getattr(module, name, None)
-        if not callable(fn):
-            defined = ", ".join(_defined_functions(module)) or "none"
-            raise RewardError(f"reward file {path} has no function {name!r}; the functions it defines are: {defined}")
-        if not _takes_completions(fn):
-            raise RewardError(f"reward function {name} in {path} cannot take the completions: give it a `completions` "
-                              f"parameter and **kwargs, e.g. def {name}(completions, **kwargs)")
-        found[name] = fn
-    return found
-
-
-# --- the guard around every reward ----------------------------------------------------------------------------
-
-
-def _accepted_keywords(fn: Callable) -> set[str] | None:
-    """The keyword names `fn` takes, or None when it takes any (**kwargs)."""
-    try:
-        parameters = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return None
-    return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-
-def _call(fn: Callable, accepted: set[str] | None, kwargs: dict) -> Any:
-    """Call `fn` with the kwargs it takes (a function without **kwargs would refuse TRL's others); an async
-    reward is run to completion."""
-    if accepted is not None:
-        kwargs = {key: value for key, value in kwargs.items() if key in accepted}
-    result = fn(**kwargs)
-    if inspect.iscoroutine(result):
-        result = asyncio.run(result)
-    return result
-
-
-def _one_row(kwargs: dict, row: int, rows: int) -> dict:
-    """The call's kwargs cut down to row `row`: per-row lists become one-item lists; logging is switched off so a
-    re-run logs nothing twice."""
-    cut = {}
-    for key, value in kwargs.items():
-        if key in ("log_extra", "log_metric"):
-            cut[key] = lambda *args, **kw: None
-        elif isinstance(value, (list, tuple)) and len(value) == rows:
-            cut[key] = [value[row]]
-        else:
-            cut[key] = value
-    return cut
-
-
-def _failure(name: str, fn: Callable, accepted: set[str] | None, kwargs: dict, error: Exception) -> RewardError:
-    """RewardError for a reward that raised `error`: re-run row by row to name the first row that fails."""
-    rows = len(kwargs["completions"])
-    for row in range(rows):
-        try:
-            _call(fn, accepted, _one_row(kwargs, row, rows))
-        except Exception as row_error:
-            prompts = kwargs.get("prompts")
-            prompt = prompts[row] if isinstance(prompts, (list, tuple)) and len(prompts) == rows else ""
-            return RewardError(f'reward function {name} failed on row {row} (prompt: "{prompt_excerpt(prompt)}"): '
-                               f"{type(row_error).__name__}: {row_error}")
-    return RewardError(f"reward function {name} failed on a batch of {rows} completions (each row alone works): "
-                       f"{type(error).__name__}: {error}")
-
-
-def _checked(name: str, result: Any, rows: int) -> list[float | None]:
-    """`result` as a list of floats (None kept); RewardError saying what came back when it is not one score per
-    completion."""
-    expected = f"expected a list of {rows} numbers, one per completion (None where the reward does not apply)"
-    if not isinstance(result, (list, tuple)):
-        raise RewardError(f"reward function {name} returned {type(result).__name__} {reprlib.repr(result)}; {expected}")
-    if len(result) != rows:
-        raise RewardError(f"reward function {name} returned {len(result)} values for {rows} completions; {expected}")
-    for position, value in enumerate(result):
-        if value is not None and not isinstance(value, numbers.Real):  # numpy floats are Real too
-            raise RewardError(f"reward function {name} returned {reprlib.repr(value)} ({type(value).__name__}) at "
-                              f"position {position}; {expected}")
-    return [None if value is None else float(value) for value in result]
-
-
-def _guarded(name: str, fn: Callable) -> Callable:
-    """`fn` behind TRL's signature, named `name`, with its failures and bad results turned into RewardError."""
-    accepted = _accepted_keywords(fn)
-
-    def reward(prompts, completions, completion_ids=None, **kwargs):
-        call_kwargs = {"prompts": prompts, "completions": completions, "completion_ids": completion_ids, **kwargs}
-        try:
-            result = _call(fn, accepted, call_kwargs)
-        except RewardError:
-            raise
-        except Exception as error:
-            raise _failure(name, fn, accepted, call_kwargs, error) from error
-        return _checked(name, result, len(completions))
-
-    reward.__name__ = reward.__qualname__ = name
-    reward.__doc__ = fn.__doc__
-    return reward
-
-
 def build_reward_functions(names: list[str], settings: RewardSettings,
                            user_file: Path | None = None) -> list[Callable]:
     """One TRL reward function per name, in order: a built-in by that name, else the function of that name in
@@ -455,7 +268,7 @@ def build_reward_functions(names: list[str], settings: RewardSettings,
         raise RewardError(f"unknown reward {', '.join(user_names)}: the built-in rewards are "
                           f"{', '.join(BUILTIN_REWARDS)}; for your own, give a Python file that defines it")
     user = load_user_rewards(Path(user_file), user_names) if user_names else {}
-    return [_guarded(name, _BUILDERS[name](settings) if name in BUILTIN_REWARDS else user[name]) for name in names]
+    return [guarded(name, _BUILDERS[name](settings) if name in BUILTIN_REWARDS else user[name]) for name in names]
 
 
 def score_completion(functions: list[Callable], prompt: Any, completion: Any, row: dict) -> dict[str, float | None]:

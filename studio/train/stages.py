@@ -5,11 +5,11 @@
     orpo  odds-ratio preference optimisation        ORPOTrainer (trl.experimental): no reference model at all
     kto   answers labelled good or bad              KTOTrainer on prompt/completion/label (pairs are unpaired)
     rm    reward model                              RewardTrainer: a sequence-classification head, one score
-    grpo  reinforcement learning from rewards       GRPOTrainer: several sampled answers per prompt, scored by the
+    grpo  reinforcement learning from rewards       GRPOTrainer (studio/train/grpo.py): sampled answers, scored by the
                                                     reward functions of studio/train/rewards.py, learn from each other
 
 Each stage accepts only the dataset kinds that fit it (`dataset_problem` says which columns it needs).
-Rows come normalised from studio/data (kinds chat, preference, kto, text) and are rendered through the
+Rows come normalised from studio/data (kinds chat, preference, kto, prompt, text) and are rendered through the
 model's own chat template by the TRL trainer. DPO and KTO compare the policy with a frozen reference: with a
 PEFT adapter the reference is the same model with the adapter switched off, so no second copy is loaded;
 for full or freeze tuning TRL loads a frozen copy of the starting model.
@@ -23,6 +23,8 @@ from typing import Any
 
 from studio import config as cfg
 from studio.data.loading import DataError, LoadedDataset
+from studio.train import grpo
+from studio.train.stage_parts import chat_messages, stage_args, stage_of
 from studio.workspace import REWARD_MODEL_DIR, Workspace
 
 STAGE_NAMES = {"pt": "continued pre-training", "sft": "supervised fine-tuning", "dpo": "DPO", "orpo": "ORPO",
@@ -42,9 +44,6 @@ KIND_NEEDS = {
               "rewards compare with), or conversations whose last answer becomes the `answer` column (the bundled "
               "sample demo-math)",
 }
-GRPO_PROBES = 3  # rows whose prompts are probed when no probe_prompts are given
-# What TRL passes reward functions besides the dataset's columns: a column of one of these names is renamed.
-TRL_REWARD_ARGUMENTS = ("prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments")
 REWARD_README = """# Reward model
 
 Trained by stage `rm` of Fine-tuning Studio: a sequence-classification model with one output (`num_labels=1`).
@@ -60,12 +59,6 @@ Score a prompt and an answer:
 
 In Python: `studio.scoring.load_reward_model(workspace, "{run}").score(messages)`.
 """
-
-
-def stage_of(config: cfg.RunConfig) -> str:
-    """The run's stage (`sft` for configs written before stages existed)."""
-    section = getattr(config, "stage", None)
-    return getattr(section, "stage", "sft")
 
 
 def dataset_problem(stage: str, dataset: LoadedDataset) -> str | None:
@@ -107,49 +100,24 @@ def dataset_problems(workspace: Workspace, config: cfg.RunConfig) -> list[cfg.Pr
     return problems
 
 
-def _messages(turns: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Messages as the chat template sees them: role and content only (no per-message training weights); tool
-    calls as JSON lines in the content (the documented fallback of studio/data/tool_calls.py)."""
-    return [{"role": m["role"], "content": "\n".join(filter(None, [m["content"], *map(_call_line, m.get("tool_calls", []))]))}
-            for m in turns]
-
-
-def _call_line(call: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(call, ensure_ascii=False)
-
-
 def trl_rows(stage: str, examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Normalised rows as the columns the stage's TRL trainer reads (KTO turns each preference pair into a
     good and a bad answer)."""
     if stage == "pt":
         return [{"text": row["text"]} for row in examples]
     if stage == "grpo":
-        return [grpo_row(row) for row in examples]
+        return [grpo.grpo_row(row) for row in examples]
     if stage == "kto":
         rows = []
         for row in examples:
             if "chosen" in row:
-                rows.append({"prompt": _messages(row["prompt"]), "completion": _messages(row["chosen"]), "label": True})
-                rows.append({"prompt": _messages(row["prompt"]), "completion": _messages(row["rejected"]), "label": False})
+                rows.append({"prompt": chat_messages(row["prompt"]), "completion": chat_messages(row["chosen"]), "label": True})
+                rows.append({"prompt": chat_messages(row["prompt"]), "completion": chat_messages(row["rejected"]), "label": False})
             else:
-                rows.append({"prompt": _messages(row["prompt"]), "completion": _messages(row["completion"]), "label": row["label"]})
+                rows.append({"prompt": chat_messages(row["prompt"]), "completion": chat_messages(row["completion"]), "label": row["label"]})
         return rows
-    return [{"prompt": _messages(row["prompt"]), "chosen": _messages(row["chosen"]), "rejected": _messages(row["rejected"])}
+    return [{"prompt": chat_messages(row["prompt"]), "chosen": chat_messages(row["chosen"]), "rejected": chat_messages(row["rejected"])}
             for row in examples]
-
-
-def grpo_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A normalised prompt or chat row as GRPOTrainer reads it: the prompt's messages, then the reference columns
-    the reward functions get (a chat row's last answer as `answer`, the turns before it as the prompt)."""
-    if "messages" in row:
-        messages = row["messages"]
-        last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
-        return {"prompt": _messages(messages[:last]), "answer": messages[last]["content"]}
-    columns = {(f"column_{key}" if key in TRL_REWARD_ARGUMENTS or key == "prompt" else key): value
-               for key, value in row["columns"].items()}
-    return {"prompt": _messages(row["prompt"]), **columns}
 
 
 def build_datasets(workspace: Workspace, config: cfg.RunConfig, log, tokenizer=None) -> tuple[Any, Any, list, list]:
@@ -181,7 +149,7 @@ def build_datasets(workspace: Workspace, config: cfg.RunConfig, log, tokenizer=N
         train, evaluation = _pretrain_datasets(tokenizer, train_rows, val_rows, config.train.cutoff_len, log)
         return train, evaluation, _conversations(train_rows), _conversations(val_rows)
     if tokenizer is not None and stage == "grpo":
-        log(_grpo_note(tokenizer, train_rows, config))
+        log(grpo.grpo_note(tokenizer, train_rows, config))
     elif tokenizer is not None:
         log(_truncation_note(tokenizer, train_rows, config.train.cutoff_len))
     train = Dataset.from_list(trl_rows(stage, train_rows))
@@ -209,25 +177,12 @@ def _truncation_note(tokenizer, rows: list[dict[str, Any]], cutoff: int) -> str:
     answers = ("chosen", "rejected") if rows and "chosen" in rows[0] else ("completion",)
     longest = [0] * len(rows)
     for key in answers:
-        conversations = [[*_messages(row["prompt"]), *_messages(row[key])] for row in rows]
+        conversations = [[*chat_messages(row["prompt"]), *chat_messages(row[key])] for row in rows]
         longest = [max(a, b) for a, b in zip(longest, rendered_lengths(tokenizer, conversations))]
     over = [n - cutoff for n in longest if n > cutoff]
     return (f"{len(over)} of {len(rows)} rows are longer than cutoff_len {cutoff} and are truncated by the trainer "
             f"({sum(over):,} tokens cut; raise cutoff_len to keep them)" if over else
             f"all {len(rows)} rows fit in cutoff_len {cutoff}: nothing truncated")
-
-
-def _grpo_note(tokenizer, rows: list[dict[str, Any]], config: cfg.RunConfig) -> str:
-    """The prompts' lengths (GRPO keeps them whole), the answer budget and the columns the rewards read."""
-    from studio.data.tokens import rendered_lengths
-
-    lengths = rendered_lengths(tokenizer, [grpo_row(row)["prompt"] for row in rows]) if rows else [0]
-    columns = sorted({key for row in rows[:1] for key in grpo_row(row) if key != "prompt"})
-    renamed = [key for key in columns if key.startswith("column_")]
-    note = (f"{len(rows)} prompts, the longest {max(lengths)} tokens (kept whole); {config.stage.grpo_generations} answers "
-            f"of up to {config.stage.grpo_max_completion_len} tokens each; the rewards read columns "
-            f"{', '.join(columns) or 'none'}")
-    return note + (f" ({', '.join(renamed)} renamed: TRL passes arguments of those names)" if renamed else "")
 
 
 def _conversations(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -266,21 +221,13 @@ def load_reward_model(run_dir: Path, source: str, config: cfg.RunConfig):
     return model, precision
 
 
-def _stage_args(config_class, base_args, **options):
-    """`config_class` (DPOConfig, …) with every TrainingArguments value of the worker's SFTConfig, plus options."""
-    from transformers import TrainingArguments
-
-    shared = {f.name: getattr(base_args, f.name) for f in dataclasses.fields(TrainingArguments) if f.init}
-    return config_class(**{**shared, **options})
-
-
 def pretrain_trainer(base_args, **trainer_kwargs):
     """Continued pre-training: SFTTrainer on raw text, loss on every token, EOS after each document."""
     from trl import SFTConfig, SFTTrainer
 
     sft_only = {f.name: getattr(base_args, f.name) for f in dataclasses.fields(SFTConfig)
                 if f.init and f.name in ("max_length", "packing", "padding_free", "packing_strategy")}
-    args = _stage_args(SFTConfig, base_args, **sft_only, dataset_text_field="text", completion_only_loss=False)
+    args = stage_args(SFTConfig, base_args, **sft_only, dataset_text_field="text", completion_only_loss=False)
     return SFTTrainer(args=args, **trainer_kwargs)
 
 
@@ -291,7 +238,7 @@ def dpo_trainer(base_args, stage: cfg.StageSection, **trainer_kwargs):
     losses, weights = [stage.dpo_loss], None
     if stage.dpo_sft_weight > 0:
         losses, weights = [stage.dpo_loss, "sft"], [1.0, stage.dpo_sft_weight]
-    args = _stage_args(DPOConfig, base_args, max_length=base_args.max_length, beta=stage.dpo_beta,
+    args = stage_args(DPOConfig, base_args, max_length=base_args.max_length, beta=stage.dpo_beta,
                        loss_type=losses, loss_weights=weights)
     return DPOTrainer(args=args, **trainer_kwargs)
 
@@ -303,7 +250,7 @@ def orpo_trainer(base_args, stage: cfg.StageSection, **trainer_kwargs):
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # ORPO lives in trl.experimental in TRL 1.x
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-    args = _stage_args(ORPOConfig, base_args, max_length=base_args.max_length, beta=stage.orpo_beta)
+    args = stage_args(ORPOConfig, base_args, max_length=base_args.max_length, beta=stage.orpo_beta)
     return ORPOTrainer(args=args, **trainer_kwargs)
 
 
@@ -311,7 +258,7 @@ def kto_trainer(base_args, stage: cfg.StageSection, **trainer_kwargs):
     """KTO on answers labelled good or bad, each side weighted."""
     from trl import KTOConfig, KTOTrainer
 
-    args = _stage_args(KTOConfig, base_args, max_length=base_args.max_length, beta=stage.kto_beta,
+    args = stage_args(KTOConfig, base_args, max_length=base_args.max_length, beta=stage.kto_beta,
                        desirable_weight=stage.kto_desirable_weight, undesirable_weight=stage.kto_undesirable_weight,
                        # the KL estimate pairs each answer with its neighbours in a fixed-order batch
                        train_sampling_strategy="sequential")
@@ -325,106 +272,8 @@ def reward_trainer(base_args, **trainer_kwargs):
     peft_config = trainer_kwargs.get("peft_config")
     if peft_config is not None:
         peft_config.task_type = "SEQ_CLS"  # PEFT then also trains and saves the new score head
-    args = _stage_args(RewardConfig, base_args, max_length=base_args.max_length)
+    args = stage_args(RewardConfig, base_args, max_length=base_args.max_length)
     return RewardTrainer(args=args, **trainer_kwargs)
-
-
-def reward_problems(workspace: Workspace, config: cfg.RunConfig) -> list[cfg.Problem]:
-    """For a grpo run, problems with its reward functions, reward_file and reward_json_schema, found without
-    running the file (its functions are read from its syntax tree); empty for the other stages."""
-    import ast
-    import json
-
-    from studio.train.rewards import BUILTIN_REWARDS
-    from studio.workspace import PathError
-
-    if stage_of(config) != "grpo":
-        return []
-    s, problems = config.stage, []
-    own = [name for name in cfg.reward_names(s.reward_funcs) if name not in BUILTIN_REWARDS]
-    if s.reward_file.strip():
-        try:
-            path = workspace.confine(s.reward_file)
-            if path.suffix != ".py" or not path.is_file():
-                raise PathError(f"{s.reward_file} is not a Python file (.py)")
-            tree = ast.parse(path.read_text(encoding="utf-8"), filename=s.reward_file)
-        except (PathError, OSError, UnicodeDecodeError) as error:
-            return [cfg.Problem("reward_file", str(error))]
-        except SyntaxError as error:
-            return [cfg.Problem("reward_file", f"{s.reward_file} line {error.lineno}: {error.msg}")]
-        defined = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
-        missing = [name for name in own if name not in defined]
-        if missing:
-            problems.append(cfg.Problem("reward_funcs", f"{', '.join(missing)}: neither built in nor defined in {s.reward_file} "
-                                                        f"(it defines {', '.join(defined) or 'no function'})"))
-    elif own:
-        problems.append(cfg.Problem("reward_funcs", f"{', '.join(own)}: not a built-in reward ({', '.join(BUILTIN_REWARDS)}); "
-                                                    "write your own in a reward_file"))
-    if s.reward_json_schema.strip():
-        try:
-            json.loads(workspace.confine(s.reward_json_schema).read_text(encoding="utf-8"))
-        except (PathError, OSError, UnicodeDecodeError, ValueError) as error:
-            problems.append(cfg.Problem("reward_json_schema", f"{s.reward_json_schema}: {error}"))
-    return problems
-
-
-def reward_functions(workspace: Workspace, config: cfg.RunConfig) -> list:
-    """The run's reward functions, in reward_funcs order, ready for GRPOTrainer (a reward_file is imported here:
-    its code runs in this process). Raises RewardError, or ConfigError with reward_problems' problems."""
-    import json
-
-    from studio.train.rewards import RewardSettings, build_reward_functions
-
-    problems = reward_problems(workspace, config)
-    if problems:
-        raise cfg.ConfigError(problems)
-    s = config.stage
-    schema = json.loads(workspace.confine(s.reward_json_schema).read_text(encoding="utf-8")) if s.reward_json_schema.strip() else None
-    settings = RewardSettings(answer_column=s.reward_answer_column, format_regex=s.reward_format,
-                              length_target=s.reward_length_target, json_schema=schema)
-    user_file = workspace.confine(s.reward_file) if s.reward_file.strip() else None
-    return build_reward_functions(cfg.reward_names(s.reward_funcs), settings, user_file)
-
-
-def reward_weights(stage: cfg.StageSection) -> list[float] | None:
-    """The weights of the reward functions (None: 1 each)."""
-    return [float(w) for w in stage.reward_weights.split(",")] if stage.reward_weights.strip() else None
-
-
-def grpo_probes(probe_prompts: str, train_dataset, eval_dataset, functions: list):
-    """(probe conversations, a scorer for ProbeCallback) of a grpo run: the configured prompts, or the prompts of
-    up to 3 rows of the validation (else training) dataset as GRPOTrainer reads it, whose answers get each
-    reward's score (None where a reward needs a column a typed prompt does not have)."""
-    from studio.train.rewards import RewardError, score_completion
-
-    given = cfg.probe_prompt_list(probe_prompts)
-    rows = ([{"prompt": [{"role": "user", "content": text}]} for text in given] if given
-            else [dict(row) for row in (eval_dataset or train_dataset).select(range(min(GRPO_PROBES, len(eval_dataset or train_dataset))))])
-
-    def score(index: int, answer: str) -> dict:
-        row = rows[index]
-        scores = {}
-        for function in functions:
-            try:
-                scores.update(score_completion([function], row["prompt"], answer, {k: v for k, v in row.items() if k != "prompt"}))
-            except RewardError:
-                scores[function.__name__] = None
-        return scores
-
-    return [row["prompt"] for row in rows], score
-
-
-def grpo_trainer(base_args, stage: cfg.StageSection, reward_funcs: list, **trainer_kwargs):
-    """GRPO: `grpo_generations` sampled answers per prompt, each scored by the weighted reward functions; the
-    answers better than their group's mean are made likelier. No reference model unless grpo_beta > 0."""
-    from trl import GRPOConfig, GRPOTrainer
-
-    args = _stage_args(GRPOConfig, base_args, num_generations=stage.grpo_generations,
-                       max_completion_length=stage.grpo_max_completion_len, temperature=stage.grpo_temperature,
-                       beta=stage.grpo_beta, loss_type=stage.grpo_loss, reward_weights=reward_weights(stage),
-                       use_vllm=stage.grpo_vllm, vllm_mode="colocate", log_completions=False,
-                       remove_unused_columns=False)  # the reference columns are the rewards' arguments
-    return GRPOTrainer(args=args, reward_funcs=reward_funcs, **trainer_kwargs)
 
 
 def build_trainer(config: cfg.RunConfig, base_args, **trainer_kwargs):
@@ -440,7 +289,7 @@ def build_trainer(config: cfg.RunConfig, base_args, **trainer_kwargs):
     if stage == "rm":
         return reward_trainer(base_args, **trainer_kwargs)
     if stage == "grpo":
-        return grpo_trainer(base_args, config.stage, **trainer_kwargs)
+        return grpo.grpo_trainer(base_args, config.stage, **trainer_kwargs)
     recipe = {"dpo": dpo_trainer, "orpo": orpo_trainer, "kto": kto_trainer}[stage]
     return recipe(base_args, config.stage, **trainer_kwargs)
 

@@ -211,7 +211,7 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from studio.train import methods, stages
+    from studio.train import grpo, methods, stages
     from studio.train.callbacks import (
         EarlyStopCallback,
         MetricsCallback,
@@ -286,9 +286,9 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     early = EarlyStopCallback(run_dir, t.early_stop_patience)
     callbacks = ([metrics] if main else []) + ([stopper, early] if evaluate else [stopper])
     sharded = processes > 1 and t.strategy in ("fsdp", "deepspeed_zero3") and device == "cuda"
-    rewards = stages.reward_functions(workspace, config) if stage == "grpo" else None
+    rewards = grpo.reward_functions(workspace, config) if stage == "grpo" else None
     if t.probe_steps > 0 and stage == "grpo" and main and not sharded:  # answers shown with each reward's score
-        probes, score = stages.grpo_probes(t.probe_prompts, train_dataset, eval_dataset, rewards)
+        probes, score = grpo.grpo_probes(t.probe_prompts, train_dataset, eval_dataset, rewards)
         callbacks.append(ProbeCallback(run_dir, tokenizer, probes, t.probe_steps, config.stage.grpo_max_completion_len, score))
     elif t.probe_steps > 0 and stages.can_probe(stage, tokenizer) and main and not sharded:
         callbacks.append(ProbeCallback(run_dir, tokenizer, choose_probes(t.probe_prompts, train_rows, val_rows), t.probe_steps))
@@ -301,7 +301,7 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
                       "callbacks": callbacks}
     if rewards is not None:
         trainer_kwargs["reward_funcs"] = rewards
-        log(f"rewards: {', '.join(f'{f.__name__} × {w:g}' for f, w in zip(rewards, stages.reward_weights(config.stage) or [1.0] * len(rewards)))}")
+        log(f"rewards: {', '.join(f'{f.__name__} × {w:g}' for f, w in zip(rewards, grpo.reward_weights(config.stage) or [1.0] * len(rewards)))}")
     if stage == "sft":
         trainer = SFTTrainer(args=args, **trainer_kwargs)
     else:

@@ -264,7 +264,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "train.killed_note": ("killed", "已强制终止"),
     "train.early_stopped": ("stopped early: validation loss stopped improving", "提前停止：验证损失不再下降"),
     "train.resumed_from": ("resumed from {checkpoint}", "从 {checkpoint} 继续"),
-    "train.metrics_chart": ("Learning rate, gradient norm, speed", "学习率、梯度范数、速度"),
+    "train.metrics_chart": ("Training signals", "训练指标"),
     "train.system": ("#### System", "#### 系统"),
     "train.system_chart": ("GPU, CPU and memory", "GPU、CPU 与内存"),
     "train.log_title": ("#### Log", "#### 日志"),

@@ -23,7 +23,7 @@ from studio import fit, hardware, jobs, run_folder
 from studio.data.loading import DataError
 from studio.models.catalog import recommended_keys
 from studio.presets import preset_names
-from studio.train import stages
+from studio.train import grpo
 from studio.train.status import FINAL_STATES
 from studio.ui import train_form as form
 from studio.ui.context import UIContext, for_viewers, operator_view, refuse_viewer
@@ -192,7 +192,7 @@ def create_train_tab(ctx: UIContext) -> dict:
         *config_values, shown, lang_choice = values
         config, problems = read(config_values)
         if config is not None:  # a grpo run's reward file and schema, read (never run) from the workspace
-            problems += stages.reward_problems(ctx.workspace, config)
+            problems += grpo.reward_problems(ctx.workspace, config)
         grouped = {key: "\n".join(f"⚠ {m}" for m in messages) for key, messages in form.problems_by_key(problems).items()}
         now = {key: grouped[key] for key in problem_keys if key in grouped}
         shown = shown or {}
