@@ -190,3 +190,17 @@ def test_the_live_view_charts_each_reward_and_shows_probe_answers_with_their_sco
     total = next(trace for trace in figure.data if trace.name == "total (weighted)")
     assert list(total.y) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
     assert "length 0.25, number_match 1.00" in probes_html(series, "en")
+
+
+def test_steps_whose_answers_all_scored_the_same_are_said_once_in_the_log(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from studio.train.callbacks import FLAT_REWARD_STEPS, MetricsCallback
+
+    callback = MetricsCallback(tmp_path)
+    for step in range(1, FLAT_REWARD_STEPS + 3):
+        state = SimpleNamespace(global_step=step, max_steps=10, epoch=0.1)
+        callback.on_log(None, state, None, logs={"loss": 0.0, "reward": 0.0, "frac_reward_zero_std": 1.0})
+    said = capsys.readouterr().out
+    assert said.count("nothing to learn") == 1 and "grpo_generations" in said
+    assert json.loads((tmp_path / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[0])["reward_flat_share"] == 1.0

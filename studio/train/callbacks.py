@@ -14,6 +14,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from studio.train.log import log
 from studio.train.phases import Progress
 from studio.train.status import update_status
 from studio.workspace import METRICS_FILE, STOP_FILE, append_jsonl, last_row
@@ -25,7 +26,8 @@ STAGE_METRICS = {"rewards/accuracies": "reward_accuracy", "accuracy": "reward_ac
                  # GRPO: the weighted total reward of the sampled answers (mean and spread), their length, the
                  # share of tokens whose update was clipped
                  "reward": "reward", "reward_std": "reward_std", "completions/mean_length": "completion_length",
-                 "clip_ratio/region_mean": "clip_ratio"}
+                 "clip_ratio/region_mean": "clip_ratio", "frac_reward_zero_std": "reward_flat_share"}
+FLAT_REWARD_STEPS = 3  # logged GRPO steps in a row with nothing to learn from before the log says so
 
 
 def stage_metrics(logs: dict) -> dict[str, float]:
@@ -58,6 +60,7 @@ class MetricsCallback(TrainerCallback):
         self.last_tokens = 0.0
         self.last_loss: float | None = float(train_row["loss"]) if train_row else None
         self.last_eval_loss: float | None = None
+        self.flat_steps = 0
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = self.last_time = time.monotonic()
@@ -103,6 +106,16 @@ class MetricsCallback(TrainerCallback):
         }
         row.update(stage_metrics(logs))
         append_jsonl(self.path, row)
+        self._note_flat_rewards(row.get("reward_flat_share"))
+
+    def _note_flat_rewards(self, flat_share: float | None) -> None:
+        """Say in the log, once, when a GRPO run's answers to every prompt have all scored the same for a few
+        steps: with no difference between them there is nothing to learn, and the loss stays at 0."""
+        self.flat_steps = self.flat_steps + 1 if flat_share == 1 else 0
+        if self.flat_steps == FLAT_REWARD_STEPS:
+            log(f"for {FLAT_REWARD_STEPS} steps every prompt's answers got the same reward, so GRPO had nothing to learn "
+                "from: add a reward the model can partly meet (format, length), sample more answers (grpo_generations) "
+                "or more varied ones (grpo_temperature), or start from a model that sometimes gets it right")
 
 
 class StopCallback(TrainerCallback):
