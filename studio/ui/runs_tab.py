@@ -22,7 +22,8 @@ from studio.workspace import CONFIG_FILE, PathError, read_head_bytes
 
 MAX_SHOWN_BYTES = 100_000  # a run's config and status shown in the page: a damaged or huge file is cut here
 COLUMNS = ("run", "name", "state", "duration", "best", "loss", "tags", "notes", "model", "dataset", "error")
-WIDTHS = ["19%", "9%", "8%", "6%", "6%", "6%", "9%", "11%", "8%", "9%", "9%"]
+# wide enough that no header word is broken at 1280 px ("duration" took two lines at 6%)
+WIDTHS = ["18%", "9%", "8%", "8%", "6%", "6%", "9%", "10%", "8%", "9%", "9%"]
 
 
 def _loss(value) -> str:
