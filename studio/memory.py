@@ -39,7 +39,8 @@ class EstimateInputs:
     method: str = "lora"  # lora | qlora | full | freeze | ia3 | prompt_tuning | prefix_tuning | p_tuning
     stage: str = "sft"  # pt | sft | dpo | orpo | kto | rm | grpo
     batch_size: int = 4
-    seq_len: int = 1024  # grpo: the prompt (cutoff_len stands for it: prompts are kept whole) plus the answer
+    seq_len: int = 1024  # cutoff_len (grpo: it stands for the prompt, which is kept whole)
+    completion_len: int = 0  # grpo: the longest sampled answer, trained after its prompt
     kl_reference: bool = False  # grpo with grpo_beta > 0: the starting model is kept as the KL reference
     vllm: bool = False  # grpo sampling with vLLM in the training process
     grad_accum: int = 1  # does not change the peak; kept so a fix can keep the effective batch
@@ -86,6 +87,11 @@ class Estimate:
     def gb(self) -> dict[str, float]:
         """The components in GB (GiB), rounded for display."""
         return {name: round(value / GiB, 3) for name, value in self.components.items()}
+
+
+def sequence_len(inputs: EstimateInputs) -> int:
+    """Tokens of one trained sequence: the cutoff, plus a GRPO answer after its prompt."""
+    return inputs.seq_len + inputs.completion_len
 
 
 def compute_bytes(inputs: EstimateInputs) -> int:
@@ -199,7 +205,7 @@ def optimizer_bytes(inputs: EstimateInputs) -> float:
 
 def _layer_activation_bytes(inputs: EstimateInputs) -> float:
     """Bytes one decoder layer keeps for the backward pass, per token (derivation in docs/vram.md)."""
-    a, d, seq = inputs.arch, compute_bytes(inputs), inputs.seq_len
+    a, d, seq = inputs.arch, compute_bytes(inputs), sequence_len(inputs)
     h, q, kv = a.hidden_size, a.num_heads * a.head_dim, a.num_kv_heads * a.head_dim
     mlp = (a.moe_intermediate_size or a.intermediate_size) if a.num_experts else a.intermediate_size
     active = a.experts_per_token if a.num_experts else 1
@@ -224,7 +230,7 @@ def activation_bytes(inputs: EstimateInputs) -> float:
     """Activations kept for the backward pass, all layers, one micro-batch. With gradient checkpointing
     only each layer's input is kept, plus one layer's activations while it is recomputed."""
     a = inputs.arch
-    tokens = inputs.batch_size * inputs.seq_len * (2 if inputs.stage in PAIRED_STAGES else 1)
+    tokens = inputs.batch_size * sequence_len(inputs) * (2 if inputs.stage in PAIRED_STAGES else 1)
     if inputs.method in ("prompt_tuning", "p_tuning"):
         tokens += inputs.batch_size * inputs.num_virtual_tokens
     per_layer = _layer_activation_bytes(inputs)
@@ -240,7 +246,7 @@ def logits_bytes(inputs: EstimateInputs) -> float:
     """The loss: batch × length × vocab logits, upcast to fp32 for the cross-entropy, with its gradient.
     Fused (chunked) cross-entropy never holds them all; a reward model's head outputs one score."""
     a = inputs.arch
-    tokens = inputs.batch_size * inputs.seq_len * (2 if inputs.stage in PAIRED_STAGES else 1)
+    tokens = inputs.batch_size * sequence_len(inputs) * (2 if inputs.stage in PAIRED_STAGES else 1)
     if inputs.stage == "rm":
         return 0.0
     if inputs.use_liger:
@@ -256,7 +262,7 @@ def generation_bytes(inputs: EstimateInputs) -> float:
         return 0.0
     a = inputs.arch
     answers = inputs.batch_size * inputs.grad_accum
-    kv_cache = answers * inputs.seq_len * a.num_layers * 2 * a.num_kv_heads * a.head_dim * compute_bytes(inputs)
+    kv_cache = answers * sequence_len(inputs) * a.num_layers * 2 * a.num_kv_heads * a.head_dim * compute_bytes(inputs)
     return kv_cache + answers * a.vocab_size * 8  # the new token's fp32 logits and the softmax sampled from
 
 
@@ -350,7 +356,8 @@ def from_run_config(config: Any, gpu: Any = None, arch: Architecture | None = No
         method=getattr(m, "method", "lora"),
         stage=stage,
         batch_size=t.batch_size,
-        seq_len=t.cutoff_len + (stage_section.grpo_max_completion_len if stage == "grpo" else 0),
+        seq_len=t.cutoff_len,
+        completion_len=stage_section.grpo_max_completion_len if stage == "grpo" else 0,
         kl_reference=stage == "grpo" and stage_section.grpo_beta > 0,
         vllm=stage == "grpo" and stage_section.grpo_vllm,
         grad_accum=t.grad_accum,
