@@ -272,8 +272,9 @@ REWARDS_FOLDER = "rewards"  # where reward files uploaded in the Train tab are k
 def save_reward_upload(workspace: Workspace, temp_path: str) -> str:
     """Copy an uploaded reward file into the workspace's rewards/ folder under a safe name; returns the path
     reward_file takes (workspace-relative). ValueError when it is not a .py file or too large to show."""
-    import re
     import shutil
+
+    from studio.data.library import safe_name
 
     source = Path(temp_path)
     if source.suffix.lower() != ".py":
@@ -283,7 +284,6 @@ def save_reward_upload(workspace: Workspace, temp_path: str) -> str:
                          f"{REWARD_CODE_BYTES:,} (it is shown in the page before it may run)")
     folder = workspace.root / REWARDS_FOLDER
     folder.mkdir(exist_ok=True)
-    target = folder / (re.sub(r"[^A-Za-z0-9_-]+", "_", source.stem).strip("_") or "rewards")
-    target = target.with_suffix(".py")
+    target = folder / safe_name(source.name)
     shutil.copyfile(source, target)
     return str(target.relative_to(workspace.root))
