@@ -6,8 +6,10 @@ hyperparameters recommended for it."""
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from studio.models.demo import DEMO_NAME, ensure_demo_model
@@ -32,12 +34,25 @@ class ModelPreset:
     recommended: dict[str, Any] = field(default_factory=dict)
 
 
+_parsed: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}  # file -> ((mtime, size), its YAML as read)
+
+
+def _read_preset_file(path: Path) -> dict[str, Any]:
+    """The YAML of one catalog file, read again only when the file changed (the Train tab asks for the
+    catalog once per field it builds, and each handler asks again: parsing every file each time took seconds)."""
+    stat = path.stat()
+    signature = (stat.st_mtime_ns, stat.st_size)
+    cached = _parsed.get(path)
+    if cached is None or cached[0] != signature:
+        cached = _parsed[path] = (signature, read_yaml_file(path))
+    return copy.deepcopy(cached[1])  # callers get entries of their own to change
+
+
 def load_catalog() -> dict[str, ModelPreset]:
     """Every preset in presets/models, by name, in file-name order."""
     presets = {}
     for path in sorted(MODELS_DIR.glob("*.yaml")):
-        data = read_yaml_file(path)
-        preset = ModelPreset(**data)
+        preset = ModelPreset(**_read_preset_file(path))
         presets[preset.name] = preset
     return presets
 
