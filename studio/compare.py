@@ -33,7 +33,6 @@ from studio.chat import (
     ChatModel,
     GenerationSettings,
     load_run,
-    run_has_weights,
     with_system,
 )
 from studio.workspace import ADAPTER_DIR, Workspace
@@ -92,7 +91,7 @@ class ComparePair:
 def _run_kind(workspace: Workspace, run_id: str) -> tuple[str, str]:
     """(the run id, "adapter" or "full") for a run with trained weights; CompareError otherwise."""
     run_dir = workspace.run_dir(run_id)
-    if not run_has_weights(run_dir):
+    if not run_folder.run_has_weights(run_dir):
         raise CompareError(f"run {run_dir.name} has no trained weights to answer with (state: "
                            f"{run_folder.run_status(run_dir).get('state')}); choose a finished run")
     return run_dir.name, "adapter" if (run_dir / ADAPTER_DIR).is_dir() else "full"

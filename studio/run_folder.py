@@ -20,10 +20,13 @@ from studio import config as cfg
 from studio.train import distributed
 from studio.train.status import COMPLETED, FAILED, FINAL_STATES, QUEUED, RUNNING, STOPPED, read_status, update_status
 from studio.workspace import (
+    ADAPTER_DIR,
     CONFIG_FILE,
+    FULL_MODEL_DIR,
     KILLED_FILE,
     LOG_FILE,
     METRICS_FILE,
+    REWARD_MODEL_DIR,
     SAMPLES_FILE,
     SYSTEM_FILE,
     Workspace,
@@ -126,8 +129,6 @@ def run_status(run_dir: Path) -> dict[str, Any]:
 def _inferred_status(run_dir: Path, status: dict[str, Any]) -> dict[str, Any]:
     """`status` (read from a damaged status.json) with the state the run's files show: running while its worker
     lives, stopped when the user killed it, completed when its trained weights were saved, else failed."""
-    from studio.workspace import ADAPTER_DIR, FULL_MODEL_DIR, REWARD_MODEL_DIR
-
     if worker_alive(status):
         state = status["state"] if status.get("state") in (QUEUED, RUNNING) else RUNNING
     elif (run_dir / KILLED_FILE).exists():
@@ -214,3 +215,8 @@ def wait(run_dir: Path, poll_s: float = 0.5, timeout_s: float | None = None) -> 
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"run {run_dir.name} still {status.get('state')} after {timeout_s:g} s")
         time.sleep(poll_s)
+
+
+def run_has_weights(run_dir: Path) -> bool:
+    """True when the run saved trained weights that can be chatted with (a reward model cannot)."""
+    return any((run_dir / d).is_dir() for d in (ADAPTER_DIR, FULL_MODEL_DIR))

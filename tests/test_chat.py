@@ -219,7 +219,7 @@ def test_another_runs_adapter_shares_the_base_and_a_different_base_is_refused(de
 def test_loading_beside_a_training_run_needs_free_gpu_memory(demo_run, workspace):
     import psutil
 
-    from studio.chat import load_refusal
+    from studio.chat_memory import load_refusal
     from studio.hardware import GPU, GiB
     from studio.train.status import update_status
 

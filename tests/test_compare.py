@@ -224,7 +224,7 @@ def test_the_tab_shares_the_one_model_slot_with_chat_and_refuses_viewers(compare
 
     import gradio as gr
 
-    from studio.chat import free_memory
+    from studio.chat_memory import free_memory
     from studio.ui.compare_tab import create_compare_tab
     from studio.ui.context import UIContext
 

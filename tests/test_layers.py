@@ -18,7 +18,7 @@ LAYERS = [
     ("data and estimate", ["studio.data", "studio.memory", "studio.fit", "studio.layering"]),
     ("training parts", ["studio.train"]),
     ("runs and jobs", ["studio.run_folder", "studio.run_library", "studio.jobs"]),
-    ("inference", ["studio.chat", "studio.compare", "studio.scoring", "studio.eval", "studio.model_card",
+    ("inference", ["studio.chat", "studio.chat_memory", "studio.compare", "studio.scoring", "studio.eval", "studio.model_card",
                    "studio.export", "studio.export_gguf", "studio.export_jobs", "studio.serve", "studio.serve_process"]),
     ("the worker", ["studio.train.worker", "studio.train.probes"]),
     ("entry points", ["studio.cli", "studio.cli_gguf", "studio.cli_runs", "studio.__main__", "studio.ui"]),

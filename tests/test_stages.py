@@ -90,7 +90,8 @@ def test_preference_stages_log_reward_accuracy(trained):
 
 
 def test_reward_model_scores_answers_and_is_not_offered_for_chat(trained, stage_workspace):
-    from studio.chat import load_run, run_has_weights
+    from studio.chat import load_run
+    from studio.run_folder import run_has_weights
     from studio.scoring import load_reward_model
     from studio.workspace import PathError
 

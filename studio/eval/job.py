@@ -202,13 +202,13 @@ def prepare(workspace: Workspace, run: str, settings: EvalSettings) -> EvalPlan:
     """Check an evaluation of `run` and make its results folder. Raises PathError (unknown run, no weights, a
     data path missing or outside the workspace), DataError (unreadable or empty data) or EvalError (a reward
     model, no validation rows, bad settings, the run already being evaluated, the GPU needed by training)."""
-    from studio.chat import load_refusal, run_has_weights
+    from studio.chat_memory import load_refusal
 
     run_dir = workspace.run_dir(run)
     if (run_dir / REWARD_MODEL_DIR).is_dir():
         raise EvalError(f"run {run_dir.name} is a reward model (stage rm): it scores answers and does not write them, "
                         "so there are no answers to evaluate")
-    if not run_has_weights(run_dir):
+    if not run_folder.run_has_weights(run_dir):
         raise PathError(f"run {run_dir.name} has no trained weights yet (state: {run_folder.run_status(run_dir).get('state')}); "
                         "evaluate it when it has finished")
     if settings.max_rows < 1 or settings.max_new_tokens < 1:
@@ -306,7 +306,8 @@ def execute(plan: EvalPlan) -> dict[str, Any] | None:
     """Answer every row with the base and the tuned model, write the results and scores; returns the scores
     (metrics.json's content), or None when cancelled before any row was finished. A failure is written to
     progress.json and raised; Ctrl-C (KeyboardInterrupt) finishes as cancelled and is raised."""
-    from studio.chat import free_memory, load_run
+    from studio.chat import load_run
+    from studio.chat_memory import free_memory
     from studio.workspace import ADAPTER_DIR
 
     workspace, run = plan.workspace, plan.run_dir.name

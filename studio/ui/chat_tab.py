@@ -12,13 +12,11 @@ from studio import run_folder
 from studio.chat import (
     GenerationSettings,
     checkpoint_names,
-    free_memory,
-    load_refusal,
     load_model,
     load_run,
-    run_has_weights,
     with_system,
 )
+from studio.chat_memory import free_memory, load_refusal
 from studio.hardware import GiB
 from studio.models.catalog import model_choices
 from studio.ui.context import UIContext, for_viewers, refuse_viewer
@@ -34,7 +32,7 @@ def chattable_runs(ctx: UIContext, lang: str = "en") -> list[tuple[str, str]]:
     """(label, run id) of every run with saved weights, newest first."""
     choices = []
     for summary in run_folder.list_runs(ctx.workspace):
-        if run_has_weights(ctx.workspace.runs_dir / summary.run_id):
+        if run_folder.run_has_weights(ctx.workspace.runs_dir / summary.run_id):
             name = f" · {summary.run_name}" if summary.run_name else ""
             choices.append((f"{summary.run_id}{name} · {t(f'state.{summary.state}', lang)}", summary.run_id))
     return choices

@@ -7,7 +7,8 @@ import weakref
 
 import gradio as gr
 
-from studio.chat import GenerationSettings, free_memory, load_refusal
+from studio.chat import GenerationSettings
+from studio.chat_memory import free_memory, load_refusal
 from studio.compare import (
     CompareError,
     ComparePair,
