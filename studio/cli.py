@@ -38,7 +38,7 @@ from pathlib import Path
 
 from studio import config as cfg
 from studio.cli_gguf import add_model_parser, cmd_model, export_gguf
-from studio.cli_runs import cmd_launch_cmd, cmd_runs, cmd_train
+from studio.cli_runs import add_run_parsers, cmd_launch_cmd, cmd_runs, cmd_train
 from studio.layering import layered_from_cli
 from studio.workspace import PROJECT_ROOT, PathError, Workspace
 
@@ -217,32 +217,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m studio", description="Fine-tuning Studio command line", parents=[common])
     verbs = parser.add_subparsers(dest="verb", required=True)
 
-    train = verbs.add_parser("train", parents=[common], help="start a training run (or, with --config, be its worker)")
-    train.add_argument("config_file", nargs="?", default=None, metavar="CONFIG.yaml", help="a config YAML to start from")
-    train.add_argument("overrides", nargs="*", metavar="key=value",
-                       help=f"config keys: {', '.join(cfg.flat_keys())}; preset=quick|balanced|quality applies presets/hparams/NAME.yaml")
-    train.add_argument("--config", default=None, help="run the worker for this run folder's config.yaml")
-    train.add_argument("--detach", action="store_true", help="print the run folder and return at once (the run goes on)")
-    train.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
-                       help="a folder outside the workspace the run may read (a model or data folder); repeatable")
-
-    launch_cmd = verbs.add_parser("launch-cmd", parents=[common], help="the command to run on each machine of a multi-node run")
-    launch_cmd.add_argument("run", metavar="RUN_OR_CONFIG", help="a run id, or a config YAML (a run folder is made for it)")
-    launch_cmd.add_argument("overrides", nargs="*", metavar="key=value", help="config keys to change (with a config YAML)")
-    launch_cmd.add_argument("--nodes", type=int, required=True, help="how many machines")
-    launch_cmd.add_argument("--node-rank", type=int, default=None, help="this machine's rank, 0 = main (default: print every machine's)")
-    launch_cmd.add_argument("--main-ip", required=True, help="the main machine's address, reachable from the others")
-    launch_cmd.add_argument("--port", type=int, default=29500, help="the main machine's port for the processes to meet on")
-    launch_cmd.add_argument("--per-node", type=int, default=None, help="processes (GPUs) per machine (default: this machine's)")
-    runs = verbs.add_parser("runs", parents=[common], help="list runs; stop or resume one")
-    runs.add_argument("--json", action="store_true", help="print JSON")
-    actions = runs.add_subparsers(dest="action")
-    stop = actions.add_parser("stop", parents=[common], help="stop a run after its current step (saves what it trained)")
-    stop.add_argument("run", help="run name, id or folder")
-    stop.add_argument("--kill", action="store_true", help="kill the worker now (nothing saved; resume from its last checkpoint)")
-    resume = actions.add_parser("resume", parents=[common], help="continue a stopped or failed run from its latest checkpoint")
-    resume.add_argument("run", help="run name, id or folder")
-    resume.add_argument("--detach", action="store_true", help="print the run folder and return at once")
+    add_run_parsers(verbs, common)
 
     chat = verbs.add_parser("chat", parents=[common], help="print a run's (or any model's) reply to one prompt")
     chat.add_argument("run", nargs="?", default="", help="run name, id or folder")
@@ -272,6 +247,23 @@ def make_parser() -> argparse.ArgumentParser:
     score.add_argument("--prompt", required=True)
     score.add_argument("--answer", required=True, help="the assistant answer to score; higher scores are better answers")
 
+    add_data_parser(verbs, common)
+    add_estimate_parser(verbs, common)
+    add_serve_parser(verbs, common)
+    ev = verbs.add_parser("eval", parents=[common], help="score a run's and its base model's answers against references")
+    ev.add_argument("run", help="run name, id or folder")
+    ev.add_argument("--data", default="", help="a dataset file or sample name; 'training' = the run's training data "
+                                                "(default: the run's validation split)")
+    ev.add_argument("--max-rows", type=int, default=200, help="evaluate at most this many rows (default 200)")
+    ev.add_argument("--max-new-tokens", type=int, default=128, help="longest answer in tokens, greedy (default 128)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object (scores and the results folder)")
+    add_export_parser(verbs, common)
+    add_model_parser(verbs, common)
+    return parser
+
+
+def add_data_parser(verbs, common) -> None:
+    """The `data` verb: inspect a dataset, or fill in its placeholders."""
     data = verbs.add_parser("data", parents=[common], help="inspect a dataset before training on it")
     data_actions = data.add_subparsers(dest="action", required=True)
     inspect = data_actions.add_parser("inspect", parents=[common], help="format and why, bad rows by line, quality, token report")
@@ -289,18 +281,6 @@ def make_parser() -> argparse.ArgumentParser:
     fill = data_actions.add_parser("fill", parents=[common], help="a copy of a dataset with its {{name}} placeholders filled in")
     fill.add_argument("path", help="a dataset file in the workspace or a bundled sample name")
     fill.add_argument("values", nargs="+", help="NAME=VALUE for each placeholder, e.g. name=Lantern")
-    add_estimate_parser(verbs, common)
-    add_serve_parser(verbs, common)
-    ev = verbs.add_parser("eval", parents=[common], help="score a run's and its base model's answers against references")
-    ev.add_argument("run", help="run name, id or folder")
-    ev.add_argument("--data", default="", help="a dataset file or sample name; 'training' = the run's training data "
-                                                "(default: the run's validation split)")
-    ev.add_argument("--max-rows", type=int, default=200, help="evaluate at most this many rows (default 200)")
-    ev.add_argument("--max-new-tokens", type=int, default=128, help="longest answer in tokens, greedy (default 128)")
-    ev.add_argument("--json", action="store_true", help="print one JSON object (scores and the results folder)")
-    add_export_parser(verbs, common)
-    add_model_parser(verbs, common)
-    return parser
 
 
 def add_estimate_parser(verbs, common) -> None:

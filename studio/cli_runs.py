@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from studio import config as cfg
 from studio.layering import config_from_cli
 from studio.workspace import LOG_FILE, PathError, Workspace
 
@@ -146,3 +147,33 @@ def cmd_runs_resume(args, workspace: Workspace) -> int:
     if args.detach:
         return 0
     return _report(run_dir, _follow(run_dir, start))
+
+
+def add_run_parsers(verbs, common) -> None:
+    """The verbs that start, list, stop and resume runs: `train`, `launch-cmd` and `runs`."""
+    train = verbs.add_parser("train", parents=[common], help="start a training run (or, with --config, be its worker)")
+    train.add_argument("config_file", nargs="?", default=None, metavar="CONFIG.yaml", help="a config YAML to start from")
+    train.add_argument("overrides", nargs="*", metavar="key=value",
+                       help=f"config keys: {', '.join(cfg.flat_keys())}; preset=quick|balanced|quality applies presets/hparams/NAME.yaml")
+    train.add_argument("--config", default=None, help="run the worker for this run folder's config.yaml")
+    train.add_argument("--detach", action="store_true", help="print the run folder and return at once (the run goes on)")
+    train.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
+                       help="a folder outside the workspace the run may read (a model or data folder); repeatable")
+
+    launch_cmd = verbs.add_parser("launch-cmd", parents=[common], help="the command to run on each machine of a multi-node run")
+    launch_cmd.add_argument("run", metavar="RUN_OR_CONFIG", help="a run id, or a config YAML (a run folder is made for it)")
+    launch_cmd.add_argument("overrides", nargs="*", metavar="key=value", help="config keys to change (with a config YAML)")
+    launch_cmd.add_argument("--nodes", type=int, required=True, help="how many machines")
+    launch_cmd.add_argument("--node-rank", type=int, default=None, help="this machine's rank, 0 = main (default: print every machine's)")
+    launch_cmd.add_argument("--main-ip", required=True, help="the main machine's address, reachable from the others")
+    launch_cmd.add_argument("--port", type=int, default=29500, help="the main machine's port for the processes to meet on")
+    launch_cmd.add_argument("--per-node", type=int, default=None, help="processes (GPUs) per machine (default: this machine's)")
+    runs = verbs.add_parser("runs", parents=[common], help="list runs; stop or resume one")
+    runs.add_argument("--json", action="store_true", help="print JSON")
+    actions = runs.add_subparsers(dest="action")
+    stop = actions.add_parser("stop", parents=[common], help="stop a run after its current step (saves what it trained)")
+    stop.add_argument("run", help="run name, id or folder")
+    stop.add_argument("--kill", action="store_true", help="kill the worker now (nothing saved; resume from its last checkpoint)")
+    resume = actions.add_parser("resume", parents=[common], help="continue a stopped or failed run from its latest checkpoint")
+    resume.add_argument("run", help="run name, id or folder")
+    resume.add_argument("--detach", action="store_true", help="print the run folder and return at once")

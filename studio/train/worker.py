@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -29,7 +28,7 @@ from studio import hardware
 from studio.data.prepare import prepare_sft
 from studio.models.catalog import is_hub_model, resolve_model
 from studio.system_prompt import record_training_system_prompt
-from studio.train import distributed, dry_run, queue
+from studio.train import distributed, dry_run, queue, run_outputs
 from studio.train.log import log
 from studio.train.phases import Progress
 from studio.train.status import (
@@ -43,7 +42,6 @@ from studio.train.status import (
     update_status,
 )
 from studio.workspace import (
-    ADAPTER_DIR,
     CHECKPOINTS_DIR,
     CONFIG_FILE,
     STOP_FILE,
@@ -144,57 +142,6 @@ def _load_model(run_dir: Path, source: str, config: cfg.RunConfig):
     return model, precision
 
 
-def _resume_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint this worker continues from, when the run was resumed (status names it)."""
-    name = read_status(run_dir).get("resumed_from")
-    if not name:
-        return None
-    path = run_dir / CHECKPOINTS_DIR / name
-    if not (path / "trainer_state.json").is_file():
-        raise FileNotFoundError(f"checkpoint {name} to resume from is missing or incomplete in {run_dir / CHECKPOINTS_DIR}")
-    return path
-
-
-def _checkpoint_arguments(t: cfg.TrainSection, evaluate: bool) -> dict:
-    """When to save checkpoints, and whether the result is the best one: with `keep_best` and validation, a
-    checkpoint is saved at every evaluation and the trainer loads the lowest-eval-loss one at the end."""
-    if t.save_steps <= 0:
-        if evaluate and t.keep_best:
-            log("keep_best needs checkpoints and save_steps is 0: the result is the last step's weights")
-        return {"save_strategy": "no"}
-    arguments = {"save_strategy": "steps", "save_steps": t.save_steps, "save_total_limit": t.save_total_limit}
-    if evaluate and t.keep_best:
-        arguments.update(save_strategy="steps" if t.eval_steps > 0 else "epoch", save_steps=t.eval_steps or t.save_steps,
-                         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
-    return arguments
-
-
-TRACKER_PROJECT = "fine-tuning-studio"
-
-
-def _tracker_environment(run_dir: Path, reporter: str) -> str | None:
-    """Point the experiment tracker `report_to` names at this run (TensorBoard's event files go into the run
-    folder; the others get a project name unless the user set one) and return a line for the log."""
-    if reporter == "tensorboard":
-        os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tensorboard")
-        return f"reporting to TensorBoard too: {run_dir / 'tensorboard'} (tensorboard --logdir {run_dir.parent})"
-    for variable in {"wandb": ("WANDB_PROJECT",), "trackio": ("TRACKIO_PROJECT",), "swanlab": ("SWANLAB_PROJ_NAME",),
-                     "mlflow": ("MLFLOW_EXPERIMENT_NAME",)}.get(reporter, ()):
-        os.environ.setdefault(variable, TRACKER_PROJECT)
-        return f"reporting to {reporter} too (project {os.environ[variable]})"
-    return None
-
-
-def _best_checkpoint_note(trainer) -> dict:
-    """Status fields naming the checkpoint whose weights are the saved result, when the best one was kept."""
-    best = trainer.state.best_model_checkpoint
-    if not (trainer.args.load_best_model_at_end and best):
-        return {}
-    step = int(Path(best).name.rsplit("-", 1)[-1])
-    log(f"kept the best checkpoint: step {step} (validation loss {trainer.state.best_metric:.4f}), not the last step")
-    return {"kept_best_step": step}
-
-
 def _limit_cpu_threads(torch) -> None:
     """On a CPU, leave a core for the studio and the browser (see hardware.leave_a_core_free), unless the user
     (or the distributed launcher) set OMP_NUM_THREADS."""
@@ -203,36 +150,18 @@ def _limit_cpu_threads(torch) -> None:
         log(f"CPU threads: {threads}, leaving a core for the studio (set OMP_NUM_THREADS to choose)")
 
 
-def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: threading.Event) -> dict:
-    """Run the training described by `config` in `run_dir`; returns the final status fields to record."""
-    import datasets
-    import torch
-    import transformers
+def _tokenizer_and_data(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, source: str, stage: str):
+    """The model's tokenizer and the stage's datasets: (tokenizer, train_dataset, eval_dataset, train_rows, val_rows).
+    Records the training rows' shared system prompt, when they share one."""
     from transformers import AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
 
-    from studio.train import grpo, methods, stages
-    from studio.train.callbacks import (
-        EarlyStopCallback,
-        MetricsCallback,
-        SavePhaseCallback,
-        StopCallback,
-    )
-    from studio.train.probes import ProbeCallback, choose_probes
+    from studio.train import stages
 
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    _limit_cpu_threads(torch)
-    torch.manual_seed(config.train.seed)
-    resume_from = _resume_checkpoint(run_dir)
-
-    source = fetch_model(workspace, run_dir, config.model.model)
     update_status(run_dir, phase="loading tokenizer and data")
     log(f"model {config.model.model} from {source}")
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=config.model.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    stage = stages.stage_of(config)
     if stage == "sft":
         train_dataset, eval_dataset, train_rows, val_rows = _build_datasets(workspace, run_dir, config, tokenizer)
     else:  # the TRL trainer of the stage tokenises the normalised rows through the chat template itself
@@ -240,7 +169,84 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     trained_system = record_training_system_prompt(run_dir, train_rows)
     if trained_system["shared"]:
         log("every training row has the same system prompt: chat, compare, serve and export start from it")
+    return tokenizer, train_dataset, eval_dataset, train_rows, val_rows
 
+
+def _training_arguments(run_dir: Path, config: cfg.RunConfig, device: str, precision, evaluate: bool):
+    """The trainer's arguments (TRL's SFTConfig, which every stage's config extends) for this run."""
+    from trl import SFTConfig
+
+    from studio.train import methods
+
+    t = config.train
+    tracking = run_outputs.tracker_environment(run_dir, t.report_to)
+    if tracking and distributed.is_main_process():
+        log(tracking)
+    return SFTConfig(
+        output_dir=str(run_dir / CHECKPOINTS_DIR),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps if t.max_steps > 0 else -1,
+        learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        max_length=t.cutoff_len,
+        seed=t.seed,
+        logging_steps=t.logging_steps,
+        eval_strategy=("steps" if t.eval_steps > 0 else "epoch") if evaluate else "no",
+        eval_steps=t.eval_steps if evaluate and t.eval_steps > 0 else None,
+        **run_outputs.checkpoint_arguments(t, evaluate),
+        report_to=t.report_to,
+        run_name=config.run_name or run_dir.name,
+        disable_tqdm=True,
+        use_cpu=device == "cpu",
+        dataloader_num_workers=0,
+        **methods.trainer_arguments(config, device, precision, log),
+        **methods.sft_arguments(config),
+    )
+
+
+def _probe_callback(config: cfg.RunConfig, run_dir: Path, stage: str, tokenizer, data: tuple, rewards, sharded: bool):
+    """The callback that answers the probe prompts every probe_steps steps (with each reward's score under GRPO),
+    or None when probes are off or cannot run (sharded weights; a stage whose model does not write answers)."""
+    from studio.train import grpo, stages
+    from studio.train.probes import ProbeCallback, choose_probes
+
+    t = config.train
+    train_dataset, eval_dataset, train_rows, val_rows = data
+    if t.probe_steps <= 0 or not distributed.is_main_process():
+        return None
+    if sharded:
+        log(f"probe generations are off with {t.strategy}: the weights are sharded over the processes")
+        return None
+    if stage == "grpo":
+        probes, score = grpo.grpo_probes(t.probe_prompts, train_dataset, eval_dataset, rewards)
+        return ProbeCallback(run_dir, tokenizer, probes, t.probe_steps, config.stage.grpo_max_completion_len, score)
+    if stages.can_probe(stage, tokenizer):
+        return ProbeCallback(run_dir, tokenizer, choose_probes(t.probe_prompts, train_rows, val_rows), t.probe_steps)
+    return None
+
+
+def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: threading.Event) -> dict:
+    """Run the training described by `config` in `run_dir`; returns the final status fields to record."""
+    import datasets
+    import torch
+    import transformers
+    from trl import SFTTrainer
+
+    from studio.train import grpo, methods, stages
+    from studio.train.callbacks import EarlyStopCallback, MetricsCallback, SavePhaseCallback, StopCallback
+
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    _limit_cpu_threads(torch)
+    torch.manual_seed(config.train.seed)
+    resume_from = run_outputs.resume_checkpoint(run_dir)
+
+    source = fetch_model(workspace, run_dir, config.model.model)
+    stage = stages.stage_of(config)
+    tokenizer, *data = _tokenizer_and_data(workspace, run_dir, config, source, stage)
+    train_dataset, eval_dataset = data[0], data[1]
     model, _ = (stages.load_reward_model if stage == "rm" else _load_model)(run_dir, source, config)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = methods.choose_precision(config, device)
@@ -255,47 +261,14 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
 
     t = config.train
     evaluate = eval_dataset is not None
-    tracking = _tracker_environment(run_dir, t.report_to)
-    if tracking and distributed.is_main_process():
-        log(tracking)
-    args = SFTConfig(
-        output_dir=str(run_dir / CHECKPOINTS_DIR),
-        num_train_epochs=t.epochs,
-        max_steps=t.max_steps if t.max_steps > 0 else -1,
-        learning_rate=t.learning_rate,
-        per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum,
-        max_length=t.cutoff_len,
-        seed=t.seed,
-        logging_steps=t.logging_steps,
-        eval_strategy=("steps" if t.eval_steps > 0 else "epoch") if evaluate else "no",
-        eval_steps=t.eval_steps if evaluate and t.eval_steps > 0 else None,
-        **_checkpoint_arguments(t, evaluate),
-        report_to=t.report_to,
-        run_name=config.run_name or run_dir.name,
-        disable_tqdm=True,
-        use_cpu=device == "cpu",
-        dataloader_num_workers=0,
-        **methods.trainer_arguments(config, device, precision, log),
-        **methods.sft_arguments(config),
-    )
+    args = _training_arguments(run_dir, config, device, precision, evaluate)
     main = distributed.is_main_process()  # only rank 0 writes metrics, probe answers and the save phase
-    metrics = MetricsCallback(run_dir)
-    stopper = StopCallback(run_dir, stop)
-    early = EarlyStopCallback(run_dir, t.early_stop_patience)
-    callbacks = ([metrics] if main else []) + ([stopper, early] if evaluate else [stopper])
+    watchers = (MetricsCallback(run_dir), StopCallback(run_dir, stop), EarlyStopCallback(run_dir, t.early_stop_patience))
+    callbacks = ([watchers[0]] if main else []) + ([watchers[1], watchers[2]] if evaluate else [watchers[1]])
     sharded = processes > 1 and t.strategy in ("fsdp", "deepspeed_zero3") and device == "cuda"
     rewards = grpo.reward_functions(workspace, config) if stage == "grpo" else None
-    if t.probe_steps > 0 and stage == "grpo" and main and not sharded:  # answers shown with each reward's score
-        probes, score = grpo.grpo_probes(t.probe_prompts, train_dataset, eval_dataset, rewards)
-        callbacks.append(ProbeCallback(run_dir, tokenizer, probes, t.probe_steps, config.stage.grpo_max_completion_len, score))
-    elif t.probe_steps > 0 and stages.can_probe(stage, tokenizer) and main and not sharded:
-        callbacks.append(ProbeCallback(run_dir, tokenizer, choose_probes(t.probe_prompts, train_rows, val_rows), t.probe_steps))
-    elif t.probe_steps > 0 and sharded:
-        log(f"probe generations are off with {t.strategy}: the weights are sharded over the processes")
-    if main:
-        callbacks.append(SavePhaseCallback(run_dir))
+    probe = _probe_callback(config, run_dir, stage, tokenizer, tuple(data), rewards, sharded)
+    callbacks += ([probe] if probe else []) + ([SavePhaseCallback(run_dir)] if main else [])
     trainer_kwargs = {"model": model, "train_dataset": train_dataset, "eval_dataset": eval_dataset,
                       "processing_class": tokenizer, "peft_config": methods.peft_config(config, model.config.model_type),
                       "callbacks": callbacks}
@@ -318,37 +291,7 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if t.dry_run:  # measured, nothing to save
         return dry_run.finish(run_dir, trainer)
-
-    out_dir = run_dir / (stages.output_dir_name(stage) or methods.output_dir_name(config))
-    update_status(run_dir, phase="saving")
-    with Progress(run_dir, "save", f"Saving the {'adapter' if out_dir.name == ADAPTER_DIR else 'model'}",
-                  total=trainer.state.max_steps, unit="steps", done=trainer.state.global_step):
-        if main or trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:  # sharded weights are gathered by every rank
-            methods.save_trained(trainer, out_dir, config, run_dir)
-        if not main:
-            return {"state": STOPPED if stopper.stopped_at is not None else COMPLETED}
-        tokenizer.save_pretrained(str(out_dir))
-        shutil.copyfile(run_dir / CONFIG_FILE, out_dir / "studio_config.yaml")
-        if stage == "rm":
-            stages.describe_reward_model(out_dir, config, run_dir.name)
-    log(f"saved {config.method.method} weights, tokenizer and chat template to {out_dir}")
-    state = STOPPED if stopper.stopped_at is not None else COMPLETED
-    phase = "stopped and saved" if state == STOPPED else "finished"
-    if early.stopped:
-        phase = f"stopped early: the validation loss did not improve for {t.early_stop_patience} evaluation{'s' if t.early_stop_patience > 1 else ''}"
-        log(phase)
-    return {
-        "state": state,
-        "phase": phase,
-        "final_loss": metrics.last_loss,
-        "mean_loss": round(float(result.training_loss), 6),
-        "steps": trainer.state.global_step,
-        "output": out_dir.name,
-        **({"stopped_at_step": stopper.stopped_at} if state == STOPPED else {}),
-        **({"early_stopped": True} if early.stopped else {}),
-        **({"best_eval_loss": early.best, "eval_loss": metrics.last_eval_loss} if evaluate else {}),
-        **_best_checkpoint_note(trainer),
-    }
+    return run_outputs.save_result(trainer, result, run_dir, config, stage, tokenizer, watchers, evaluate)
 
 
 def run_worker(workspace: Workspace, run_dir: Path) -> int:
