@@ -25,6 +25,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# The suite runs two test processes on the machine's cores, and each may train in-process while a studio, a worker
+# or Chromium of the other works: one PyTorch thread per process (the workers and studios they start inherit it),
+# so no two thread pools spin against each other for the same cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def run_cli(*args: str, workspace: Path, timeout: float = 300) -> subprocess.CompletedProcess:
