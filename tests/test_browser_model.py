@@ -29,7 +29,10 @@ def test_hardware_estimate_and_a_fix_applied_with_one_click(page):
     gpus = cuda_gpus()
     page.locator("#hardware-info").filter(has_text=gpus[0].name if gpus else "No GPU").wait_for(timeout=30_000)
     page.locator("#estimate-verdict").filter(has_text="Fits").wait_for(timeout=30_000)  # tiny-demo on the CPU
-    page.locator("#estimate-chart .js-plotly-plot").wait_for(timeout=30_000)
+    page.locator("#estimate-chart .estimate-part[data-part=weights]").wait_for(timeout=30_000)
+    assert "weights" in page.inner_text("#estimate-chart .estimate-legend")
+    assert "GB free" in page.inner_text("#estimate-chart .estimate-free")
+    assert page.evaluate("document.querySelector('.js-plotly-plot') === null")  # the Model tab draws no Plotly chart
     assert "parameters" in page.inner_text("#model-details")
 
     model = page.locator("#model-name input")

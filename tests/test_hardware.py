@@ -96,3 +96,26 @@ def test_gpus_are_numbered_as_cuda_numbers_the_visible_ones(tmp_path, monkeypatc
         assert [(gpu.index, gpu.name) for gpu in machine.gpus] == expected, visible
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert [gpu.index for gpu in hardware.detect(tmp_path, nvml=FakeNVML()).gpus] == [0, 1]
+
+
+def test_estimate_bar_draws_each_component_to_scale_against_the_free_memory_line():
+    """The Model tab's bar: one segment per non-zero component, widths in proportion to their GB, the free
+    memory line where the free GB fall on the same scale, and the legend naming each component with its GB."""
+    import re
+
+    from studio.ui.estimate_panel import estimate_chart
+
+    cpu = hardware.Hardware(cpu_cores=2, ram_total=24 * GiB, ram_available=20 * GiB, disk_free=100 * GiB)
+    result = fit.assess_config(cfg.apply_overrides(cfg.RunConfig(), {"model": "qwen2.5-1.5b-instruct"}), cpu)
+    page = estimate_chart(result, "en")
+    parts = {name: gb for name, gb in result.estimate.gb().items() if gb > 0}
+    widths = dict(re.findall(r'data-part="(\w+)"[^>]*style="width:([\d.]+)%', page))
+    assert set(widths) == set(parts)
+    scale = max(sum(parts.values()), result.available / GiB) * 1.05
+    for name, gb in parts.items():
+        assert abs(float(widths[name]) - 100 * gb / scale) < 0.01, name
+        assert f"{name} {gb:.2f} GB" in page
+    line = float(re.search(r'class="estimate-free" style="left:([\d.]+)%', page)[1])
+    assert abs(line - 100 * (result.available / GiB) / scale) < 0.01
+    assert f"{result.device}: {result.available / GiB:.1f} GB free" in page
+    assert "可用" in estimate_chart(result, "zh")

@@ -30,6 +30,13 @@ CSS = """
 #train-log, #probes, #runs-probes { width: 100%; }
 .kept-out-of-sight { display: none !important; }
 .field-problem, .field-problem p { color: var(--error-text-color, #dc2626); font-size: var(--text-sm); margin: 0; }
+.estimate-bar-box { padding: 22px 4px 4px; }
+.estimate-bar { position: relative; display: flex; height: 28px; border-radius: 4px; background: var(--block-background-fill); }
+.estimate-part { height: 100%; }
+.estimate-free { position: absolute; top: -20px; bottom: -4px; border-left: 2px dashed #dc2626; }
+.estimate-free span { position: absolute; top: 0; left: 4px; white-space: nowrap; font-size: var(--text-sm); color: #dc2626; }
+.estimate-legend { display: flex; flex-wrap: wrap; gap: 4px 14px; margin-top: 8px; font-size: var(--text-sm); }
+.estimate-key i { display: inline-block; width: 10px; height: 10px; margin-right: 5px; border-radius: 2px; }
 """
 
 

@@ -9,6 +9,7 @@ build_app) connects them.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import gradio as gr
@@ -62,19 +63,26 @@ def config_from_controls(values: dict[str, Any]) -> cfg.RunConfig:
     return config
 
 
-def estimate_chart(result: fit.Assessment):
-    """A stacked horizontal bar of the components against a line at the available memory."""
-    import plotly.graph_objects as go
-
-    figure = go.Figure()
-    for name, gb in result.estimate.gb().items():
-        if gb > 0:
-            figure.add_bar(y=["estimate"], x=[gb], name=name, orientation="h", marker_color=COLORS.get(name), hovertemplate=f"{name}: %{{x:.2f}} GB<extra></extra>")
+def estimate_chart(result: fit.Assessment, lang: str = "en") -> str:
+    """The estimate as a stacked horizontal bar of its components (GB) against a dashed line at the memory
+    available, with a legend: HTML, so the Model tab needs no charting library (loading Plotly cost the
+    browser most of a second on the tab's first visit)."""
+    parts = [(name, gb) for name, gb in result.estimate.gb().items() if gb > 0]
     available = result.available / GiB
-    figure.add_vline(x=available, line_dash="dash", line_color="#dc2626", annotation_text=f"{result.device}: {available:.1f} GB free")
-    figure.update_layout(barmode="stack", height=220, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="GB", yaxis_visible=False,
-                         legend={"orientation": "h", "y": -0.45})
-    return figure
+    scale = max(sum(gb for _name, gb in parts), available) * 1.05 or 1.0
+    segments = "".join(
+        f'<div class="estimate-part" data-part="{html.escape(name)}" title="{html.escape(name)}: {gb:.2f} GB" '
+        f'style="width:{100 * gb / scale:.3f}%;background:{COLORS.get(name, "#999")}"></div>'
+        for name, gb in parts)
+    legend = "".join(
+        f'<span class="estimate-key"><i style="background:{COLORS.get(name, "#999")}"></i>{html.escape(name)} {gb:.2f} GB</span>'
+        for name, gb in parts)
+    free_line = html.escape(t("est.free_line", lang, device=result.device, gb=f"{available:.1f}"))
+    label_side = ' style="left:auto;right:4px"' if available / scale > 0.6 else ""
+    return (f'<div class="estimate-bar-box"><div class="estimate-bar">{segments}'
+            f'<div class="estimate-free" style="left:{100 * available / scale:.3f}%" data-gb="{available:.2f}">'
+            # the label reads away from the right edge once the line is past the middle
+            f'<span{label_side}>{free_line}</span></div></div><div class="estimate-legend">{legend}</div></div>')
 
 
 def model_details(workspace, model: str, lang: str) -> str:
@@ -99,7 +107,7 @@ def create_estimate_panel(ctx: UIContext) -> dict:
             gpu = gr.Dropdown(choices=[(f"GPU {g.index} · {g.name}", g.index) for g in machine.gpus], value=0 if machine.gpus else None,
                               visible=len(machine.gpus) > 1, label="GPU", elem_id="estimate-gpu")
             refresh = L.add(gr.Button(t("est.refresh"), size="sm", elem_id="estimate-refresh"), "est.refresh")
-        chart = gr.Plot(elem_id="estimate-chart", show_label=False)
+        chart = gr.HTML("", elem_id="estimate-chart")
         verdict = gr.Markdown("", elem_id="estimate-verdict")
         with gr.Row():
             fix_buttons = [gr.Button("", visible=False, size="sm", elem_id=f"estimate-fix-{i}") for i in range(FIX_BUTTONS)]
@@ -149,13 +157,13 @@ def wire_estimate_panel(ctx: UIContext, panel: dict) -> None:
         try:
             result = fit.assess_config(config, machine, ctx.workspace, gpu_index=int(gpu_index or 0))
         except (ModelInfoError, PathError) as error:
-            return [hardware_text(machine, lang), details, None, t("est.model_unknown", lang, error=str(error)), [],
+            return [hardware_text(machine, lang), details, "", t("est.model_unknown", lang, error=str(error)), [],
                     *[gr.update(visible=False)] * FIX_BUTTONS]
         fixes = [{"title": f.title, "change": f.change, "total_gb": f.total_gb, "fits": f.fits} for f in result.fixes[:FIX_BUTTONS]]
         buttons = [gr.update(visible=True, value=f"{f['title']} → {f['total_gb']:.1f} GB") for f in fixes]
         buttons += [gr.update(visible=False)] * (FIX_BUTTONS - len(fixes))
         verdict = _verdict_text(result, lang, effective_batch_text(config, machine, lang))
-        return [hardware_text(machine, lang), details, estimate_chart(result), verdict, fixes, *buttons]
+        return [hardware_text(machine, lang), details, estimate_chart(result, lang), verdict, fixes, *buttons]
 
     outputs = [panel["hardware"], panel["details"], panel["chart"], panel["verdict"], panel["fixes"], *panel["fix_buttons"]]
     inputs = [panel["gpu"], ctx.language, ctx.shared["form_values"]]

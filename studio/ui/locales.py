@@ -199,6 +199,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "est.model_line": ("**{params} parameters** · {layers} layers · hidden {hidden} · {heads} heads ({kv} KV) · vocabulary {vocab} · context {context}",
                        "**{params} 参数** · {layers} 层 · 隐藏维度 {hidden} · {heads} 个注意力头（{kv} 个 KV）· 词表 {vocab} · 上下文 {context}"),
     "est.model_unknown": ("No estimate: {error}", "无法估算：{error}"),
+    "est.free_line": ("{device}: {gb} GB free", "{device}：可用 {gb} GB"),
     "est.fits": ("**Fits**: about {total} GB of the {available} GB free on {device}.", "**可以运行**：约需 {total} GB，{device} 可用 {available} GB。"),
     "est.tight": ("**Tight**: about {total} GB of the {available} GB free on {device} (above 90%). A fix below gives headroom.",
                   "**较紧张**：约需 {total} GB，{device} 可用 {available} GB（超过 90%）。下面的修改可以留出余量。"),
