@@ -135,21 +135,22 @@ def create_runs_tab(ctx: UIContext) -> dict:
         ids = [row[0] for row in value["data"]]
         names = {row[0]: row[1] for row in value["data"]}
         choices = [(f"{i} · {names[i]}" if names[i] else i, i) for i in ids]
-        return value, gr.update(choices=choices, value=[i for i in (selected or []) if i in ids])
+        kept = [i for i in (selected or []) if i in ids]
+        # the value only when a picked run is gone: sending it unchanged would open the picked runs again
+        return value, gr.update(choices=choices, **({"value": kept} if kept != (selected or []) else {}))
 
     @for_viewers
     def on_pick(selected: list[str] | None, lang_choice: str):
         lang, selected = lang_code(lang_choice), selected or []
-        hidden = gr.update(visible=False)
         if len(selected) >= 2:
             figure, diff_value = compare(ctx, selected, lang)
-            return [gr.update(visible=True), figure, diff_value, hidden] + [gr.skip()] * 9 + [hidden]
+            return [figure, diff_value] + [gr.skip()] * 9
         if not selected:
-            return [hidden, gr.skip(), gr.skip(), hidden] + [gr.skip()] * 9 + [hidden]
+            return [gr.skip()] * 11
         try:
             run_dir = ctx.workspace.run_dir(selected[0])
         except PathError as error:
-            return [hidden, gr.skip(), gr.skip(), hidden, str(error)] + [gr.skip()] * 8 + [hidden]
+            return [gr.skip(), gr.skip(), str(error)] + [gr.skip()] * 8
         series, status, meta = library.load_series(run_dir), run_folder.run_status(run_dir), library.read_meta(run_dir)
         try:
             config = run_folder.load_config(run_dir)
@@ -157,9 +158,9 @@ def create_runs_tab(ctx: UIContext) -> dict:
             config = None
         config_text, status_text = run_details(ctx, selected[0])
         return [
-            hidden, gr.skip(), gr.skip(), gr.update(visible=True), run_summary(run_dir.name, status, config, lang),
+            gr.skip(), gr.skip(), run_summary(run_dir.name, status, config, lang),
             charts.loss_figure(series, lang), charts.training_figure(series, lang), charts.system_figure(series, lang),
-            probes_html(series, lang), ", ".join(meta["tags"]), meta["notes"], config_text, status_text, hidden,
+            probes_html(series, lang), ", ".join(meta["tags"]), meta["notes"], config_text, status_text,
         ]
 
     def on_save_meta(selected: list[str] | None, tag_text: str, note_text: str, filter_text: str, lang_choice: str, request: gr.Request):
@@ -192,9 +193,7 @@ def create_runs_tab(ctx: UIContext) -> dict:
 
     def on_delete_ask(selected: list[str] | None, lang_choice: str, request: gr.Request):
         refuse_viewer(ctx, request, lang_code(lang_choice))
-        if not one(selected):
-            return gr.skip(), gr.skip()
-        return gr.update(visible=True), t("runs.delete_confirm", lang_code(lang_choice), run=one(selected))
+        return t("runs.delete_confirm", lang_code(lang_choice), run=one(selected)) if one(selected) else ""
 
     def on_delete(selected: list[str] | None, filter_text: str, lang_choice: str, request: gr.Request):
         lang = lang_code(lang_choice)
@@ -203,9 +202,9 @@ def create_runs_tab(ctx: UIContext) -> dict:
         try:
             library.delete_run(ctx.workspace, run_id)
         except (PathError, library.RunBusyError) as error:
-            return gr.update(visible=False), t("runs.refused", lang, reason=str(error)), gr.skip(), gr.skip(), gr.skip()
+            return t("runs.refused", lang, reason=str(error)), gr.skip(), gr.skip()
         table_value, pick_update = on_refresh(filter_text, [], lang_choice)
-        return gr.update(visible=False), t("runs.deleted", lang, run=run_id), table_value, pick_update, gr.update(visible=False)
+        return t("runs.deleted", lang, run=run_id), table_value, {**pick_update, "value": []}
 
     from studio.ui.train_tab import CONFIG_KEYS
 
@@ -214,8 +213,14 @@ def create_runs_tab(ctx: UIContext) -> dict:
     refresh_io = (on_refresh, [query, pick, ctx.language], [table, pick])
     refresh.click(*refresh_io, api_name="list_runs")
     query.submit(*refresh_io)
-    pick_outputs = [compare_box, overlay, diff, details_box, summary, loss_chart, metrics_chart, system_chart, probes, tags, notes, config_view, status_view, delete_confirm]
-    pick.change(on_pick, [pick, ctx.language], pick_outputs, api_name="open_runs")
+    pick_outputs = [overlay, diff, summary, loss_chart, metrics_chart, system_chart, probes, tags, notes, config_view, status_view]
+    # which boxes show follows the selection in a js-only step: a container that is a server event's output
+    # makes the browser walk all of its children at every later status message
+    shown_for_selection = {"fn": None, "inputs": [pick], "outputs": [compare_box, details_box, delete_confirm],
+                           "js": "(picked) => { const n = (picked || []).length; return [{__type__: 'update', visible: n >= 2}, "
+                                 "{__type__: 'update', visible: n === 1}, {__type__: 'update', visible: false}]; }"}
+    hide_confirm = {"fn": None, "inputs": None, "outputs": [delete_confirm], "js": "() => ({__type__: 'update', visible: false})"}
+    pick.change(on_pick, [pick, ctx.language], pick_outputs, api_name="open_runs").then(**shown_for_selection)
     save.click(on_save_meta, [pick, tags, notes, query, ctx.language], [message, table], api_name="save_run_meta")
     # the Train tab opens in the browser once the server has answered: after a clone that was not refused (both
     # messages then carry the same note), after a Watch of one run
@@ -224,7 +229,8 @@ def create_runs_tab(ctx: UIContext) -> dict:
         *ctx.shared["sync_pickers"], show_progress="hidden").then(**cloned)
     watch.click(on_watch, [pick, ctx.language], [ctx.shared["watched_run"], ctx.shared["train_message"]]).then(
         **ctx.shared["open_tab"]("train", [pick], "a && a.length === 1")).then(**ctx.shared["follow_run"])
-    delete.click(on_delete_ask, [pick, ctx.language], [delete_confirm, delete_question])
-    delete_no.click(lambda: gr.update(visible=False), None, [delete_confirm])
-    delete_yes.click(on_delete, [pick, query, ctx.language], [delete_confirm, message, table, pick, details_box], api_name="delete_run")
+    delete.click(on_delete_ask, [pick, ctx.language], [delete_question]).success(
+        None, [delete_question], [delete_confirm], js="(question) => ({__type__: 'update', visible: !!question})")
+    delete_no.click(**hide_confirm)
+    delete_yes.click(on_delete, [pick, query, ctx.language], [message, table, pick], api_name="delete_run").then(**hide_confirm)
     return {"refresh": refresh_io}
