@@ -172,4 +172,16 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         app.load(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]])
         # runs finished since the page opened, then the picked run's latest evaluation (a running one is followed)
         eval_tab.select(evaluator["on_refresh"], [ctx.language], [evaluator["run"]]).then(*evaluator["show"])
+    show_progress_on_first_output(app)
     return app
+
+
+def show_progress_on_first_output(app: gr.Blocks) -> None:
+    """Every event of `app` that shows its progress on all its outputs shows it on its first output only.
+
+    Gradio's browser side remembers each component that ever showed an event's progress, and at every status
+    message of any event it looks each one up by a walk of the whole page: with every output a progress target,
+    a tab switch cost the browser up to a second. The first output is where a handler puts its message, if any."""
+    for block_fn in app.fns.values():
+        if block_fn.show_progress_on is None and len(block_fn.outputs) > 1:
+            block_fn.show_progress_on = [block_fn.outputs[0]]
