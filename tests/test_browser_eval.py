@@ -49,6 +49,11 @@ def test_evaluate_the_demo_run(studio):
             assert metric in scores.inner_text()
         results = page.locator("#eval-results")
         results.filter(has_text="Amberlee is known for blue glass lanterns.").wait_for(timeout=30_000)  # a reference
+        # prompt, reference and both answers side by side, each a quarter of the table: none is pushed off-screen
+        widths = page.evaluate("() => [...document.querySelectorAll('#eval-results thead th')].map(th => th.getBoundingClientRect())"
+                               ".map(box => [box.width, box.right])")
+        assert len(widths) == 4 and max(right for _width, right in widths) <= 1280
+        assert min(width for width, _right in widths) >= 0.2 * sum(width for width, _right in widths)
         downloads = page.locator("#eval-downloads")
         downloads.locator("a[href$='results.csv']").wait_for(timeout=30_000)  # the name is drawn as "results" + ".csv"
         assert downloads.locator("a[href$='results.jsonl']").count() == 1

@@ -122,7 +122,9 @@ def create_eval_tab(ctx: UIContext) -> dict:
     message = gr.Markdown("", elem_id="eval-message")
     progress = gr.HTML("", elem_id="eval-progress")
     scores = L.add(gr.Dataframe(label=t("eval.scores"), interactive=False, elem_id="eval-metrics"), "eval.scores")
-    results = L.add(gr.Dataframe(label=t("eval.results"), interactive=False, wrap=True, max_height=520, elem_id="eval-results"), "eval.results")
+    # a quarter of the width each, so a long prompt or reference never pushes the answers off the screen
+    results = L.add(gr.Dataframe(label=t("eval.results"), interactive=False, wrap=True, max_height=520, column_widths=["25%"] * 4,
+                                 elem_id="eval-results"), "eval.results")
     downloads = L.add(gr.File(label=t("eval.downloads"), file_count="multiple", interactive=False, visible=False,
                               elem_id="eval-downloads"), "eval.downloads")
     watching = gr.State(None)  # the evaluation folder shown (server side)
