@@ -6,6 +6,7 @@ Starts `python app.py` on a free port over a fresh workspace and clicks through 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -104,6 +105,44 @@ def test_language_switch_relabels_the_page(page):
     page.locator("#start-button").filter(has_text="开始训练").wait_for(timeout=10_000)
     page.get_by_text("English").click()
     page.get_by_role("tab", name="3 · Train").wait_for(timeout=10_000)
+
+
+# Visible text outside user data (the dataset's rows), code and typed values, as the page shows it.
+UI_TEXT_JS = r"""() => {
+  const skip = 'code, pre, textarea, input, select, script, style, svg, .js-plotly-plot, #data-preview, #data-bubbles, #log-view';
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const texts = [];
+  while (walker.nextNode()) {
+    const element = walker.currentNode.parentElement;
+    if (!element || element.closest(skip)) continue;
+    const box = element.getBoundingClientRect();
+    if ((box.width || box.height) && getComputedStyle(element).visibility !== 'hidden') texts.push(walker.currentNode.textContent.trim());
+  }
+  return texts.filter(Boolean);
+}"""
+ENGLISH_PHRASE = re.compile(r"[A-Za-z]{2,}(?:[ ,:]+[A-Za-z]{2,})+")
+# English that stays English in the Chinese page: names (of products, and a Hub model's ID), and Gradio's own
+# upload words, status key and API link, which follow the browser's language rather than the studio's. The data format's reason ("has a
+# `messages` column of role/content messages → OpenAI chat") is the data reader's own English, in both languages.
+ENGLISH_KEPT = {"Hugging Face", "Hugging Face Hub", "Hub ID", "Ollama Modelfile", "OpenAI chat",
+                "Click to Upload", "Drop File Here", "common.complete", "Use via API"}
+FORMAT_REASON = re.compile(r"(column|columns|messages|→)")
+ZH_TABS = ["1 · 数据", "2 · 模型", "3 · 训练", "4 · 对话", "对比", "评估", "运行", "导出与部署"]
+
+
+def test_every_tab_in_chinese_shows_no_english_phrase(page):
+    page.get_by_text("简体中文").click()
+    page.get_by_role("tab", name="3 · 训练").wait_for(timeout=10_000)
+    found = {}
+    for tab in ZH_TABS:
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(2000)  # the tab's own events answer
+        for text in page.evaluate(UI_TEXT_JS):
+            for phrase in ENGLISH_PHRASE.findall(text):
+                if phrase not in ENGLISH_KEPT and not (tab == "1 · 数据" and FORMAT_REASON.search(text)):
+                    found.setdefault(tab, set()).add(text[:120])
+    assert not found, f"English UI text on the Chinese page: {found}"
+    page.get_by_text("English").click()
 
 
 TABS = ["1 · Data", "2 · Model", "3 · Train", "4 · Chat", "Compare", "Evaluate", "Runs", "Export & Serve"]

@@ -118,4 +118,5 @@ def test_estimate_bar_draws_each_component_to_scale_against_the_free_memory_line
     line = float(re.search(r'class="estimate-free" style="left:([\d.]+)%', page)[1])
     assert abs(line - 100 * (result.available / GiB) / scale) < 0.01
     assert f"{result.device}: {result.available / GiB:.1f} GB free" in page
-    assert "可用" in estimate_chart(result, "zh")
+    chinese = estimate_chart(result, "zh")
+    assert "可用" in chinese and "权重" in chinese

@@ -237,6 +237,7 @@ def create_data_tab(ctx: UIContext) -> dict:
     sample.input(on_choose, [sample, ctx.language], choose_outputs).then(on_check, check_inputs, check_outputs)
     open_button.click(on_choose, [source, ctx.language], choose_outputs).then(on_check, check_inputs, check_outputs)
     upload.upload(on_upload, [upload, ctx.language], choose_outputs, api_name="upload_dataset").then(on_check, check_inputs, check_outputs)
+    ctx.language.change(on_check, check_inputs, check_outputs, show_progress="hidden")  # the summary in the new language
     picked.input(on_choose, [picked, ctx.language], choose_outputs).then(on_check, check_inputs, check_outputs)
     for trigger in (apply_map.click, skip_bad.input):
         trigger(on_settings, [candidate, column_map, skip_bad, ctx.language], [preview, bubbles, caption]).then(on_check, check_inputs, check_outputs)

@@ -63,6 +63,11 @@ def config_from_controls(values: dict[str, Any]) -> cfg.RunConfig:
     return config
 
 
+def part_label(name: str, lang: str) -> str:
+    """An estimate component's name as the page shows it (the estimate's own name when none is translated)."""
+    return t(f"est.part.{name}", lang) if name in COLORS else name
+
+
 def estimate_chart(result: fit.Assessment, lang: str = "en") -> str:
     """The estimate as a stacked horizontal bar of its components (GB) against a dashed line at the memory
     available, with a legend: HTML, so the Model tab needs no charting library (loading Plotly cost the
@@ -71,11 +76,11 @@ def estimate_chart(result: fit.Assessment, lang: str = "en") -> str:
     available = result.available / GiB
     scale = max(sum(gb for _name, gb in parts), available) * 1.05 or 1.0
     segments = "".join(
-        f'<div class="estimate-part" data-part="{html.escape(name)}" title="{html.escape(name)}: {gb:.2f} GB" '
+        f'<div class="estimate-part" data-part="{html.escape(name)}" title="{html.escape(part_label(name, lang))}: {gb:.2f} GB" '
         f'style="width:{100 * gb / scale:.3f}%;background:{COLORS.get(name, "#999")}"></div>'
         for name, gb in parts)
     legend = "".join(
-        f'<span class="estimate-key"><i style="background:{COLORS.get(name, "#999")}"></i>{html.escape(name)} {gb:.2f} GB</span>'
+        f'<span class="estimate-key"><i style="background:{COLORS.get(name, "#999")}"></i>{html.escape(part_label(name, lang))} {gb:.2f} GB</span>'
         for name, gb in parts)
     free_line = html.escape(t("est.free_line", lang, device=result.device, gb=f"{available:.1f}"))
     label_side = ' style="left:auto;right:4px"' if available / scale > 0.6 else ""
