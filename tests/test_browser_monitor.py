@@ -24,6 +24,9 @@ from test_run_library import write_run
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
+MONITOR_TOP_PX = 500  # where the live view starts on a 1000 px high page while its run trains: no scrolling
+
+
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory, tiny_demo_dir):
     """One studio for this module's tests: (url, workspace)."""
@@ -113,6 +116,13 @@ def test_reloaded_page_shows_the_same_run_and_it_goes_on(studio, page):
     page.wait_for_selector("#loss-chart .scatterlayer .trace path.js-line", timeout=120_000)
     page.wait_for_function("Number(document.querySelector('#run-progress')?.dataset.step) >= 3", timeout=120_000)
     before = progress_of(page)
+    # while the run trains its live view comes first: the settings fold away behind a toggle
+    assert not page.is_visible("#train-settings") and page.is_visible("#train-settings-toggle")
+    assert page.locator("#monitor").bounding_box()["y"] < MONITOR_TOP_PX
+    page.click("#train-settings-toggle")
+    assert page.is_visible("#train-settings")
+    page.click("#train-settings-toggle")
+    assert not page.is_visible("#train-settings")
 
     page.reload()
     page.get_by_role("tab", name="3 · Train").click()
@@ -125,6 +135,7 @@ def test_reloaded_page_shows_the_same_run_and_it_goes_on(studio, page):
     page.click("#stop-button")
     page.locator("#run-progress[data-state=stopped]").wait_for(timeout=60_000)
     assert progress_of(page)["step"] > before["step"]
+    assert page.is_visible("#train-settings")  # a run that ended leaves the settings open for the next one
 
 
 def test_restarted_studio_shows_the_run_still_running_then_completed(tmp_path, tiny_demo_dir, chromium):

@@ -30,6 +30,9 @@ CSS = """
 #train-log, #probes, #runs-probes { width: 100%; }
 .kept-out-of-sight { display: none !important; }
 .field-problem, .field-problem p { color: var(--error-text-color, #dc2626); font-size: var(--text-sm); margin: 0; }
+#train-settings-toggle { display: none; }
+.gradio-container:has(#run-progress:is([data-state=running], [data-state=queued])) #train-settings-toggle { display: flex; }
+.gradio-container:has(#run-progress:is([data-state=running], [data-state=queued])):not(.settings-open) #train-settings { display: none !important; }
 .estimate-bar-box { padding: 22px 4px 4px; }
 .estimate-bar { position: relative; display: flex; height: 28px; border-radius: 4px; background: var(--block-background-fill); }
 .estimate-part { height: 100%; }

@@ -292,6 +292,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "train.group.section.run": ("More run options", "更多运行选项"),
     "train.group.section.other": ("More options: {section}", "更多选项：{section}"),
     "train.ready": ("No problems found: ready to start.", "未发现问题：可以开始训练。"),
+    "train.settings_toggle": ("Settings (folded while the watched run trains): show or hide", "训练设置（所查看的运行训练期间已折叠）：显示或隐藏"),
     "train.preview": ("Preview command", "预览命令"),
     "train.preview_yaml": ("config.yaml", "config.yaml"),
     "train.preview_cli": (

@@ -139,7 +139,10 @@ def create_train_tab(ctx: UIContext) -> dict:
     groups = form.plan_groups(own_keys)
     built: dict[str, dict] = {"controls": {}, "problems": {}, "cells": {}, "pickers": {}}
     accordions: dict[str, Any] = {}
-    with gr.Column() as settings:
+    # While the watched run is live, its view comes first: the settings fold away behind this toggle (CSS in ui/__init__)
+    settings_toggle = L.add(gr.Button(t("train.settings_toggle"), size="sm", elem_id="train-settings-toggle"), "train.settings_toggle")
+    settings_toggle.click(None, None, None, js="() => { document.querySelector('.gradio-container').classList.toggle('settings-open'); }")
+    with gr.Column(elem_id="train-settings") as settings:
         preset = None
         if preset_names():
             preset = L.add(gr.Dropdown(choices=preset_names(), value=None, label=t("train.preset"), elem_id="train-preset"), "train.preset")
@@ -170,7 +173,7 @@ def create_train_tab(ctx: UIContext) -> dict:
         start = L.add(gr.Button(t("train.start"), variant="primary", elem_id="start-button", scale=2), "train.start")
         start_anyway = L.add(gr.Button(t("train.start_anyway"), variant="stop", visible=False, elem_id="start-anyway", scale=2), "train.start_anyway")
         buttons = create_run_buttons(ctx)
-    ctx.operator_only += [settings, actions]
+    ctx.operator_only += [settings_toggle, settings, actions]
     shown_problems = gr.State({})  # key → problem text shown under that field in this browser session
     watched = gr.State("")  # run id shown in this browser session
     base_config = gr.State(None)  # the config a clone or Load came from, for keys without a control
