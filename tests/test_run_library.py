@@ -301,7 +301,7 @@ def test_a_follower_with_no_run_leaves_the_pages_live_follower_going(ws, live_pi
     from studio.ui import build_app
 
     run_dir = write_run(ws, "live", state="running", steps=5, pid=live_pid)
-    follow = next(fn.fn for fn in build_app(ws).fns.values() if fn.fn.__name__ == "follow_run")
+    follow = next(fn.fn for fn in build_app(ws).fns.values() if fn.fn is not None and fn.fn.__name__ == "follow_run")
     request = SimpleNamespace(session_hash="one-page")
 
     async def start_then_a_late_page_load():
