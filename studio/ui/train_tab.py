@@ -272,7 +272,8 @@ def create_train_tab(ctx: UIContext) -> dict:
     def on_start_anyway(request: gr.Request, *values):
         return start_run(request, values, confirmed=True)
 
-    recommendable = [key for key in CONFIG_KEYS if key in recommended_keys()]
+    catalog_keys = recommended_keys()
+    recommendable = [key for key in CONFIG_KEYS if key in catalog_keys]
 
     def on_model_change(name: str, method: str, stage: str):
         # every key the catalog recommends for some model gets what the new model starts with (its own
