@@ -246,7 +246,7 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     source = fetch_model(workspace, run_dir, config.model.model)
     stage = stages.stage_of(config)
     tokenizer, *data = _tokenizer_and_data(workspace, run_dir, config, source, stage)
-    train_dataset, eval_dataset = data[0], data[1]
+    train_dataset, eval_dataset, _train_rows, _val_rows = data
     model, _ = (stages.load_reward_model if stage == "rm" else _load_model)(run_dir, source, config)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = methods.choose_precision(config, device)
@@ -263,8 +263,8 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     evaluate = eval_dataset is not None
     args = _training_arguments(run_dir, config, device, precision, evaluate)
     main = distributed.is_main_process()  # only rank 0 writes metrics, probe answers and the save phase
-    watchers = (MetricsCallback(run_dir), StopCallback(run_dir, stop), EarlyStopCallback(run_dir, t.early_stop_patience))
-    callbacks = ([watchers[0]] if main else []) + ([watchers[1], watchers[2]] if evaluate else [watchers[1]])
+    metrics, stopper, early = MetricsCallback(run_dir), StopCallback(run_dir, stop), EarlyStopCallback(run_dir, t.early_stop_patience)
+    callbacks = ([metrics] if main else []) + ([stopper, early] if evaluate else [stopper])
     sharded = processes > 1 and t.strategy in ("fsdp", "deepspeed_zero3") and device == "cuda"
     rewards = grpo.reward_functions(workspace, config) if stage == "grpo" else None
     probe = _probe_callback(config, run_dir, stage, tokenizer, tuple(data), rewards, sharded)
@@ -291,7 +291,7 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if t.dry_run:  # measured, nothing to save
         return dry_run.finish(run_dir, trainer)
-    return run_outputs.save_result(trainer, result, run_dir, config, stage, tokenizer, watchers, evaluate)
+    return run_outputs.save_result(trainer, result, run_dir, config, stage, tokenizer, (metrics, stopper, early), evaluate)
 
 
 def run_worker(workspace: Workspace, run_dir: Path) -> int:
