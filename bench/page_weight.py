@@ -1,18 +1,23 @@
 """How much the studio's page costs the browser: Chromium main-thread busy time, idle and per tab switch.
 
-Run: python bench/page_weight.py [--idle-s 20]   → bench/results/page_weight.json
+Run: python bench/page_weight.py [--idle-s 20] [--llamaboard PATH/TO/llamafactory-cli]   → bench/results/page_weight.json
 
 For each tab: the busy seconds of switching to it (2 s after the click) and the busy fraction of the main
 thread while the tab sits idle for --idle-s seconds, from Chrome's own `Performance.getMetrics` (TaskDuration:
 script, style, layout and paint together). Measured twice: with no run watched, and while the page watches a
 live demo run (`python -m studio train --detach`). Targets: idle ≤ 3% of a core (≤ 10% while watching a run),
 every switch ≤ 0.3 s. Headless Debian Chromium at /usr/bin/chromium, driven by playwright.
+
+With --llamaboard, LLaMA-Factory's web UI (`llamafactory-cli webui`, installed in its own virtual environment:
+`python -m venv lf && lf/bin/pip install torch==2.13.0 llamafactory`) is measured the same way in the same run,
+with no run watched (it trains only hub or local models it can load, so it has no offline live run to watch).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -23,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import CHROMIUM, CHROMIUM_FLAGS, start_studio, stop_studio  # noqa: E402
+from conftest import CHROMIUM, CHROMIUM_FLAGS, free_port, start_studio, stop_studio  # noqa: E402
 
 TABS = ["1 · Data", "2 · Model", "3 · Train", "4 · Chat", "Compare", "Evaluate", "Runs", "Export & Serve"]
 TARGET_IDLE, TARGET_IDLE_WATCHING, TARGET_SWITCH_S = 0.03, 0.10, 0.3
@@ -34,10 +39,10 @@ def busy_seconds(cdp) -> float:
     return next(m["value"] for m in cdp.send("Performance.getMetrics")["metrics"] if m["name"] == "TaskDuration")
 
 
-def measure_tabs(page, cdp, idle_s: float) -> list[dict]:
+def measure_tabs(page, cdp, idle_s: float, tabs: list[str]) -> list[dict]:
     """Switch to each tab in turn: its switch cost and its idle busy fraction."""
     rows = []
-    for tab in TABS:
+    for tab in tabs:
         before = busy_seconds(cdp)
         page.get_by_role("tab", name=tab).click()
         time.sleep(2.0)
@@ -50,8 +55,9 @@ def measure_tabs(page, cdp, idle_s: float) -> list[dict]:
     return rows
 
 
-def measure(url: str, idle_s: float) -> list[dict]:
-    """Open the studio in a fresh headless Chromium and measure every tab."""
+def measure(url: str, idle_s: float, ready: str = "#data-preview", tabs: list[str] | None = None) -> list[dict]:
+    """Open the page in a fresh headless Chromium (once `ready` shows) and measure each of `tabs` (all the page's
+    top-level tabs when None)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -61,9 +67,11 @@ def measure(url: str, idle_s: float) -> list[dict]:
             cdp = page.context.new_cdp_session(page)
             cdp.send("Performance.enable")
             page.goto(url)
-            page.wait_for_selector("#data-preview")
+            page.wait_for_selector(ready)
             time.sleep(3.0)  # the page's own load events settle
-            return measure_tabs(page, cdp, idle_s)
+            if tabs is None:
+                tabs = [name.strip() for name in page.get_by_role("tab").all_inner_texts() if name.strip()]
+            return measure_tabs(page, cdp, idle_s, tabs)
         finally:
             browser.close()
 
@@ -74,9 +82,38 @@ def summarise(rows: list[dict], idle_target: float) -> dict:
             "idle_target": idle_target, "switch_target_s": TARGET_SWITCH_S}
 
 
+def measure_llamaboard(cli: str, idle_s: float) -> dict:
+    """LLaMA-Factory's web UI started from `cli` on a free port, measured like the studio with no run watched."""
+    import urllib.request
+
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "0"}
+    log = open(tempfile.mkstemp(prefix="llamaboard-", suffix=".log")[1], "wb")
+    server = subprocess.Popen([cli, "webui"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise SystemExit(f"LlamaBoard did not start; its log: {log.name}")
+                time.sleep(0.5)
+        version = subprocess.run([cli, "version"], capture_output=True, text=True, timeout=120).stdout
+        found = [line for line in version.splitlines() if "LLaMA Factory" in line or "Version" in line]
+        rows = measure(url, idle_s, ready="button[role=tab]")
+    finally:
+        stop_studio(server)
+        log.close()
+    return {"version": " ".join(part.strip("|- ") for part in found)[:80], **summarise(rows, TARGET_IDLE)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--idle-s", type=float, default=20.0, help="seconds each tab sits idle (default 20)")
+    parser.add_argument("--llamaboard", help="path to llamafactory-cli, to measure LLaMA-Factory's web UI in the same run")
     args = parser.parse_args()
     workspace = Path(tempfile.mkdtemp(prefix="page-weight-"))
     server, url = start_studio(workspace)
@@ -84,7 +121,7 @@ def main() -> int:
               "measured": "Chromium Performance.getMetrics TaskDuration (main thread), headless"}
     try:
         print("no run watched:", flush=True)
-        result["no_run"] = summarise(measure(url, args.idle_s), TARGET_IDLE)
+        result["no_run"] = summarise(measure(url, args.idle_s, tabs=TABS), TARGET_IDLE)
         run = subprocess.run([sys.executable, "-m", "studio", "--workspace", str(workspace), "train", "--detach",
                               "run_name=weight", "max_steps=100000", "probe_steps=50"],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -92,11 +129,14 @@ def main() -> int:
             raise SystemExit(f"could not start the demo run:\n{run.stdout}\n{run.stderr}")
         time.sleep(20.0)  # the worker loads and starts training; the page attaches to the running run on load
         print("watching a live demo run:", flush=True)
-        result["live_run"] = summarise(measure(url, args.idle_s), TARGET_IDLE_WATCHING)
+        result["live_run"] = summarise(measure(url, args.idle_s, tabs=TABS), TARGET_IDLE_WATCHING)
         subprocess.run([sys.executable, "-m", "studio", "--workspace", str(workspace), "runs", "stop", "weight", "--kill"],
                        cwd=ROOT, capture_output=True, timeout=120)
     finally:
         stop_studio(server)
+    if args.llamaboard:
+        print("LlamaBoard, no run watched:", flush=True)
+        result["llamaboard_no_run"] = measure_llamaboard(args.llamaboard, args.idle_s)
     out = ROOT / "bench" / "results" / "page_weight.json"
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")

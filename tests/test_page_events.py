@@ -1,6 +1,8 @@
 """What each browser event costs the page: Gradio's browser side looks up, at every status message of any event,
-every component that ever showed an event's progress (and each of a container's children). The app keeps that
-set small: an event shows its progress on one component, and never on a container holding a part of the page."""
+every component that ever showed an event's progress or was an input of a server event that ran (and each of a
+container's children), each by a walk of the page. The app keeps that set small: an event shows its progress on
+one component, never on a container holding a part of the page; a quiet event on one hidden component first on the
+page; and no server event reads more than a dozen inputs (the Train form's values come as one JSON text)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from studio.ui import build_app
 from studio.workspace import Workspace
 
 LARGEST_CONTAINER_TARGET = 4  # components under a container that may show an event's progress (a confirm row)
+MOST_INPUTS = 12  # inputs a server event may read (Chat's send reads its message and the generation settings)
 
 
 def _descendants(block) -> int:
@@ -32,13 +35,32 @@ def test_every_server_event_shows_its_progress_on_one_small_component(tmp_path):
                     f"{_descendants(target)} components")
 
 
+def test_no_server_event_reads_the_whole_train_form(tmp_path):
+    app = build_app(Workspace(tmp_path / "ws"))
+    for fn in app.fns.values():
+        if fn.fn is not None:
+            assert len(fn.inputs) <= MOST_INPUTS, f"{fn.name} reads {len(fn.inputs)} components"
+    start = next(fn for fn in app.fns.values() if fn.api_name == "start")
+    assert [getattr(c, "elem_id", None) for c in start.inputs][0] == "train-form-snapshot"
+
+
+def test_quiet_events_share_one_progress_target_first_on_the_page(tmp_path):
+    app = build_app(Workspace(tmp_path / "ws"))
+    quiet = [fn for fn in app.fns.values() if fn.fn is not None and fn.show_progress == "hidden" and fn.outputs]
+    assert len(quiet) > 10
+    assert {target.elem_id for fn in quiet for target in fn.show_progress_on} == {"quiet-progress"}
+    first = app.get_config_file()["layout"]["children"][0]["id"]
+    assert next(c for c in app.blocks.values() if getattr(c, "elem_id", None) == "quiet-progress")._id == first
+
+
 def test_an_event_that_sets_its_own_progress_target_keeps_it(tmp_path):
     with gr.Blocks() as app:
-        a, b, c = gr.Textbox(), gr.Textbox(), gr.Textbox()
+        a, b, c, sink = gr.Textbox(), gr.Textbox(), gr.Textbox(), gr.HTML(visible=False)
         a.change(lambda x: (x, x), a, [b, c], show_progress_on=[c])
         a.submit(lambda x: (x, x), a, [b, c])
+        a.blur(lambda x: (x, x), a, [b, c], show_progress="hidden")
     from studio.ui import show_progress_on_first_output
 
-    show_progress_on_first_output(app)
-    change, submit = app.fns.values()
-    assert change.show_progress_on == [c] and submit.show_progress_on == [b]
+    show_progress_on_first_output(app, sink)
+    change, submit, blur = app.fns.values()
+    assert change.show_progress_on == [c] and submit.show_progress_on == [b] and blur.show_progress_on == [sink]

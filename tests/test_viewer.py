@@ -8,6 +8,7 @@ The operator login can do everything. The viewer's page shows no control that ch
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -69,13 +70,9 @@ def client(url: str, login: tuple[str, str]):
 
 
 def start_args(run_name: str) -> list:
-    """The Start handler's inputs over the API: every control of the Train tab, then the language."""
-    from studio.ui.context import initial_config
-    from studio.ui.train_tab import CONFIG_KEYS
-
-    config = cfg.apply_overrides(initial_config(), {"run_name": run_name, "max_steps": 3, "probe_steps": 0, "save_steps": 0})
-    flat = cfg.to_flat(config)
-    return [flat[key] for key in CONFIG_KEYS] + ["English"]
+    """The Start handler's inputs over the API: a JSON object of the config keys to change (the others keep the
+    Train tab's starting values), then the language."""
+    return [json.dumps({"run_name": run_name, "max_steps": 3, "probe_steps": 0, "save_steps": 0}), "English"]
 
 
 def login(url: str, user: tuple[str, str]) -> httpx.Client:

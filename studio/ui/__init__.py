@@ -58,6 +58,7 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
     ctx = UIContext(workspace=workspace, viewers=frozenset(viewers))
     L = ctx.localizer
     with gr.Blocks(title="Fine-tuning Studio") as app:
+        quiet_progress = gr.HTML("", visible=False, elem_id="quiet-progress", padding=False)
         with gr.Row():
             with gr.Column(scale=4):
                 L.add(gr.Markdown(t("title")), "title")
@@ -158,33 +159,38 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
                    "{__type__: 'update', selected: 'train'}] : []") % len(hidden_for_viewer)
 
         refresh_runs, refresh_inputs, refresh_outputs = runs["refresh"]
-        runs_tab.select(refresh_runs, refresh_inputs, refresh_outputs)
+        runs_tab.select(refresh_runs, refresh_inputs, refresh_outputs, show_progress="hidden")
         train["start"].click(refresh_runs, refresh_inputs, refresh_outputs)
         train["start_anyway"].click(refresh_runs, refresh_inputs, refresh_outputs)
         page_load, page_inputs, page_outputs = train["page_load"]
         app.load(on_role, [ctx.language], [role, banner, *notes]).then(None, [role], [*hidden_for_viewer, tabs], js=hide_js)
-        app.load(page_load, page_inputs, page_outputs).then(**train["follow_run"])
+        app.load(**train["collect_form"]).then(page_load, page_inputs, page_outputs).then(**train["follow_run"])
         app.load(*train["sync_pickers"], show_progress="hidden")  # the model's layer names in the module pickers
         app.load(refresh_runs, refresh_inputs, refresh_outputs)
         # the run lists follow runs finished (or started from the command line) since the page opened
         app.load(chat["on_refresh"], [ctx.language], [chat["run"]])
-        chat_tab.select(chat["on_refresh"], [ctx.language], [chat["run"]])
-        compare_tab.select(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]])
+        chat_tab.select(chat["on_refresh"], [ctx.language], [chat["run"]], show_progress="hidden")
+        compare_tab.select(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]], show_progress="hidden")
         app.load(*exporter["refresh"])  # the export and the served model survive a page reload
-        export_tab.select(*exporter["refresh"])
+        export_tab.select(*exporter["refresh"], show_progress="hidden")
         app.load(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]])
         # runs finished since the page opened, then the picked run's latest evaluation (a running one is followed)
-        eval_tab.select(evaluator["on_refresh"], [ctx.language], [evaluator["run"]]).then(*evaluator["show"])
-    show_progress_on_first_output(app)
+        eval_tab.select(evaluator["on_refresh"], [ctx.language], [evaluator["run"]], show_progress="hidden").then(*evaluator["show"], show_progress="hidden")
+    show_progress_on_first_output(app, quiet_progress)
     return app
 
 
-def show_progress_on_first_output(app: gr.Blocks) -> None:
-    """Every event of `app` that shows its progress on all its outputs shows it on its first output only.
+def show_progress_on_first_output(app: gr.Blocks, quiet_progress: gr.components.Component) -> None:
+    """Every event of `app` that shows its progress on all its outputs shows it on its first output only, and
+    every event that shows no progress keeps its progress on `quiet_progress`, a hidden component first on the page.
 
     Gradio's browser side remembers each component that ever showed an event's progress, and at every status
-    message of any event it looks each one up by a walk of the whole page: with every output a progress target,
-    a tab switch cost the browser up to a second. The first output is where a handler puts its message, if any."""
+    message of any event it looks each one up by a walk of the page that stops where the component is found:
+    with every output a progress target, a tab switch cost the browser up to a second. The first output is where
+    a handler puts its message, if any; a quiet event (a refresh, a timer's tick) needs no progress target of its
+    own, and the one it shares is found at the first step of the walk."""
     for block_fn in app.fns.values():
-        if block_fn.show_progress_on is None and len(block_fn.outputs) > 1:
+        if block_fn.show_progress == "hidden" and block_fn.outputs:
+            block_fn.show_progress_on = [quiet_progress]
+        elif block_fn.show_progress_on is None and len(block_fn.outputs) > 1:
             block_fn.show_progress_on = [block_fn.outputs[0]]

@@ -189,10 +189,10 @@ def wire_estimate_panel(ctx: UIContext, panel: dict) -> None:
     for index, button in enumerate(panel["fix_buttons"]):
         button.click(apply_fix(index), [panel["fixes"], ctx.language], controls)
 
-    def on_dry_run(lang_choice, request: gr.Request, *values):
+    def on_dry_run(lang_choice, request: gr.Request, text: str):
         lang = lang_code(lang_choice)
         refuse_viewer(ctx, request, lang)
-        config = config_from_controls({**dict(zip(keys, values)), "dry_run": True, "run_name": "dry-run"})
+        config = config_from_controls({**ctx.shared["read_form"](text), "dry_run": True, "run_name": "dry-run"})
         problems = [str(p) for p in cfg.validate(config)]
         if problems:
             return t("est.dry_invalid", lang) + "\n\n" + "\n".join(f"- {p}" for p in problems), "", gr.Timer(active=False)
@@ -211,7 +211,8 @@ def wire_estimate_panel(ctx: UIContext, panel: dict) -> None:
             return t("est.dry_running", lang, run=run_id, phase=status.get("phase", "")), gr.skip()
         return dry_run_text(read_status(ctx.workspace.runs_dir / run_id), lang), gr.Timer(active=False)
 
-    panel["dry"].click(on_dry_run, [ctx.language, *controls], [panel["dry_result"], panel["dry_run_id"], panel["timer"]])
+    panel["dry"].click(**ctx.shared["collect_form"]).then(
+        on_dry_run, [ctx.language, ctx.shared["form_snapshot"]], [panel["dry_result"], panel["dry_run_id"], panel["timer"]])
     panel["timer"].tick(on_dry_tick, [panel["dry_run_id"], ctx.language], [panel["dry_result"], panel["timer"]])
 
 

@@ -36,14 +36,16 @@ def create_nodes_panel(ctx: UIContext) -> dict:
     return {"nodes": nodes, "per_node": per_node, "main_ip": main_ip, "port": port, "make": make, "commands": commands}
 
 
-def wire_nodes_panel(ctx: UIContext, panel: dict, keys: list[str], inputs: list, base_config) -> None:
-    """Connect the button: validate the settings (`inputs`, one per config key in `keys`), make the run folder,
-    show every machine's command (or the problems)."""
+def wire_nodes_panel(ctx: UIContext, panel: dict, form_io: tuple, base_config) -> None:
+    """Connect the button: validate the settings (`form_io`: the Train form's collect step, its snapshot box and
+    the reader of the box's values as {config key: value}), make the run folder, show every machine's command
+    (or the problems)."""
+    collect, snapshot, read_form = form_io
 
-    def on_make(request: gr.Request, nodes, per_node, main_ip, port, base, lang_choice, *values):
+    def on_make(request: gr.Request, nodes, per_node, main_ip, port, base, lang_choice, text):
         lang = lang_code(lang_choice)
         refuse_viewer(ctx, request, lang)
-        config, problems = form.config_from_values(dict(zip(keys, values)), base)
+        config, problems = form.config_from_values(read_form(text), base)
         if config is not None and config.train.strategy == "single":
             problems = [*problems, cfg.Problem("strategy", t("dist.needs_strategy", lang))]
         if not (main_ip or "").strip():
@@ -59,5 +61,6 @@ def wire_nodes_panel(ctx: UIContext, panel: dict, keys: list[str], inputs: list,
         except (DataError, PathError, ValueError) as error:
             return f"# {error}"
 
-    panel["make"].click(on_make, [panel["nodes"], panel["per_node"], panel["main_ip"], panel["port"], base_config, ctx.language, *inputs],
-                        [panel["commands"]])
+    panel["make"].click(**collect).then(
+        on_make, [panel["nodes"], panel["per_node"], panel["main_ip"], panel["port"], base_config, ctx.language, snapshot],
+        [panel["commands"]])

@@ -27,6 +27,7 @@ from studio.train import grpo
 from studio.train.status import FINAL_STATES
 from studio.ui import train_form as form
 from studio.ui.context import UIContext, for_viewers, operator_view, refuse_viewer
+from studio.ui.form_snapshot import collect_step, read_snapshot, snapshot_box
 from studio.ui.locales import TEXT, lang_code, t
 from studio.ui.monitor import create_monitor, create_run_buttons
 from studio.ui.nodes_panel import create_nodes_panel, wire_nodes_panel
@@ -188,11 +189,23 @@ def create_train_tab(ctx: UIContext) -> dict:
     conditional = [key for key in own_keys if specs[key].show_when]
     problem_keys = list(built["problems"])
 
+    # the form's events read its values from one box a js-only step fills just before (ui/form_snapshot)
+    snapshot = snapshot_box()
+    collect = collect_step(inputs, list(CONFIG_KEYS), snapshot)
+    starting = {key: initial[key] for key in CONFIG_KEYS}
+
+    def read_form(text: str | None) -> dict[str, Any]:
+        return read_snapshot(text, starting)
+
+    def form_list(text: str | None) -> list:
+        values = read_form(text)
+        return [values[key] for key in CONFIG_KEYS]
+
     def read(config_values) -> tuple[cfg.RunConfig | None, list[cfg.Problem]]:
         return form.config_from_values(dict(zip(CONFIG_KEYS, config_values)))
 
-    def on_validate(*values):
-        *config_values, shown, lang_choice = values
+    def on_validate(text: str, shown: dict | None, lang_choice: str):
+        config_values = form_list(text)
         config, problems = read(config_values)
         if config is not None:  # a grpo run's reward file and schema, read (never run) from the workspace
             problems += grpo.reward_problems(ctx.workspace, config)
@@ -206,24 +219,22 @@ def create_train_tab(ctx: UIContext) -> dict:
         ]
         return [problems_text(problems, lang_code(lang_choice)), now, *boxes, dict(zip(CONFIG_KEYS, config_values))]
 
-    def on_switch(*values):
-        return visibility(dict(zip(CONFIG_KEYS, values)))
+    def on_switch(text: str):
+        return visibility(dict(zip(CONFIG_KEYS, form_list(text))))
 
     def visibility(current: dict[str, Any]) -> list:
         cells = [gr.update(visible=form.applies(specs[key], current)) for key in conditional]
         return cells + [gr.update(visible=form.group_applies(g, specs, current)) for g in groups if g.group_id in accordions]
 
-    def on_preview(*values):
-        *config_values, lang_choice = values
-        config, problems = read(config_values)
+    def on_preview(text: str, lang_choice: str):
+        config, problems = read(form_list(text))
         if config is None:
             return gr.skip(), gr.skip(), gr.skip(), problems_text(problems, lang_code(lang_choice))
         line = form.cli_line(config, workspace=str(ctx.workspace.root))
         return gr.update(visible=True), cfg.to_yaml(config), line, problems_text(problems, lang_code(lang_choice))
 
-    def on_save(*values):
-        *config_values, lang_choice = values
-        config, problems = read(config_values)
+    def on_save(text: str, lang_choice: str):
+        config, problems = read(form_list(text))
         lang = lang_code(lang_choice)
         if config is None:
             return gr.skip(), t("train.cannot_save", lang) + "\n\n" + problem_list(problems)
@@ -266,11 +277,11 @@ def create_train_tab(ctx: UIContext) -> dict:
             return problems_text([cfg.Problem("dataset", str(error))], lang), gr.skip(), gr.update(visible=False)
         return t("train.started", lang, run=run_dir.name), run_dir.name, gr.update(visible=False)
 
-    def on_start(request: gr.Request, *values):  # the request first: Gradio fills only positional ones
-        return start_run(request, values, confirmed=False)
+    def on_start(request: gr.Request, text: str, base: dict | None, lang_choice: str):
+        return start_run(request, (*form_list(text), base, lang_choice), confirmed=False)
 
-    def on_start_anyway(request: gr.Request, *values):
-        return start_run(request, values, confirmed=True)
+    def on_start_anyway(request: gr.Request, text: str, base: dict | None, lang_choice: str):
+        return start_run(request, (*form_list(text), base, lang_choice), confirmed=True)
 
     catalog_keys = recommended_keys()
     recommendable = [key for key in CONFIG_KEYS if key in catalog_keys]
@@ -304,34 +315,35 @@ def create_train_tab(ctx: UIContext) -> dict:
         return picker_update(model, text)
 
     @for_viewers
-    def on_page_load(request: gr.Request, *values):  # re-attach to the active run; check the settings the page starts with
-        lang_choice = values[-1]
+    def on_page_load(request: gr.Request, text: str, shown: dict | None, lang_choice: str):
+        """Re-attach to the active run; check the settings the page starts with."""
         run_id = latest_active_run(ctx)
         watching = t("train.watching", lang_code(lang_choice), run=run_id) if run_id else gr.skip()
         # a viewer has no settings to check, and the studio reads none it sends
-        checked = [gr.skip()] * len(validation_outputs) if ctx.is_viewer(request) else on_validate(*values)
+        checked = [gr.skip()] * len(validation_outputs) if ctx.is_viewer(request) else on_validate(text, shown, lang_choice)
         return [run_id, watching, *checked]
 
     quiet = {"show_progress": "hidden", "trigger_mode": "always_last"}
     visibility_outputs = [built["cells"][k] for k in conditional] + [accordions[g.group_id] for g in groups if g.group_id in accordions]
     validation_outputs = [summary, shown_problems, *built["problems"].values(), form_values]
-    gr.on([c.change for c in inputs], on_validate, [*inputs, shown_problems, ctx.language], validation_outputs, **quiet)
+    check_inputs = [snapshot, shown_problems, ctx.language]
+    gr.on([c.change for c in inputs], **collect).then(on_validate, check_inputs, validation_outputs, **quiet)
     # the summary line in the new language (a viewer's page has no settings to check)
-    ctx.language.change(operator_view(ctx, on_validate), [*inputs, shown_problems, ctx.language], validation_outputs, **quiet)
+    ctx.language.change(**collect).then(operator_view(ctx, on_validate), check_inputs, validation_outputs, **quiet)
     switches = [all_controls[key] for key in form.trigger_keys([specs[k] for k in conditional]) if key in all_controls]
     if switches:
-        gr.on([c.change for c in switches], on_switch, inputs, visibility_outputs, **quiet)
-    preview.click(on_preview, [*inputs, ctx.language], [preview_box, yaml_view, cli_view, summary])
-    save.click(on_save, [*inputs, ctx.language], [saved_file, summary])
+        gr.on([c.change for c in switches], **collect).then(on_switch, [snapshot], visibility_outputs, **quiet)
+    preview.click(**collect).then(on_preview, [snapshot, ctx.language], [preview_box, yaml_view, cli_view, summary])
+    save.click(**collect).then(on_save, [snapshot, ctx.language], [saved_file, summary])
     # The multiselects follow the config's text only after the events that write it, chained with .then: a
     # .change on the text would also fire for the user's own picks and could undo a pick made meanwhile.
     module_texts, pickers = [controls[key] for key in built["pickers"]], list(built["pickers"].values())
     sync_pickers = (on_module_text, [ctx.shared["model"], *module_texts], pickers)
     load.upload(on_load, [load, ctx.language], [monitor["message"], base_config, *inputs, *visibility_outputs]).then(*sync_pickers, **quiet)
-    start.click(on_start, [*inputs, base_config, ctx.language], [monitor["message"], watched, start_anyway],
-                api_name="start").then(**monitor["follow"])
-    start_anyway.click(on_start_anyway, [*inputs, base_config, ctx.language], [monitor["message"], watched, start_anyway]).then(**monitor["follow"])
-    wire_nodes_panel(ctx, nodes_panel, list(CONFIG_KEYS), inputs, base_config)
+    start_outputs = [monitor["message"], watched, start_anyway]
+    start.click(**collect).then(on_start, [snapshot, base_config, ctx.language], start_outputs, api_name="start").then(**monitor["follow"])
+    start_anyway.click(**collect).then(on_start_anyway, [snapshot, base_config, ctx.language], start_outputs).then(**monitor["follow"])
+    wire_nodes_panel(ctx, nodes_panel, (collect, snapshot, read_form), base_config)
     # .input, not .change: a model set by "Clone config" or Load config keeps that run's settings.
     ctx.shared["model"].input(on_model_change, [ctx.shared["model"], all_controls["method"], all_controls["stage"]],
                               [all_controls[k] for k in recommendable]).then(*sync_pickers, **quiet)
@@ -359,9 +371,10 @@ def create_train_tab(ctx: UIContext) -> dict:
         picker.input(None, [picker], [controls[key]], js=form.TEXT_FROM_NAMES_JS, **quiet)
         # the model's own layer names on a model change (and on page load: build_app wires `sync_pickers` there)
         ctx.shared["model"].change(operator_view(ctx, on_model_modules), [ctx.shared["model"], controls[key]], [picker], **quiet)
-    page_load = (on_page_load, [*inputs, shown_problems, ctx.language], [watched, monitor["message"], *validation_outputs])
+    page_load = (on_page_load, check_inputs, [watched, monitor["message"], *validation_outputs])
     ctx.shared.update(controls)
+    ctx.shared.update(collect_form=collect, form_snapshot=snapshot, read_form=read_form)
     ctx.shared.update(watched_run=watched, follow_run=monitor["follow"], base_config=base_config, form_values=form_values, train_message=monitor["message"], sync_pickers=sync_pickers)
     return {"start": start, "start_anyway": start_anyway, "chat_button": buttons["chat"], "watched": watched,
             "sync_pickers": (operator_view(ctx, on_module_text), *sync_pickers[1:]),
-            "page_load": page_load, "follow_run": monitor["follow"]}
+            "collect_form": collect, "page_load": page_load, "follow_run": monitor["follow"]}
