@@ -159,7 +159,7 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
                    "{__type__: 'update', selected: 'train'}] : []") % len(hidden_for_viewer)
 
         refresh_runs, refresh_inputs, refresh_outputs = runs["refresh"]
-        runs_tab.select(refresh_runs, refresh_inputs, refresh_outputs, show_progress="hidden")
+        runs_tab.select(refresh_runs, refresh_inputs, refresh_outputs, show_progress="hidden").then(**runs["shown_for_selection"])
         train["start"].click(refresh_runs, refresh_inputs, refresh_outputs)
         train["start_anyway"].click(refresh_runs, refresh_inputs, refresh_outputs)
         page_load, page_inputs, page_outputs = train["page_load"]

@@ -210,17 +210,19 @@ def create_runs_tab(ctx: UIContext) -> dict:
 
     clone_keys = CONFIG_KEYS
     clone_targets = [ctx.shared[key] for key in clone_keys]
-    refresh_io = (on_refresh, [query, pick, ctx.language], [table, pick])
-    refresh.click(*refresh_io, api_name="list_runs")
-    query.submit(*refresh_io)
     pick_outputs = [overlay, diff, summary, loss_chart, metrics_chart, system_chart, probes, tags, notes, config_view, status_view]
     # which boxes show follows the selection in a js-only step: a container that is a server event's output
     # makes the browser walk all of its children at every later status message
     shown_for_selection = {"fn": None, "inputs": [pick], "outputs": [compare_box, details_box, delete_confirm],
                            "js": "(picked) => { const n = (picked || []).length; return [{__type__: 'update', visible: n >= 2}, "
                                  "{__type__: 'update', visible: n === 1}, {__type__: 'update', visible: false}]; }"}
+    refresh_io = (on_refresh, [query, pick, ctx.language], [table, pick])
+    refresh.click(*refresh_io, api_name="list_runs").then(**shown_for_selection)
+    query.submit(*refresh_io).then(**shown_for_selection)
     hide_confirm = {"fn": None, "inputs": None, "outputs": [delete_confirm], "js": "() => ({__type__: 'update', visible: false})"}
-    pick.change(on_pick, [pick, ctx.language], pick_outputs, api_name="open_runs").then(**shown_for_selection)
+    # .input, not .change: the browser reports a change of the picker at every refresh of its choices, and
+    # opening the picked runs again each time cost a server round trip at every visit of the tab
+    pick.input(on_pick, [pick, ctx.language], pick_outputs, api_name="open_runs", trigger_mode="always_last").then(**shown_for_selection)
     save.click(on_save_meta, [pick, tags, notes, query, ctx.language], [message, table], api_name="save_run_meta")
     # the Train tab opens in the browser once the server has answered: after a clone that was not refused (both
     # messages then carry the same note), after a Watch of one run
@@ -232,5 +234,6 @@ def create_runs_tab(ctx: UIContext) -> dict:
     delete.click(on_delete_ask, [pick, ctx.language], [delete_question]).success(
         None, [delete_question], [delete_confirm], js="(question) => ({__type__: 'update', visible: !!question})")
     delete_no.click(**hide_confirm)
-    delete_yes.click(on_delete, [pick, query, ctx.language], [message, table, pick], api_name="delete_run").then(**hide_confirm)
-    return {"refresh": refresh_io}
+    delete_yes.click(on_delete, [pick, query, ctx.language], [message, table, pick], api_name="delete_run").then(
+        **hide_confirm).then(**shown_for_selection)
+    return {"refresh": refresh_io, "shown_for_selection": shown_for_selection}
