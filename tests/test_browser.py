@@ -46,12 +46,14 @@ def test_bad_upload_names_the_line(page, tmp_path):
 
 
 def test_upload_train_watch_and_chat(page, tmp_path):
-    # Data: upload our own copy of the demo data and see how many rows were read.
+    # Data: upload our own file (the demo data's first 40 rows, so the default 15 epochs are 75 steps) and see
+    # how many rows were read.
     mine = tmp_path / "my lantern data.jsonl"
-    mine.write_text((ROOT / "presets/datasets/demo-chat.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
+    demo_rows = (ROOT / "presets/datasets/demo-chat.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    mine.write_text("".join(demo_rows[:40]), encoding="utf-8")
     _upload(page, mine)
     page.locator("#data-summary").filter(has_text="my_lantern_data.jsonl").wait_for(timeout=20_000)
-    assert "Read 210 rows" in page.inner_text("#data-summary")
+    assert "Read 40 rows" in page.inner_text("#data-summary")
     assert "datasets/my_lantern_data.jsonl" in page.input_value("#dataset-ref textarea, #dataset-ref input")
     assert "Amberlee is known for blue glass lanterns." in page.inner_text("#data-preview")
 
@@ -67,9 +69,9 @@ def test_upload_train_watch_and_chat(page, tmp_path):
     page.wait_for_selector("#loss-chart .scatterlayer .trace path.js-line", timeout=60_000)
     page.wait_for_selector("#run-progress[data-state=completed]", timeout=300_000)
     progress = page.inner_text("#run-progress")
-    assert "step 405 / 405" in progress
-    # a point per logged step (drawn as a line: markers only for short runs); Plotly draws after the update lands
-    page.wait_for_function("(document.querySelector('#loss-chart .js-plotly-plot')?.data?.[0]?.x?.length || 0) > 100", timeout=15_000)
+    assert "step 75 / 75" in progress
+    # a point per logged step; Plotly draws after the update lands
+    page.wait_for_function("(document.querySelector('#loss-chart .js-plotly-plot')?.data?.[0]?.x?.length || 0) === 75", timeout=15_000)
 
     # Chat: one click from the finished run; the trained prompt gets its trained answer.
     page.click("#chat-with-run")
