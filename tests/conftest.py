@@ -225,21 +225,41 @@ def running_studio(workspace: Path, *flags: str):
                     _kill_leftover_workers(Workspace(workspace))
 
 
+_chromium: dict = {}  # the test process's one headless Chromium, started by its first browser test
+
+
+def shared_chromium():
+    """The headless Chromium this test process shares among its browser tests (each gets a context of its own,
+    with its own storage, as a fresh browser would give); closed when the process ends."""
+    if "browser" not in _chromium:
+        import atexit
+
+        from playwright.sync_api import sync_playwright
+
+        playwright = sync_playwright().start()
+        _chromium["browser"] = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+
+        def close() -> None:
+            _chromium.pop("browser").close()
+            playwright.stop()
+
+        atexit.register(close)
+    return _chromium["browser"]
+
+
 @contextlib.contextmanager
 def chromium_page(url: str, height: int = 1000, ready: str | None = "#data-preview"):
-    """A page of a fresh headless Chromium opened at `url` (after `ready` shows, when given); closed after."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": height})
-            page.goto(url)
-            if ready:
-                page.wait_for_selector(ready)
-            yield page
-        finally:
-            browser.close()
+    """A page in a fresh context of the shared headless Chromium, opened at `url` (after `ready` shows, when
+    given); the context is closed after."""
+    context = shared_chromium().new_context(viewport={"width": 1280, "height": height})
+    try:
+        page = context.new_page()
+        page.goto(url)
+        if ready:
+            page.wait_for_selector(ready)
+        yield page
+    finally:
+        context.close()
 
 
 def new_workspace(root: Path, tiny_demo_dir: Path):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CHROMIUM, CHROMIUM_FLAGS, _kill_leftover_workers, free_port, new_workspace, start_studio, stop_studio, wait_for
+from conftest import _kill_leftover_workers, free_port, new_workspace, shared_chromium, start_studio, stop_studio, wait_for
 from studio import run_folder
 from test_run_library import write_run
 
@@ -39,12 +39,7 @@ def studio(tmp_path_factory, tiny_demo_dir):
 
 @pytest.fixture(scope="module")
 def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
+    return shared_chromium()
 
 
 @pytest.fixture()

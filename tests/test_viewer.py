@@ -20,7 +20,7 @@ import app
 from conftest import _kill_leftover_workers
 from studio import config as cfg
 from studio import run_folder
-from conftest import CHROMIUM, CHROMIUM_FLAGS, new_workspace, start_studio, stop_studio
+from conftest import new_workspace, shared_chromium, start_studio, stop_studio
 from test_run_library import write_run
 
 OPERATOR = ("boss", "boss-pass-1")
@@ -211,53 +211,52 @@ def test_operator_can_start_a_run_over_the_api(shared):
 
 @pytest.mark.browser
 def test_viewer_page_has_no_start_button_and_says_it_is_read_only(shared):
-    from playwright.sync_api import sync_playwright
-
     url, workspace, finished = shared
     training = write_run(workspace, "training", state="running", steps=30, pid=os.getpid())  # this process: alive
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            pages = {}
-            for name, (user, password) in (("viewer", VIEWER), ("operator", OPERATOR)):
-                page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-                page.goto(url)
-                page.get_by_label("username").fill(user)
-                page.get_by_label("password").fill(password)
-                page.get_by_role("button", name="Login").click()
-                page.wait_for_selector("#language", timeout=30_000)
-                pages[name] = page
+    # the two logins' pages, each in a context (cookies) of its own
+    contexts = [shared_chromium().new_context(viewport={"width": 1280, "height": 1000}) for _ in range(2)]
+    try:
+        pages = {}
+        for context, (name, (user, password)) in zip(contexts, (("viewer", VIEWER), ("operator", OPERATOR))):
+            page = context.new_page()
+            page.goto(url)
+            page.get_by_label("username").fill(user)
+            page.get_by_label("password").fill(password)
+            page.get_by_role("button", name="Login").click()
+            page.wait_for_selector("#language", timeout=30_000)
+            pages[name] = page
 
-            viewer = pages["viewer"]
-            viewer.locator("#viewer-banner").filter(has_text="read-only").wait_for(timeout=20_000)
-            viewer.get_by_role("tab", name="3 · Train", selected=True).wait_for(timeout=10_000)
-            # the training run streams to the viewer's page
-            viewer.locator("#train-progress").filter(has_text="step 30 / 60").wait_for(timeout=20_000)
-            with open(training / "metrics.jsonl", "a", encoding="utf-8") as handle:
-                handle.write('{"step": 31, "total_steps": 60, "loss": 0.5, "elapsed": 62.0, "eta": 58.0}\n')
-            viewer.locator("#train-progress").filter(has_text="step 31 / 60").wait_for(timeout=20_000)
-            assert not viewer.locator("#start-button").is_visible()
-            assert not viewer.locator("#train-load").is_visible()
-            for closed_tab in ("1 · Data", "2 · Model", "4 · Chat"):  # a note instead of controls
-                viewer.get_by_role("tab", name=closed_tab).click()
-                viewer.locator(".prose.viewer-note:visible").filter(has_text="operator").wait_for(timeout=10_000)
-            assert not viewer.locator("#data-upload").is_visible() and not viewer.locator("#chat-send").is_visible()
-            viewer.get_by_role("tab", name="Runs").click()
-            viewer.locator("#runs-table").filter(has_text=finished.name).wait_for(timeout=20_000)  # it can watch
-            viewer.click("#runs-pick input")
-            viewer.get_by_role("option").filter(has_text=finished.name).click()
-            viewer.keyboard.press("Escape")
-            viewer.wait_for_selector("#runs-loss .scatterlayer .trace path.js-line", timeout=20_000)
-            for control in ("#runs-save", "#runs-delete", "#runs-clone", "#runs-tags"):
-                assert not viewer.locator(control).is_visible()
-            assert viewer.locator("#runs-watch").is_visible()
-            # every event the viewer's page fired was one it may call: no component shows an error
-            assert viewer.locator("[data-testid='status-tracker'] .error:visible").count() == 0
+        viewer = pages["viewer"]
+        viewer.locator("#viewer-banner").filter(has_text="read-only").wait_for(timeout=20_000)
+        viewer.get_by_role("tab", name="3 · Train", selected=True).wait_for(timeout=10_000)
+        # the training run streams to the viewer's page
+        viewer.locator("#train-progress").filter(has_text="step 30 / 60").wait_for(timeout=20_000)
+        with open(training / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write('{"step": 31, "total_steps": 60, "loss": 0.5, "elapsed": 62.0, "eta": 58.0}\n')
+        viewer.locator("#train-progress").filter(has_text="step 31 / 60").wait_for(timeout=20_000)
+        assert not viewer.locator("#start-button").is_visible()
+        assert not viewer.locator("#train-load").is_visible()
+        for closed_tab in ("1 · Data", "2 · Model", "4 · Chat"):  # a note instead of controls
+            viewer.get_by_role("tab", name=closed_tab).click()
+            viewer.locator(".prose.viewer-note:visible").filter(has_text="operator").wait_for(timeout=10_000)
+        assert not viewer.locator("#data-upload").is_visible() and not viewer.locator("#chat-send").is_visible()
+        viewer.get_by_role("tab", name="Runs").click()
+        viewer.locator("#runs-table").filter(has_text=finished.name).wait_for(timeout=20_000)  # it can watch
+        viewer.click("#runs-pick input")
+        viewer.get_by_role("option").filter(has_text=finished.name).click()
+        viewer.keyboard.press("Escape")
+        viewer.wait_for_selector("#runs-loss .scatterlayer .trace path.js-line", timeout=20_000)
+        for control in ("#runs-save", "#runs-delete", "#runs-clone", "#runs-tags"):
+            assert not viewer.locator(control).is_visible()
+        assert viewer.locator("#runs-watch").is_visible()
+        # every event the viewer's page fired was one it may call: no component shows an error
+        assert viewer.locator("[data-testid='status-tracker'] .error:visible").count() == 0
 
-            operator = pages["operator"]
-            operator.get_by_role("tab", name="3 · Train").click()
-            assert operator.locator("#start-button").is_visible()
-            assert not operator.locator("#viewer-banner").is_visible()
-        finally:
-            browser.close()
-            (training / "status.json").write_text('{"state": "completed", "phase": "finished"}', encoding="utf-8")
+        operator = pages["operator"]
+        operator.get_by_role("tab", name="3 · Train").click()
+        assert operator.locator("#start-button").is_visible()
+        assert not operator.locator("#viewer-banner").is_visible()
+    finally:
+        for context in contexts:
+            context.close()
+        (training / "status.json").write_text('{"state": "completed", "phase": "finished"}', encoding="utf-8")
