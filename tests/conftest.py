@@ -115,6 +115,19 @@ def copy_demo_run(demo_run: tuple[Path, Path], root: Path) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="session")
+def demo_studio(demo_run, tmp_path_factory):
+    """ONE studio for the browser tests that work with the session's demo run (chat, compare, evaluate, export),
+    over a workspace of their own holding a copy of the run (checkpoints included, evaluations not), where their
+    ratings, evaluations and exports land; yields (url, workspace_path, run_id)."""
+    demo_workspace, run_dir = demo_run
+    workspace = tmp_path_factory.mktemp("demo-studio-ws")
+    shutil.copytree(demo_workspace / "models", workspace / "models")
+    shutil.copytree(run_dir, workspace / "runs" / run_dir.name, ignore=shutil.ignore_patterns("eval"))
+    with running_studio(workspace) as url:
+        yield url, workspace, run_dir.name
+
+
+@pytest.fixture(scope="session")
 def tiny_demo_dir(tmp_path_factory) -> Path:
     """The tiny-demo model folder, built once in-process for tests that need a model but no trained run."""
     from studio.models.demo import ensure_demo_model

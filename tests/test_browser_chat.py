@@ -4,10 +4,9 @@ Stop a long reply of the base model half way (the partial reply stays), then Unl
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
-from conftest import chromium_page, running_studio
+from conftest import chromium_page
 
 pytestmark = pytest.mark.browser
 
@@ -20,14 +19,10 @@ LONG = 1024  # max new tokens: the untrained base model never ends a reply by it
 
 
 @pytest.fixture(scope="module")
-def studio(demo_run, tmp_path_factory):
-    """A studio over a workspace of this module's own holding a copy of the demo run, checkpoints included."""
-    demo_workspace, run_dir = demo_run
-    workspace = tmp_path_factory.mktemp("browser-chat-ws")
-    shutil.copytree(demo_workspace / "models", workspace / "models")
-    shutil.copytree(run_dir, workspace / "runs" / run_dir.name)
-    with running_studio(workspace) as url:
-        yield url, run_dir.name
+def studio(demo_studio):
+    """The session's demo studio (a copy of the demo run, checkpoints included): (url, run id)."""
+    url, _workspace, run_id = demo_studio
+    return url, run_id
 
 
 def _reply(page) -> str:

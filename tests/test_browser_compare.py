@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import chromium_page, copy_demo_run, running_studio
+from conftest import chromium_page
 
 pytestmark = pytest.mark.browser
 
@@ -15,11 +15,9 @@ TRAINED_ANSWER = "The Low Wend runs through Cobbleford."
 
 
 @pytest.fixture(scope="module")
-def studio(demo_run, tmp_path_factory):
-    """A studio over a workspace of this module's own holding a copy of the demo run (ratings land there)."""
-    workspace, run_id = copy_demo_run(demo_run, tmp_path_factory.mktemp("browser-compare-ws"))
-    with running_studio(workspace) as url:
-        yield url, workspace, run_id
+def studio(demo_studio):
+    """The session's demo studio, over a copy of the demo run (ratings land there): (url, workspace, run id)."""
+    return demo_studio
 
 
 def _answers(page) -> tuple[str, str]:

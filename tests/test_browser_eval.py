@@ -6,17 +6,15 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from conftest import chromium_page, copy_demo_run, running_studio
+from conftest import chromium_page
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def studio(demo_run, tmp_path_factory):
-    """A studio over a workspace of this module's own holding a copy of the demo run (results land there)."""
-    workspace, run_id = copy_demo_run(demo_run, tmp_path_factory.mktemp("browser-eval-ws"))
-    with running_studio(workspace) as url:
-        yield url, workspace, run_id
+def studio(demo_studio):
+    """The session's demo studio, over a copy of the demo run (results land there): (url, workspace, run id)."""
+    return demo_studio
 
 
 def test_evaluate_the_demo_run(studio):

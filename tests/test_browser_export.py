@@ -8,7 +8,7 @@ import zipfile
 
 import psutil
 import pytest
-from conftest import chromium_page, copy_demo_run, free_port, running_studio
+from conftest import chromium_page, free_port
 
 pytestmark = pytest.mark.browser
 
@@ -16,11 +16,10 @@ PROMPT = "What is Amberlee known for?"
 
 
 @pytest.fixture(scope="module")
-def studio(demo_run, tmp_path_factory):
-    """A studio over a copy of the demo run (the exports it writes touch no other test)."""
-    workspace, run_id = copy_demo_run(demo_run, tmp_path_factory.mktemp("browser-export-ws"))
-    with running_studio(workspace) as url:
-        yield url, workspace, workspace / "runs" / run_id
+def studio(demo_studio):
+    """The session's demo studio, over a copy of the demo run (exports land there): (url, workspace, run folder)."""
+    url, workspace, run_id = demo_studio
+    return url, workspace, workspace / "runs" / run_id
 
 
 def _open_tab(page) -> None:
