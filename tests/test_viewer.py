@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import httpx
@@ -259,4 +260,5 @@ def test_viewer_page_has_no_start_button_and_says_it_is_read_only(shared):
     finally:
         for context in contexts:
             context.close()
-        (training / "status.json").write_text('{"state": "completed", "phase": "finished"}', encoding="utf-8")
+        # the module's other tests list the runs of this workspace when they share its process: leave no run behind
+        shutil.rmtree(training)
