@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import psutil
 import pytest
 
 from conftest import run_cli, wait_for
@@ -77,34 +78,6 @@ def test_a_stopped_run_resumes_in_the_same_folder_and_its_steps_continue(workspa
     assert workspace.run_ids() == [run_dir.name], "a resume never makes a new run folder"
 
 
-def test_a_killed_run_is_stopped_not_failed_and_resumes_from_its_checkpoint(workspace):
-    run_dir = jobs.launch(workspace, config("kill", max_steps=25))
-    wait_steps(run_dir, 7)
-    pid = int(run_folder.run_status(run_dir)["pid"])
-    assert jobs.kill_run(run_dir) is True
-    status = run_folder.run_status(run_dir)
-    assert status["state"] == "stopped" and status["killed"] is True
-    assert status["phase"] == "killed by the user" and not status.get("error")
-    import psutil
-
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    # the waiting thread and later readers keep the verdict
-    assert finish(run_dir)["state"] == "stopped"
-    assert run_folder.run_status(run_dir)["killed"] is True
-    assert jobs.kill_run(run_dir) is False, "nothing left to kill"
-    before = train_steps(run_dir)
-    latest = run_folder.latest_checkpoint(run_dir)
-    assert int(latest.name.split("-")[1]) <= before[-1]
-
-    assert jobs.resume_run(workspace, run_dir) == run_dir
-    assert run_folder.run_status(run_dir)["resumed_from"] == latest.name
-    assert "killed" not in run_folder.run_status(run_dir)
-    final = finish(run_dir)
-    assert final["state"] == "completed" and final["steps"] == 25 and not final.get("killed"), final
-    # steps after the checkpoint that the killed attempt already logged are retrained but not logged twice
-    assert_steps_continue(before, train_steps(run_dir), 25)
-
-
 def test_a_run_without_a_checkpoint_cannot_be_resumed_and_says_why(workspace):
     run_dir = jobs.create_run(workspace, config("no-checkpoints", save_steps=0))
     update_status(run_dir, state="stopped", phase="stopped and saved")
@@ -132,17 +105,28 @@ def test_cli_detach_stop_kill_and_resume(workspace):
     assert detached.returncode == 0, detached.stderr
     run_dir = workspace.runs_dir / workspace.run_ids()[0]
     assert f"run folder: {run_dir}" in detached.stdout
-    wait_steps(run_dir, 6)
+    wait_steps(run_dir, 7)
+    pid = int(run_folder.run_status(run_dir)["pid"])
 
+    # a killed run is stopped, not failed, and its worker is gone
     killed = run_cli("runs", "stop", run_dir.name, "--kill", workspace=ws, timeout=60)
     assert killed.returncode == 0, killed.stderr
     status = run_folder.run_status(run_dir)
     assert status["state"] == "stopped" and status["killed"] is True
+    assert status["phase"] == "killed by the user" and not status.get("error")
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert jobs.kill_run(run_dir) is False, "nothing left to kill"
+    before = train_steps(run_dir)
+    latest = run_folder.latest_checkpoint(run_dir)
+    assert int(latest.name.split("-")[1]) <= before[-1]
 
+    # it resumes from its latest checkpoint, and the kill is forgotten
     resumed = run_cli("runs", "resume", run_dir.name, "--detach", workspace=ws, timeout=60)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming from checkpoint-" in resumed.stdout and str(run_dir) in resumed.stdout
+    assert f"resuming from {latest.name}" in resumed.stdout and str(run_dir) in resumed.stdout
+    assert run_folder.run_status(run_dir)["resumed_from"] == latest.name
     wait_for(lambda: run_folder.run_status(run_dir).get("state") == "running", 120, "the resumed run to start")
+    assert "killed" not in run_folder.run_status(run_dir)
 
     stopped = run_cli("runs", "stop", run_dir.name, workspace=ws, timeout=120)
     assert stopped.returncode == 0, stopped.stderr
@@ -151,7 +135,9 @@ def test_cli_detach_stop_kill_and_resume(workspace):
     followed = run_cli("runs", "resume", run_dir.name, workspace=ws, timeout=300)
     assert followed.returncode == 0, followed.stdout[-3000:] + followed.stderr
     assert "completed" in followed.stdout
-    assert run_folder.run_status(run_dir)["steps"] == 40
+    assert run_folder.run_status(run_dir)["steps"] == 40 and not run_folder.run_status(run_dir).get("killed")
+    # steps after a checkpoint that an ended attempt already logged are retrained but not logged twice
+    assert_steps_continue(before, train_steps(run_dir), 40)
     listed = json.loads(run_cli("runs", "--json", workspace=ws).stdout)
     assert [r["state"] for r in listed] == ["completed"]
 
