@@ -176,6 +176,8 @@ def create_train_tab(ctx: UIContext) -> dict:
         buttons = create_run_buttons(ctx)
     ctx.operator_only += [settings_toggle, settings, actions]
     shown_problems = gr.State({})  # key → problem text shown under that field in this browser session
+    # whether each conditional setting and group is shown on this page, as last sent (None: as the page was built)
+    shown_visibility = gr.State(None)
     watched = gr.State("")  # run id shown in this browser session
     base_config = gr.State(None)  # the config a clone or Load came from, for keys without a control
     # key → value of every config control, as of the last check: what follows the settings (the memory estimate)
@@ -219,12 +221,21 @@ def create_train_tab(ctx: UIContext) -> dict:
         ]
         return [problems_text(problems, lang_code(lang_choice)), now, *boxes, dict(zip(CONFIG_KEYS, config_values))]
 
-    def on_switch(text: str):
-        return visibility(dict(zip(CONFIG_KEYS, form_list(text))))
+    def on_switch(text: str, shown: list[bool] | None):
+        return visibility(dict(zip(CONFIG_KEYS, form_list(text))), shown)
 
-    def visibility(current: dict[str, Any]) -> list:
-        cells = [gr.update(visible=form.applies(specs[key], current)) for key in conditional]
-        return cells + [gr.update(visible=form.group_applies(g, specs, current)) for g in groups if g.group_id in accordions]
+    def visible_flags(current: dict[str, Any]) -> list[bool]:
+        cells = [form.applies(specs[key], current) for key in conditional]
+        return cells + [form.group_applies(g, specs, current) for g in groups if g.group_id in accordions]
+
+    built_flags = visible_flags(initial)
+
+    def visibility(current: dict[str, Any], shown: list[bool] | None) -> list:
+        """An update for each conditional setting and group whose visibility changes (a skip for the others: every
+        visibility update makes the browser walk that part of the page), then the flags now shown."""
+        now = visible_flags(current)
+        before = shown if shown is not None and len(shown) == len(now) else built_flags
+        return [gr.skip() if was == is_now else gr.update(visible=is_now) for was, is_now in zip(before, now)] + [now]
 
     def on_preview(text: str, lang_choice: str):
         config, problems = read(form_list(text))
@@ -243,9 +254,9 @@ def create_train_tab(ctx: UIContext) -> dict:
         path.write_text(cfg.to_yaml(config), encoding="utf-8")
         return gr.update(value=str(path), visible=True), problems_text(problems, lang)
 
-    def on_load(uploaded: str | None, lang_choice: str):
+    def on_load(uploaded: str | None, lang_choice: str, shown: list[bool] | None):
         lang = lang_code(lang_choice)
-        skipped = [gr.skip()] * (len(CONFIG_KEYS) + 1 + len(visibility_outputs))
+        skipped = [gr.skip()] * (len(CONFIG_KEYS) + 1 + len(visibility_outputs) + 1)
         if not uploaded:
             return [gr.skip(), *skipped]
         name = Path(uploaded).name
@@ -255,7 +266,7 @@ def create_train_tab(ctx: UIContext) -> dict:
             return [t("train.load_failed", lang, name=name) + "\n\n" + problem_list(error.problems), *skipped]
         flat = cfg.to_flat(config)
         # the visibility comes with the values, not a round trip later
-        return [t("train.loaded", lang, name=name), config, *(flat[key] for key in CONFIG_KEYS), *visibility(flat)]
+        return [t("train.loaded", lang, name=name), config, *(flat[key] for key in CONFIG_KEYS), *visibility(flat, shown)]
 
     def start_run(request: gr.Request, values: tuple, confirmed: bool):
         """Start the run the controls describe; unless `confirmed`, first ask when the estimate says it won't fit."""
@@ -332,14 +343,16 @@ def create_train_tab(ctx: UIContext) -> dict:
     ctx.language.change(**collect).then(operator_view(ctx, on_validate), check_inputs, validation_outputs, **quiet)
     switches = [all_controls[key] for key in form.trigger_keys([specs[k] for k in conditional]) if key in all_controls]
     if switches:
-        gr.on([c.change for c in switches], **collect).then(on_switch, [snapshot], visibility_outputs, **quiet)
+        gr.on([c.change for c in switches], **collect).then(on_switch, [snapshot, shown_visibility],
+                                                            [*visibility_outputs, shown_visibility], **quiet)
     preview.click(**collect).then(on_preview, [snapshot, ctx.language], [preview_box, yaml_view, cli_view, summary])
     save.click(**collect).then(on_save, [snapshot, ctx.language], [saved_file, summary])
     # The multiselects follow the config's text only after the events that write it, chained with .then: a
     # .change on the text would also fire for the user's own picks and could undo a pick made meanwhile.
     module_texts, pickers = [controls[key] for key in built["pickers"]], list(built["pickers"].values())
     sync_pickers = (on_module_text, [ctx.shared["model"], *module_texts], pickers)
-    load.upload(on_load, [load, ctx.language], [monitor["message"], base_config, *inputs, *visibility_outputs]).then(*sync_pickers, **quiet)
+    load.upload(on_load, [load, ctx.language, shown_visibility],
+                [monitor["message"], base_config, *inputs, *visibility_outputs, shown_visibility]).then(*sync_pickers, **quiet)
     start_outputs = [monitor["message"], watched, start_anyway]
     start.click(**collect).then(on_start, [snapshot, base_config, ctx.language], start_outputs, api_name="start").then(**monitor["follow"])
     start_anyway.click(**collect).then(on_start_anyway, [snapshot, base_config, ctx.language], start_outputs).then(**monitor["follow"])
