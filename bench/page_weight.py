@@ -89,7 +89,8 @@ def measure_llamaboard(cli: str, idle_s: float) -> dict:
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "0"}
     log = open(tempfile.mkstemp(prefix="llamaboard-", suffix=".log")[1], "wb")
-    server = subprocess.Popen([cli, "webui"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    home = tempfile.mkdtemp(prefix="llamaboard-")  # it writes its cache folder where it starts: never here
+    server = subprocess.Popen([cli, "webui"], env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.time() + 180
@@ -101,7 +102,7 @@ def measure_llamaboard(cli: str, idle_s: float) -> dict:
                 if server.poll() is not None or time.time() > deadline:
                     raise SystemExit(f"LlamaBoard did not start; its log: {log.name}")
                 time.sleep(0.5)
-        version = subprocess.run([cli, "version"], capture_output=True, text=True, timeout=120).stdout
+        version = subprocess.run([cli, "version"], cwd=home, capture_output=True, text=True, timeout=120).stdout
         found = [line for line in version.splitlines() if "LLaMA Factory" in line or "Version" in line]
         rows = measure(url, idle_s, ready="button[role=tab]")
     finally:
