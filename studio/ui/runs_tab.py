@@ -136,7 +136,7 @@ def create_runs_tab(ctx: UIContext) -> dict:
         names = {row[0]: row[1] for row in value["data"]}
         choices = [(f"{i} · {names[i]}" if names[i] else i, i) for i in ids]
         kept = [i for i in (selected or []) if i in ids]
-        # the value only when a picked run is gone: sending it unchanged would open the picked runs again
+        # the value only when a picked run is gone (a value sent unchanged is work for the browser and nothing more)
         return value, gr.update(choices=choices, **({"value": kept} if kept != (selected or []) else {}))
 
     @for_viewers

@@ -199,16 +199,12 @@ def create_train_tab(ctx: UIContext) -> dict:
     def read_form(text: str | None) -> dict[str, Any]:
         return read_snapshot(text, starting)
 
-    def form_list(text: str | None) -> list:
-        values = read_form(text)
-        return [values[key] for key in CONFIG_KEYS]
-
-    def read(config_values) -> tuple[cfg.RunConfig | None, list[cfg.Problem]]:
-        return form.config_from_values(dict(zip(CONFIG_KEYS, config_values)))
+    def read(text: str | None) -> tuple[cfg.RunConfig | None, list[cfg.Problem]]:
+        return form.config_from_values(read_form(text))
 
     def on_validate(text: str, shown: dict | None, lang_choice: str):
-        config_values = form_list(text)
-        config, problems = read(config_values)
+        values = read_form(text)
+        config, problems = form.config_from_values(values)
         if config is not None:  # a grpo run's reward file and schema, read (never run) from the workspace
             problems += grpo.reward_problems(ctx.workspace, config)
         grouped = {key: "\n".join(f"⚠ {m}" for m in messages) for key, messages in form.problems_by_key(problems).items()}
@@ -219,10 +215,10 @@ def create_train_tab(ctx: UIContext) -> dict:
             gr.skip() if now.get(key) == shown.get(key) else gr.update(value=now.get(key, ""), visible=key in now)
             for key in problem_keys
         ]
-        return [problems_text(problems, lang_code(lang_choice)), now, *boxes, dict(zip(CONFIG_KEYS, config_values))]
+        return [problems_text(problems, lang_code(lang_choice)), now, *boxes, values]
 
-    def on_switch(text: str, shown: list[bool] | None):
-        return visibility(dict(zip(CONFIG_KEYS, form_list(text))), shown)
+    def on_switch(text: str, shown_flags: list[bool] | None):
+        return visibility(read_form(text), shown_flags)
 
     def visible_flags(current: dict[str, Any]) -> list[bool]:
         cells = [form.applies(specs[key], current) for key in conditional]
@@ -230,22 +226,22 @@ def create_train_tab(ctx: UIContext) -> dict:
 
     built_flags = visible_flags(initial)
 
-    def visibility(current: dict[str, Any], shown: list[bool] | None) -> list:
+    def visibility(current: dict[str, Any], shown_flags: list[bool] | None) -> list:
         """An update for each conditional setting and group whose visibility changes (a skip for the others: every
         visibility update makes the browser walk that part of the page), then the flags now shown."""
         now = visible_flags(current)
-        before = shown if shown is not None and len(shown) == len(now) else built_flags
+        before = shown_flags if shown_flags is not None and len(shown_flags) == len(now) else built_flags
         return [gr.skip() if was == is_now else gr.update(visible=is_now) for was, is_now in zip(before, now)] + [now]
 
     def on_preview(text: str, lang_choice: str):
-        config, problems = read(form_list(text))
+        config, problems = read(text)
         if config is None:
             return gr.skip(), gr.skip(), gr.skip(), problems_text(problems, lang_code(lang_choice))
         line = form.cli_line(config, workspace=str(ctx.workspace.root))
         return gr.update(visible=True), cfg.to_yaml(config), line, problems_text(problems, lang_code(lang_choice))
 
     def on_save(text: str, lang_choice: str):
-        config, problems = read(form_list(text))
+        config, problems = read(text)
         lang = lang_code(lang_choice)
         if config is None:
             return gr.skip(), t("train.cannot_save", lang) + "\n\n" + problem_list(problems)
@@ -254,7 +250,7 @@ def create_train_tab(ctx: UIContext) -> dict:
         path.write_text(cfg.to_yaml(config), encoding="utf-8")
         return gr.update(value=str(path), visible=True), problems_text(problems, lang)
 
-    def on_load(uploaded: str | None, lang_choice: str, shown: list[bool] | None):
+    def on_load(uploaded: str | None, lang_choice: str, shown_flags: list[bool] | None):
         lang = lang_code(lang_choice)
         skipped = [gr.skip()] * (len(CONFIG_KEYS) + 1 + len(visibility_outputs) + 1)
         if not uploaded:
@@ -266,14 +262,14 @@ def create_train_tab(ctx: UIContext) -> dict:
             return [t("train.load_failed", lang, name=name) + "\n\n" + problem_list(error.problems), *skipped]
         flat = cfg.to_flat(config)
         # the visibility comes with the values, not a round trip later
-        return [t("train.loaded", lang, name=name), config, *(flat[key] for key in CONFIG_KEYS), *visibility(flat, shown)]
+        return [t("train.loaded", lang, name=name), config, *(flat[key] for key in CONFIG_KEYS), *visibility(flat, shown_flags)]
 
-    def start_run(request: gr.Request, values: tuple, confirmed: bool):
-        """Start the run the controls describe; unless `confirmed`, first ask when the estimate says it won't fit."""
-        *config_values, base, lang_choice = values
+    def start_run(request: gr.Request, text: str, base: dict | None, lang_choice: str, confirmed: bool):
+        """Start the run the form's values (`text`, from the snapshot box) describe; unless `confirmed`, first ask
+        when the estimate says it won't fit."""
         lang = lang_code(lang_choice)
         refuse_viewer(ctx, request, lang)
-        config, problems = form.config_from_values(dict(zip(CONFIG_KEYS, config_values)), base)
+        config, problems = form.config_from_values(read_form(text), base)
         if config is None or problems:
             return problems_text(problems, lang), gr.skip(), gr.update(visible=False)
         if not config.train.dry_run and not confirmed:
@@ -289,10 +285,10 @@ def create_train_tab(ctx: UIContext) -> dict:
         return t("train.started", lang, run=run_dir.name), run_dir.name, gr.update(visible=False)
 
     def on_start(request: gr.Request, text: str, base: dict | None, lang_choice: str):
-        return start_run(request, (*form_list(text), base, lang_choice), confirmed=False)
+        return start_run(request, text, base, lang_choice, confirmed=False)
 
     def on_start_anyway(request: gr.Request, text: str, base: dict | None, lang_choice: str):
-        return start_run(request, (*form_list(text), base, lang_choice), confirmed=True)
+        return start_run(request, text, base, lang_choice, confirmed=True)
 
     catalog_keys = recommended_keys()
     recommendable = [key for key in CONFIG_KEYS if key in catalog_keys]
