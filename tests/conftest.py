@@ -104,13 +104,14 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.xdist_group(group))
 
 
-def copy_demo_run(demo_run: tuple[Path, Path], root: Path) -> tuple[Path, str]:
-    """The session's demo run (model folder and run folder, without checkpoints or evaluations) copied into a
-    workspace at `root` of a test's own, so what the test adds there touches no other test; returns
-    (root, run id)."""
+def copy_demo_run(demo_run: tuple[Path, Path], root: Path, checkpoints: bool = False) -> tuple[Path, str]:
+    """The session's demo run (model folder and run folder, without evaluations, and without checkpoints unless
+    `checkpoints`) copied into a workspace at `root` of a test's own, so what the test adds there touches no
+    other test; returns (root, run id)."""
     demo_workspace, run_dir = demo_run
     shutil.copytree(demo_workspace / "models", root / "models", dirs_exist_ok=True)
-    shutil.copytree(run_dir, root / "runs" / run_dir.name, ignore=shutil.ignore_patterns("checkpoints", "eval"))
+    left_out = ("eval",) if checkpoints else ("checkpoints", "eval")
+    shutil.copytree(run_dir, root / "runs" / run_dir.name, ignore=shutil.ignore_patterns(*left_out))
     return root, run_dir.name
 
 
@@ -119,12 +120,9 @@ def demo_studio(demo_run, tmp_path_factory):
     """ONE studio for the browser tests that work with the session's demo run (chat, compare, evaluate, export),
     over a workspace of their own holding a copy of the run (checkpoints included, evaluations not), where their
     ratings, evaluations and exports land; yields (url, workspace_path, run_id)."""
-    demo_workspace, run_dir = demo_run
-    workspace = tmp_path_factory.mktemp("demo-studio-ws")
-    shutil.copytree(demo_workspace / "models", workspace / "models")
-    shutil.copytree(run_dir, workspace / "runs" / run_dir.name, ignore=shutil.ignore_patterns("eval"))
+    workspace, run_id = copy_demo_run(demo_run, tmp_path_factory.mktemp("demo-studio-ws"), checkpoints=True)
     with running_studio(workspace) as url:
-        yield url, workspace, run_dir.name
+        yield url, workspace, run_id
 
 
 @pytest.fixture(scope="session")
