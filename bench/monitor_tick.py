@@ -53,8 +53,8 @@ def main() -> None:
         write_run(run_dir)
         started = time.perf_counter()
         series = load_series(run_dir)
-        figures = [charts.loss_figure(series), charts.training_figure(series), charts.system_figure(series)]
-        attach_kb = sum(len(f.to_json()) for f in figures) / 1024
+        figures = [charts.loss_chart(series).html(), charts.training_chart(series).html(), charts.system_chart(series).html()]
+        attach_kb = sum(len(f) for f in figures) / 1024
         attach_s = time.perf_counter() - started
 
         tick_ms, tick_kb = [], 0.0
@@ -65,8 +65,8 @@ def main() -> None:
                     handle.write(json.dumps({"step": step, "total_steps": 2 * STEPS, "loss": 0.1, "learning_rate": 2e-4, "grad_norm": 1.0, "tokens_per_s": 6500.0}) + "\n")
             started = time.perf_counter()
             series.read_new(run_dir)
-            step_figures = [charts.loss_figure(series), charts.training_figure(series)]
-            tick_kb = sum(len(f.to_json()) for f in step_figures) / 1024  # what Gradio sends
+            step_figures = [charts.loss_chart(series).html(), charts.training_chart(series).html()]
+            tick_kb = sum(len(f) for f in step_figures) / 1024  # what Gradio sends
             tick_ms.append((time.perf_counter() - started) * 1000)
 
     result = {

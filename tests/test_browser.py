@@ -66,12 +66,12 @@ def test_upload_train_watch_and_chat(page, tmp_path):
     assert page.locator("#train-method").get_by_label("lora", exact=True).is_checked()
     page.click("#start-button")
     page.locator("#train-message").filter(has_text="Started run").wait_for(timeout=20_000)
-    page.wait_for_selector("#loss-chart .scatterlayer .trace path.js-line", timeout=60_000)
+    page.wait_for_selector("#loss-chart .chart-line", timeout=60_000)
     page.wait_for_selector("#run-progress[data-state=completed]", timeout=300_000)
     progress = page.inner_text("#run-progress")
     assert "step 75 / 75" in progress
     # a point per logged step; Plotly draws after the update lands
-    page.wait_for_function("(document.querySelector('#loss-chart .js-plotly-plot')?.data?.[0]?.x?.length || 0) === 75", timeout=15_000)
+    page.wait_for_function("document.querySelector('#loss-chart .chart-line')?.dataset.points === '75'", timeout=15_000)
 
     # Chat: one click from the finished run; the trained prompt gets its trained answer.
     page.click("#chat-with-run")

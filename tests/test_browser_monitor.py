@@ -83,8 +83,8 @@ def progress_of(page) -> dict:
 
 
 def loss_points(page, chart: str = "#loss-chart") -> int:
-    """The points of the chart's raw-loss trace (drawn with a marker each only on short runs)."""
-    return page.evaluate("(sel) => document.querySelector(sel + ' .js-plotly-plot')?.data?.[0]?.x?.length || 0", chart)
+    """The points of the chart's raw-loss line (drawn with a marker each only on short runs)."""
+    return page.evaluate("(sel) => Number(document.querySelector(sel + ' .chart-line')?.dataset.points || 0)", chart)
 
 
 def select_runs(page, *run_ids: str) -> None:
@@ -108,7 +108,7 @@ def test_reloaded_page_shows_the_same_run_and_it_goes_on(studio, page):
     url, workspace = studio
     open_tab(page, url, "3 · Train")
     run_id = start_run(page, "reload me", 100_000, probe_steps="0", save_steps="0")
-    page.wait_for_selector("#loss-chart .scatterlayer .trace path.js-line", timeout=120_000)
+    page.wait_for_selector("#loss-chart .chart-line", timeout=120_000)
     page.wait_for_function("Number(document.querySelector('#run-progress')?.dataset.step) >= 3", timeout=120_000)
     before = progress_of(page)
     # while the run trains its live view comes first: the settings fold away behind a toggle
@@ -122,7 +122,7 @@ def test_reloaded_page_shows_the_same_run_and_it_goes_on(studio, page):
     page.reload()
     page.get_by_role("tab", name="3 · Train").click()
     page.locator(f"#run-progress[data-run='{run_id}']").wait_for(timeout=30_000)
-    page.wait_for_selector("#loss-chart .scatterlayer .trace path.js-line", timeout=30_000)
+    page.wait_for_selector("#loss-chart .chart-line", timeout=30_000)
     assert loss_points(page) >= before["step"]  # the whole curve so far, not just what came after the reload
     page.wait_for_function(f"Number(document.querySelector('#run-progress').dataset.step) > {progress_of(page)['step']}", timeout=60_000)
     assert "Watching run" in page.inner_text("#train-message")
@@ -143,7 +143,7 @@ def test_restarted_studio_shows_the_run_still_running_then_completed(tmp_path, t
         page = context.new_page()
         open_tab(page, url, "3 · Train")
         run_id = start_run(page, "survivor", 60, probe_steps="0", save_steps="0")
-        page.wait_for_selector("#loss-chart .scatterlayer .trace path.js-line", timeout=120_000)
+        page.wait_for_selector("#loss-chart .chart-line", timeout=120_000)
         steps_seen = progress_of(page)["step"]
         page.close()
         # Pause the worker so that it is sure to be mid-run while the studio is down (it keeps its state).
@@ -155,14 +155,14 @@ def test_restarted_studio_shows_the_run_still_running_then_completed(tmp_path, t
         page = context.new_page()
         open_tab(page, url, "3 · Train")
         page.locator(f"#run-progress[data-run='{run_id}'][data-state=running]").wait_for(timeout=30_000)
-        page.wait_for_selector("#loss-chart .scatterlayer .trace path.js-line", timeout=30_000)
+        page.wait_for_selector("#loss-chart .chart-line", timeout=30_000)
         assert loss_points(page) >= steps_seen
 
         os.kill(frozen, signal.SIGCONT)
         frozen = None
         page.locator(f"#run-progress[data-run='{run_id}'][data-state=completed]").wait_for(timeout=180_000)
         assert "step 60 / 60" in page.inner_text("#run-progress")
-        page.wait_for_function("document.querySelector('#loss-chart .js-plotly-plot')?.data?.[0]?.x?.length === 60", timeout=10_000)
+        page.wait_for_function("document.querySelector('#loss-chart .chart-line')?.dataset.points === '60'", timeout=10_000)
     finally:
         if frozen:
             os.kill(frozen, signal.SIGCONT)
@@ -190,11 +190,13 @@ def test_monitor_shows_phase_gpus_probes_cost_and_red_errors(studio, page, sleep
     assert "downloading model.safetensors 3.2/15.0 GB · 45 MB/s" in page.inner_text("#phase-progress")
     page.locator("#system-now").filter(has_text="NVIDIA H100").wait_for(timeout=10_000)
     assert "memory 38.1/79.6 GB · 97% busy · 65 °C · 350 W" in page.inner_text("#system-now")
-    # Plotly draws after the update lands: wait for it, then count
-    page.wait_for_function("document.querySelectorAll('#system-chart .scatterlayer .trace').length > 0", timeout=30_000)
-    assert page.locator("#system-chart .scatterlayer .trace").count() >= 5  # memory used+total, util, temp, power, CPU, RAM
-    assert page.locator("#loss-chart .scatterlayer .trace").count() == 3  # raw, smoothed, validation
-    assert page.locator("#metrics-chart .scatterlayer .trace path.js-line").count() == 3
+    page.wait_for_selector("#system-chart .chart-line", timeout=30_000)
+    # memory used and total, utilisation, temperature, power, CPU, RAM used and total
+    assert page.locator("#system-chart .chart-line").count() == 8
+    assert page.locator("#system-chart .chart-panel").count() == 6
+    assert page.locator("#loss-chart .chart-line").count() == 3  # raw, smoothed, validation
+    assert page.locator("#metrics-chart .chart-line").count() == 3
+    assert "GPU 0 used 38.09" in page.inner_text("#system-chart .chart-legend")  # the latest reading
 
     probes = page.locator("#probes .probe-panel")
     assert "Who lives in Amberlee?" in probes.inner_text() and "I do not know." in probes.inner_text()
@@ -233,7 +235,7 @@ def test_runs_page_tags_compare_clone_and_delete(studio, page, sleeper):
     # One run: its charts, then tags and notes that stay.
     select_runs(page, slow.name)
     page.locator("#runs-summary").filter(has_text=slow.name).wait_for(timeout=20_000)
-    page.wait_for_selector("#runs-loss .scatterlayer .trace path.js-line", timeout=20_000)
+    page.wait_for_selector("#runs-loss .chart-line", timeout=20_000)
     assert loss_points(page, "#runs-loss") == 20  # one point per logged step of the whole run
     page.fill("#runs-tags textarea, #runs-tags input", "baseline, keep")
     page.fill("#runs-notes textarea", "the slow one")
@@ -245,7 +247,7 @@ def test_runs_page_tags_compare_clone_and_delete(studio, page, sleeper):
     # Two runs: both loss curves on one chart, and the keys that differ.
     select_runs(page, slow.name, fast.name)
     page.locator("#runs-compare").wait_for(state="visible", timeout=20_000)
-    page.wait_for_function("document.querySelectorAll('#runs-overlay .scatterlayer .trace').length >= 4", timeout=20_000)
+    page.wait_for_function("document.querySelectorAll('#runs-overlay .chart-line').length === 6", timeout=20_000)  # raw, smoothed, validation each
     diff = page.inner_text("#runs-diff")
     assert "learning_rate" in diff and "lora_rank" in diff and "max_steps" in diff and "seed" not in diff
 

@@ -182,13 +182,14 @@ def test_the_live_view_charts_each_reward_and_shows_probe_answers_with_their_sco
     write_rows(tmp_path / "samples.jsonl", [{"step": 5, "prompt_index": 0, "prompt": "Year?", "answer": "<answer>1412</answer>",
                                              "seconds": 0.1, "rewards": {"length": 0.25, "number_match": 1.0}}])
     series = load_series(tmp_path)
-    figure = charts.training_figure(series)
-    titles = [annotation.text for annotation in figure.layout.annotations]
+    chart = charts.training_chart(series)
+    titles = [panel.title for panel in chart.panels]
     assert titles[:2] == ["reward", "answer length (tokens)"] and "learning rate" in titles
-    names = {trace.name for trace in figure.data}
+    names = {line.name for line in chart.lines}
     assert {"total (weighted)", "length", "number_match"} <= names
-    total = next(trace for trace in figure.data if trace.name == "total (weighted)")
-    assert list(total.y) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    total = next(line for line in chart.lines if line.name == "total (weighted)")
+    assert list(total.ys) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert 'class="chart-band"' in chart.html()  # the total's spread across the sampled answers
     assert "length 0.25, number_match 1.00" in probes_html(series, "en")
 
 

@@ -200,12 +200,15 @@ def test_loss_chart_has_raw_smoothed_and_validation_points(ws):
     from studio.ui import charts
 
     series = library.load_series(write_run(ws, "chart", steps=30, eval_every=10))
-    figure = charts.loss_figure(series)
-    names = [trace.name for trace in figure.data]
+    chart = charts.loss_chart(series)
+    names = [line.name for line in chart.lines]
     assert names == ["training loss", "smoothed", "validation loss"]
-    raw, smooth, val = figure.data
-    assert len(raw.x) == 30 and list(val.x) == [10, 20, 30]
-    assert max(smooth.y) - min(smooth.y) < max(raw.y) - min(raw.y)  # smoothing flattens the zigzag
+    raw, smooth, val = chart.lines
+    assert len(raw.xs) == 30 and list(val.xs) == [10, 20, 30]
+    assert max(smooth.ys) - min(smooth.ys) < max(raw.ys) - min(raw.ys)  # smoothing flattens the zigzag
+    drawn = chart.html()
+    assert drawn.count('class="chart-line"') == 3 and 'data-name="validation loss" data-points="3"' in drawn
+    assert drawn.count("<circle") == 30 + 3  # a marker per point of a short run, and per validation point
     assert charts.ema([1.0, 1.0, 1.0]) == pytest.approx([1.0, 1.0, 1.0])  # debiased: no ramp from 0
     assert len(charts.thin(list(range(10_000)), limit=1500)[0]) <= 1501
 
@@ -215,14 +218,14 @@ def test_system_chart_shows_each_gpu_or_only_cpu_and_ram(ws):
     from studio.ui.run_views import system_html
 
     gpu_series = library.load_series(write_run(ws, "gpu", gpus=1))
-    gpu_figure = charts.system_figure(gpu_series)
-    titles = [a.text for a in gpu_figure.layout.annotations]
+    gpu_chart = charts.system_chart(gpu_series)
+    titles = [panel.title for panel in gpu_chart.panels]
     assert titles[:4] == ["GPU memory (GB)", "GPU utilisation %", "GPU temperature °C", "GPU power (W)"]
-    assert any(trace.name == "GPU 0 total" and trace.y[0] == pytest.approx(79.65, abs=0.01) for trace in gpu_figure.data)
+    assert any(line.name == "GPU 0 total" and line.ys[0] == pytest.approx(79.65, abs=0.01) for line in gpu_chart.lines)
     assert "memory 38.1/79.6 GB · 97% busy · 65 °C · 350 W" in system_html(gpu_series, "en")
 
     cpu_series = library.load_series(write_run(ws, "cpu"))
-    titles = [a.text for a in charts.system_figure(cpu_series).layout.annotations]
+    titles = [panel.title for panel in charts.system_chart(cpu_series).panels]
     assert titles == ["CPU %", "RAM (GB)"]
     assert "No GPU" in system_html(cpu_series, "en") and "没有 GPU" in system_html(cpu_series, "zh")
 

@@ -40,6 +40,15 @@ CSS = """
 .estimate-free span { position: absolute; top: 0; left: 4px; white-space: nowrap; font-size: var(--text-sm); color: #dc2626; }
 .estimate-legend { display: flex; flex-wrap: wrap; gap: 4px 14px; margin-top: 8px; font-size: var(--text-sm); }
 .estimate-key i { display: inline-block; width: 10px; height: 10px; margin-right: 5px; border-radius: 2px; }
+.studio-chart { width: 100%; }
+.chart-title { font-weight: 600; margin: 2px 0 4px; }
+.chart-grid { display: grid; gap: 4px 14px; }
+.chart-grid svg { display: block; width: 100%; height: auto; color: var(--body-text-color); }
+.chart-message { display: flex; align-items: center; justify-content: center; color: var(--body-text-color-subdued);
+  border: 1px dashed var(--border-color-primary); border-radius: 6px; }
+.chart-legend { display: flex; flex-wrap: wrap; gap: 2px 14px; margin-top: 4px; font-size: var(--text-sm); }
+.chart-key i { display: inline-block; width: 14px; height: 3px; margin: 0 5px 3px 0; vertical-align: middle; }
+.chart-key b { font-weight: 500; margin-left: 5px; }
 """
 
 

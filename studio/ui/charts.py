@@ -1,9 +1,8 @@
-"""Plotly chart builders shared by the live monitor and the Runs page, fed with a run_library.Series.
+"""The charts of a run, shared by the live monitor and the Runs page, fed with a run_library.Series.
 
-Every builder takes a Series (a live one that grows, or a whole run's) and the UI language, and returns a
-plotly Figure. Long series are thinned to at most MAX_POINTS per trace so the browser stays quick; the
-smoothed loss is computed on every point before thinning. `uirevision` is the run id, so a chart the user
-zoomed keeps its zoom while live updates arrive (Gradio draws with Plotly.react).
+Every builder takes a Series (a live one that grows, or a whole run's) and the UI language, and returns an
+svg_chart.Chart, which the page shows as server-drawn SVG (`Chart.html()`). Long series are thinned to at most
+MAX_POINTS per line so each update stays small; the smoothed loss is computed on every point before thinning.
 """
 
 from __future__ import annotations
@@ -13,15 +12,13 @@ from typing import Any, Sequence
 
 from studio.run_library import Series
 from studio.ui.locales import t
+from studio.ui.svg_chart import Chart, Line, Panel
 
-# A chart is about 800 px wide: more points than this draw nothing new, and each one costs the browser
-# time at every redraw (Plotly builds an SVG path per trace, and a node per marker).
+# A chart is about 800 px wide: more points than this draw nothing new, and each one is bytes sent at every update.
 MAX_POINTS = 600
 SMOOTHING = 0.9  # weight of the exponential moving average on the training loss
-MARKERS_UP_TO = 60  # draw a marker per point while a trace has at most this many
+MARKERS_UP_TO = 60  # draw a marker per point while a line has at most this many
 COLOURS = ("#3b82f6", "#ef4444", "#10b981", "#f59e0b", "#8b5cf6", "#ec4899", "#14b8a6", "#64748b")
-# No figure titles: each gr.Plot carries a (translated) label; the top margin leaves room for it.
-LAYOUT = {"margin": {"l": 55, "r": 15, "t": 40, "b": 40}, "legend": {"orientation": "h", "y": -0.2}, "template": "plotly_white"}
 
 
 def ema(values: Sequence[float | None], weight: float = SMOOTHING) -> list[float | None]:
@@ -49,48 +46,22 @@ def thin(xs: Sequence[Any], *columns: Sequence[Any], limit: int = MAX_POINTS) ->
     return ([xs[i] for i in keep], *([c[i] for i in keep] for c in columns))
 
 
-def _figure(height: int, revision: str):
-    import plotly.graph_objects as go
-
-    figure = go.Figure()
-    figure.update_layout(height=height, uirevision=revision, **LAYOUT)
-    return figure
-
-
-def _line(x, y, name: str, colour: str, *, width: float = 2, opacity: float = 1.0, dash: str | None = None, markers: bool = False, **extra):
-    import plotly.graph_objects as go
-
-    return go.Scatter(
-        x=x, y=y, name=name, mode="lines+markers" if markers else "lines", opacity=opacity,
-        line={"color": colour, "width": width, **({"dash": dash} if dash else {})}, marker={"size": 3}, **extra,
-    )
-
-
-def _no_data(figure, text: str):
-    figure.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 14, "color": "#6b7280"})
-    figure.update_xaxes(visible=False)
-    figure.update_yaxes(visible=False)
-    return figure
-
-
-def loss_figure(series: Series, lang: str = "en"):
+def loss_chart(series: Series, lang: str = "en") -> Chart:
     """Training loss (raw and smoothed) against step, with validation loss points on the same axes."""
-    figure = _figure(360, series.run_id)
+    chart = Chart(t("train.loss_chart", lang), panel_height=340)
     if not series.steps and not series.eval_steps:
-        return _no_data(figure, t("chart.waiting", lang))
+        chart.message = t("chart.waiting", lang)
+        return chart
     steps, raw, smooth = thin(series.steps, series.loss, ema(series.loss))
-    figure.add_trace(_line(steps, raw, t("chart.loss_raw", lang), COLOURS[0], width=1, opacity=0.45, markers=len(steps) <= MARKERS_UP_TO))
-    figure.add_trace(_line(steps, smooth, t("chart.loss_smooth", lang), COLOURS[0], width=2.5))
+    panel = Panel(x_title=t("chart.step", lang), y_title=t("chart.loss_axis", lang), lines=[
+        Line(t("chart.loss_raw", lang), steps, raw, COLOURS[0], width=1, opacity=0.45, markers=len(steps) <= MARKERS_UP_TO),
+        Line(t("chart.loss_smooth", lang), steps, smooth, COLOURS[0], width=2.5),
+    ])
     if series.eval_steps:
-        import plotly.graph_objects as go
-
-        figure.add_trace(go.Scatter(
-            x=series.eval_steps, y=series.eval_loss, name=t("chart.eval_loss", lang), mode="lines+markers",
-            line={"color": COLOURS[1], "width": 1.5, "dash": "dot"}, marker={"size": 8, "symbol": "diamond"},
-        ))
-    figure.update_xaxes(title_text=t("chart.step", lang))
-    figure.update_yaxes(title_text=t("chart.loss_axis", lang))
-    return figure
+        panel.lines.append(Line(t("chart.eval_loss", lang), series.eval_steps, series.eval_loss, COLOURS[1], width=1.5,
+                                dashed=True, markers=True))
+    chart.panels = [panel]
+    return chart
 
 
 # GRPO's panels above the usual three, each shown once its metric is logged (the clipped share once it is above
@@ -98,106 +69,86 @@ def loss_figure(series: Series, lang: str = "en"):
 STAGE_PANELS = (("chart.completion_length", "completion_length"), ("chart.kl", "kl"), ("chart.clip_ratio", "clip_ratio"))
 
 
-def training_figure(series: Series, lang: str = "en"):
+def training_chart(series: Series, lang: str = "en") -> Chart:
     """Learning rate, gradient norm and tokens per second against step, one panel each; for a GRPO run, first
     the rewards (the weighted total with its spread across answers, and each function's mean) and the sampled
     answers' length, KL and clipped share."""
-    from plotly.subplots import make_subplots
-
     rewards = [key for key in series.stage if key.startswith("reward/")]
     # clipping happens only when a batch is reused (TRL's num_iterations > 1): a panel of zeros says nothing
     extra = [(text, key) for text, key in STAGE_PANELS
              if any(v is not None and (v != 0 or key != "clip_ratio") for v in series.stage.get(key, ()))]
-    titles = ([t("chart.reward", lang)] if "reward" in series.stage else []) + [t(text, lang) for text, _ in extra]
-    top = len(titles)
-    titles += [t("chart.learning_rate", lang), t("chart.grad_norm", lang), t("chart.tokens_per_s", lang)]
-    figure = make_subplots(rows=len(titles), cols=1, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.27 / len(titles))
-    figure.update_layout(height=120 * len(titles), showlegend=bool(rewards), uirevision=series.run_id,
-                         **{**LAYOUT, "margin": {"l": 55, "r": 15, "t": 45, "b": 40}})
+    chart = Chart(t("train.metrics_chart", lang), width=480, panel_height=130)
     if not series.steps:
-        return _no_data(figure, t("chart.waiting", lang))
+        chart.message = t("chart.waiting", lang)
+        return chart
     columns = [series.stage[key] for key in ("reward", "reward_std", *rewards, *(k for _, k in extra)) if key in series.stage]
     steps, *thinned = thin(series.steps, *columns, series.learning_rate, series.grad_norm, series.tokens_per_s)
     if "reward" in series.stage:
         mean, spread, *thinned = thinned
-        _add_reward_panel(figure, steps, mean, spread, dict(zip(rewards, thinned[:len(rewards)])), lang)
+        chart.panels.append(_reward_panel(steps, mean, spread, dict(zip(rewards, thinned[:len(rewards)])), lang))
         thinned = thinned[len(rewards):]
-    for row, (values, (text, _key)) in enumerate(zip(thinned, extra), start=1 + ("reward" in series.stage)):
-        figure.add_trace(_line(steps, values, t(text, lang), COLOURS[5], showlegend=False), row=row, col=1)
-    for row, (values, colour, name) in enumerate(zip(thinned[len(extra):], COLOURS[2:5], titles[top:]), start=top + 1):
-        figure.add_trace(_line(steps, values, name, colour, showlegend=False), row=row, col=1)
-    figure.update_yaxes(exponentformat="e", row=top + 1, col=1)
-    figure.update_xaxes(title_text=t("chart.step", lang), row=len(titles), col=1)
-    return figure
+    for values, (text, _key) in zip(thinned, extra):
+        chart.panels.append(Panel(t(text, lang), [Line(t(text, lang), steps, values, COLOURS[5], in_legend=False)]))
+    for values, colour, text in zip(thinned[len(extra):], COLOURS[2:5], ("chart.learning_rate", "chart.grad_norm", "chart.tokens_per_s")):
+        chart.panels.append(Panel(t(text, lang), [Line(t(text, lang), steps, values, colour, in_legend=False)]))
+    chart.panels[-1].x_title = t("chart.step", lang)
+    return chart
 
 
-def _add_reward_panel(figure, steps: list, mean: list, spread: list, functions: dict[str, list], lang: str) -> None:
+def _reward_panel(steps: list, mean: list, spread: list, functions: dict[str, list], lang: str) -> Panel:
     """The first panel of a GRPO run: the total reward, a band of ± its spread across the sampled answers, and
     each reward function's mean as a thinner line."""
-    import plotly.graph_objects as go
-
-    band = [(s, m, d) for s, m, d in zip(steps, mean, spread) if m is not None and d is not None]
-    if band:
-        xs = [s for s, _, _ in band]
-        figure.add_trace(go.Scatter(x=xs + xs[::-1], y=[m + d for _, m, d in band] + [m - d for _, m, d in band][::-1],
-                                    fill="toself", fillcolor="rgba(16,185,129,0.15)", line={"width": 0}, hoverinfo="skip",
-                                    name=t("chart.reward_spread", lang)), row=1, col=1)
-    figure.add_trace(_line(steps, mean, t("chart.reward_total", lang), COLOURS[2], width=2.5), row=1, col=1)
+    lines = [Line(t("chart.reward_total", lang), steps, mean, COLOURS[2], width=2.5, spread=spread)]
     for colour, (key, values) in zip(COLOURS[3:] + COLOURS[:2], functions.items()):
-        figure.add_trace(_line(steps, values, key.split("/", 1)[1], colour, width=1.2), row=1, col=1)
+        lines.append(Line(key.split("/", 1)[1], steps, values, colour, width=1.2))
+    return Panel(t("chart.reward", lang), lines)
 
 
-def system_figure(series: Series, lang: str = "en"):
+def system_chart(series: Series, lang: str = "en") -> Chart:
     """GPU memory (used vs total), utilisation, temperature and power per GPU, then CPU % and RAM."""
-    from plotly.subplots import make_subplots
-
     has_gpu = bool(series.gpus)
-    titles = ([t("chart.gpu_memory", lang), t("chart.gpu_util", lang), t("chart.gpu_temp", lang), t("chart.gpu_power", lang)] if has_gpu else [])
-    titles += [t("chart.cpu", lang), t("chart.ram", lang)]
-    cols = 3 if has_gpu else 2
-    figure = make_subplots(rows=2 if has_gpu else 1, cols=cols, subplot_titles=titles, horizontal_spacing=0.07, vertical_spacing=0.16)
-    figure.update_layout(height=440 if has_gpu else 250, uirevision=series.run_id, **{**LAYOUT, "margin": {"l": 50, "r": 15, "t": 50, "b": 40}})
+    columns = 3 if has_gpu else 2
+    chart = Chart(t("train.system_chart", lang), columns=columns, width=1080 // columns, panel_height=190 if has_gpu else 240)
     if not series.system_seen:
-        return _no_data(figure, t("chart.no_system", lang))
-    cell = iter([(r, c) for r in range(1, 3) for c in range(1, cols + 1)])
-    minutes_axis = t("chart.minutes", lang)
+        chart.message = t("chart.no_system", lang)
+        chart.panel_height = 120
+        return chart
+    minutes = t("chart.minutes", lang)
     if has_gpu:
-        panels = [next(cell) for _ in range(4)]
+        memory, util, temp, power = (Panel(t(key, lang), x_title=minutes) for key in ("chart.gpu_memory", "chart.gpu_util", "chart.gpu_temp", "chart.gpu_power"))
+        memory.from_zero, util.y_range = True, (0, 100)
         for number, (index, gpu) in enumerate(sorted(series.gpus.items())):
             colour, label = COLOURS[number % len(COLOURS)], f"GPU {index}"
-            x, used, util, temp, power = thin(gpu.minutes, gpu.memory_used_gb, gpu.utilization, gpu.temperature, gpu.power)
-            figure.add_trace(_line(x, used, f"{label} {t('chart.used', lang)}", colour, markers=len(x) == 1), *panels[0])
+            x, used, utilisation, temperature, watts = thin(gpu.minutes, gpu.memory_used_gb, gpu.utilization, gpu.temperature, gpu.power)
+            memory.lines.append(Line(f"{label} {t('chart.used', lang)}", x, used, colour, markers=len(x) == 1))
             if gpu.memory_total_gb:
-                figure.add_trace(_line([x[0], x[-1]], [gpu.memory_total_gb] * 2, f"{label} {t('chart.total', lang)}", colour, dash="dash", width=1), *panels[0])
-            for panel, values in zip(panels[1:], (util, temp, power)):
-                figure.add_trace(_line(x, values, label, colour, markers=len(x) == 1), *panel)
-        figure.update_yaxes(title_text="GB", row=panels[0][0], col=panels[0][1])
-        figure.update_yaxes(range=[0, 100], row=panels[1][0], col=panels[1][1])
-    cpu_cell, ram_cell = next(cell), next(cell)
+                memory.lines.append(Line(f"{label} {t('chart.total', lang)}", [x[0], x[-1]], [gpu.memory_total_gb] * 2, colour, width=1, dashed=True))
+            for panel, values in ((util, utilisation), (temp, temperature), (power, watts)):
+                panel.lines.append(Line(label, x, values, colour, markers=len(x) == 1))
+        chart.panels += [memory, util, temp, power]
     x, cpu, ram = thin(series.sys_minutes, series.cpu_percent, series.ram_used_gb)
-    figure.add_trace(_line(x, cpu, "CPU %", COLOURS[5], markers=len(x) == 1), *cpu_cell)
-    figure.update_yaxes(range=[0, 100], row=cpu_cell[0], col=cpu_cell[1])
-    figure.add_trace(_line(x, ram, f"RAM {t('chart.used', lang)}", COLOURS[6], markers=len(x) == 1), *ram_cell)
+    cpu_panel = Panel(t("chart.cpu", lang), [Line("CPU %", x, cpu, COLOURS[5], markers=len(x) == 1)], x_title=minutes, y_range=(0, 100))
+    ram_panel = Panel(t("chart.ram", lang), [Line(f"RAM {t('chart.used', lang)}", x, ram, COLOURS[6], markers=len(x) == 1)],
+                      x_title=minutes, from_zero=True)
     if series.ram_total_gb:
-        figure.add_trace(_line([x[0], x[-1]], [series.ram_total_gb] * 2, f"RAM {t('chart.total', lang)}", COLOURS[6], dash="dash", width=1), *ram_cell)
-    figure.update_yaxes(title_text="GB", row=ram_cell[0], col=ram_cell[1], rangemode="tozero")
-    figure.update_xaxes(title_text=minutes_axis, row=2 if has_gpu else 1)
-    figure.update_layout(showlegend=len(series.gpus) > 1)
-    return figure
+        ram_panel.lines.append(Line(f"RAM {t('chart.total', lang)}", [x[0], x[-1]], [series.ram_total_gb] * 2, COLOURS[6], width=1, dashed=True))
+    chart.panels += [cpu_panel, ram_panel]
+    return chart
 
 
-def overlay_figure(runs: list[tuple[str, Series]], lang: str = "en"):
+def overlay_chart(runs: list[tuple[str, Series]], lang: str = "en") -> Chart:
     """The loss curves of several runs on one chart: smoothed lines, raw faintly behind, validation dotted."""
-    figure = _figure(420, " ".join(series.run_id for _label, series in runs))
+    chart = Chart(t("chart.overlay", lang), panel_height=420, width=1100)
     if not any(series.steps or series.eval_steps for _label, series in runs):
-        return _no_data(figure, t("chart.no_metrics", lang))
+        chart.message = t("chart.no_metrics", lang)
+        return chart
+    panel = Panel(x_title=t("chart.step", lang), y_title=t("chart.loss_axis", lang))
     for number, (label, series) in enumerate(runs):
-        colour, group = COLOURS[number % len(COLOURS)], f"run{number}"
+        colour = COLOURS[number % len(COLOURS)]
         steps, raw, smooth = thin(series.steps, series.loss, ema(series.loss))
-        figure.add_trace(_line(steps, raw, label, colour, width=1, opacity=0.25, legendgroup=group, showlegend=False, hoverinfo="skip"))
-        figure.add_trace(_line(steps, smooth, label, colour, width=2.5, legendgroup=group))
+        panel.lines += [Line(label, steps, raw, colour, width=1, opacity=0.25, in_legend=False), Line(label, steps, smooth, colour, width=2.5)]
         if series.eval_steps:
-            figure.add_trace(_line(series.eval_steps, series.eval_loss, f"{label} · {t('chart.eval_loss', lang)}", colour, width=1.5, dash="dot", markers=True, legendgroup=group))
-    figure.update_xaxes(title_text=t("chart.step", lang))
-    figure.update_yaxes(title_text=t("chart.loss_axis", lang))
-    return figure
+            panel.lines.append(Line(f"{label} · {t('chart.eval_loss', lang)}", series.eval_steps, series.eval_loss, colour,
+                                    width=1.5, dashed=True, markers=True))
+    chart.panels = [panel]
+    return chart

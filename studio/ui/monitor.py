@@ -31,8 +31,8 @@ POLL_SECONDS = 1.5
 MISSING_RUN_SECONDS = 30  # a watched run folder that stays missing this long (deleted) ends the follower
 FOLLOWERS: dict[str, object] = {}  # a page's session hash → the token of its one live follower
 SYSTEM_CHART_SECONDS = 10  # the system readings in words refresh every tick, their chart this often
-# the progress line refreshes every tick; the loss and training charts this often (a Plotly redraw is most of a
-# tick's cost in the browser), and at once when the run ends
+# the progress line refreshes every tick; the loss and training charts this often (drawing them is most of a
+# tick's cost on the server, and swapping them in most of it in the browser), and at once when the run ends
 METRICS_CHART_SECONDS = 5
 LOG_LINES = 80
 
@@ -48,8 +48,6 @@ class Watch:
     metrics_drawn: float = float("-inf")  # time.monotonic() when the loss and training charts were last sent
     metrics_pending: bool = False  # new metric rows arrived since the charts were last sent
     system_pending: bool = False  # new system readings arrived since their chart was last sent
-    # the charts are drawn in the update after a (re-)attach, which empties them
-    resend_charts: bool = False
     buttons: tuple = ()  # the visibility of Stop, Kill, Resume and Chat last sent
 
 
@@ -75,31 +73,27 @@ def draw_view(run_dir: Path, seen: Watch | None, price_per_hour: float | None, l
         changed = seen.series.read_new(run_dir)
     series, status = seen.series, run_folder.run_status(run_dir)
     now = time.monotonic()
-    resend, seen.resend_charts = seen.resend_charts, fresh
-    seen.system_pending |= "system" in changed or (resend and series.system_seen)
-    seen.metrics_pending |= resend and bool(series.steps or series.eval_steps)
-    draw_system = seen.system_pending and (resend or now - seen.system_drawn >= SYSTEM_CHART_SECONDS)
+    state = status.get("state")
+    active, done = state not in FINAL_STATES, state in FINAL_STATES
+    seen.system_pending |= "system" in changed
+    draw_system = seen.system_pending and (fresh or done or now - seen.system_drawn >= SYSTEM_CHART_SECONDS)
     if draw_system:
         seen.system_drawn, seen.system_pending = now, False
     size = _log_size(run_dir)
     log_update = log_html(tail_text(run_dir / LOG_FILE, LOG_LINES)) if size != seen.log_size else gr.skip()
     seen.log_size = size
-    state = status.get("state")
-    active, done = state not in FINAL_STATES, state in FINAL_STATES
     seen.metrics_pending |= "metrics" in changed
-    draw_metrics = seen.metrics_pending and (resend or done or now - seen.metrics_drawn >= METRICS_CHART_SECONDS)
+    draw_metrics = seen.metrics_pending and (fresh or done or now - seen.metrics_drawn >= METRICS_CHART_SECONDS)
     if draw_metrics:
         seen.metrics_drawn, seen.metrics_pending = now, False
     shown = (active, active, is_resumable(run_dir, status), done and status.get("output") is not None)
     buttons = [gr.skip()] * 4 if shown == seen.buttons else [gr.update(visible=v) for v in shown]
     seen.buttons = shown
-    # on a (re-)attach the charts are emptied first and drawn in the next update: a chart that another run's
-    # figure of another shape (other subplots) is redrawn over in place is not always drawn
     updates = [
         progress_html(run_id, status, series.last, lang, price_per_hour) + memory_advice_html(run_dir, status, lang),
-        None if fresh else charts.loss_figure(series, lang) if draw_metrics else gr.skip(),
-        None if fresh else charts.training_figure(series, lang) if draw_metrics else gr.skip(),
-        None if fresh else charts.system_figure(series, lang) if draw_system else gr.skip(),
+        charts.loss_chart(series, lang).html() if draw_metrics else gr.skip(),
+        charts.training_chart(series, lang).html() if draw_metrics else gr.skip(),
+        charts.system_chart(series, lang).html() if draw_system else gr.skip(),
         system_html(series, lang) if "system" in changed else gr.skip(),
         probes_html(series, lang) if "samples" in changed else gr.skip(),
         log_update,
@@ -134,13 +128,13 @@ def create_monitor(ctx: UIContext, watched: gr.State, buttons: dict) -> dict:
             progress = gr.HTML("", elem_id="train-progress")
             price = L.add(gr.Number(value=None, minimum=0, label=t("train.price"), scale=0, min_width=220, elem_id="price-per-hour"), "train.price")
         with gr.Row(equal_height=False):
-            loss_chart = L.add(gr.Plot(label=t("train.loss_chart"), elem_id="loss-chart", scale=3), "train.loss_chart")
-            metrics_chart = L.add(gr.Plot(label=t("train.metrics_chart"), elem_id="metrics-chart", scale=2), "train.metrics_chart")
+            loss_chart = gr.HTML("", elem_id="loss-chart", scale=3)
+            metrics_chart = gr.HTML("", elem_id="metrics-chart", scale=2)
         L.add(gr.Markdown(t("probe.title")), "probe.title")
         probes = gr.HTML("", elem_id="probes")
         L.add(gr.Markdown(t("train.system")), "train.system")
         system_now = gr.HTML("", elem_id="system-panel")
-        system_chart = L.add(gr.Plot(label=t("train.system_chart"), elem_id="system-chart"), "train.system_chart")
+        system_chart = gr.HTML("", elem_id="system-chart")
         L.add(gr.Markdown(t("train.log_title")), "train.log_title")
         log = gr.HTML("", elem_id="train-log")
     view_outputs = [progress, loss_chart, metrics_chart, system_chart, system_now, probes, log,
@@ -168,7 +162,7 @@ def create_monitor(ctx: UIContext, watched: gr.State, buttons: dict) -> dict:
                     missing_since = time.monotonic()
                     updates, seen, done = await anyio.to_thread.run_sync(draw_view, run_dir, seen, price_per_hour, lang_choice)
                     yield updates
-                    if done and not seen.resend_charts:  # the final state is drawn (and, after an attach, re-sent)
+                    if done:  # the final state is drawn
                         return
                 elif time.monotonic() - missing_since > MISSING_RUN_SECONDS:  # deleted, or never made
                     return

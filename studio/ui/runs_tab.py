@@ -80,10 +80,10 @@ def compare(ctx: UIContext, run_ids: list[str], lang: str) -> tuple:
             continue
     labels = [config.run_name or run_id for run_id, config, _series in loaded]
     labels = [label if labels.count(label) == 1 else f"{label} ({run_id})" for label, (run_id, _c, _s) in zip(labels, loaded)]
-    figure = charts.overlay_figure([(label, series) for label, (_r, _c, series) in zip(labels, loaded)], lang)
+    chart = charts.overlay_chart([(label, series) for label, (_r, _c, series) in zip(labels, loaded)], lang).html()
     rows = library.config_diff([(run_id, config) for run_id, config, _series in loaded])
     rows = [[key, *(str(v) for v in values)] for key, *values in rows] or [[t("runs.no_diff", lang), *[""] * len(loaded)]]
-    return figure, {"headers": [t("runs.col.key", lang), *labels], "data": rows}
+    return chart, {"headers": [t("runs.col.key", lang), *labels], "data": rows}
 
 
 def create_runs_tab(ctx: UIContext) -> dict:
@@ -97,16 +97,16 @@ def create_runs_tab(ctx: UIContext) -> dict:
     message = gr.Markdown("", elem_id="runs-message")
     with gr.Column(visible=False, elem_id="runs-compare") as compare_box:
         L.add(gr.Markdown(t("runs.compare")), "runs.compare")
-        overlay = L.add(gr.Plot(label=t("chart.overlay"), elem_id="runs-overlay"), "chart.overlay")
+        overlay = gr.HTML("", elem_id="runs-overlay")
         diff = L.add(gr.Dataframe(label=t("runs.diff"), interactive=False, wrap=True, elem_id="runs-diff"), "runs.diff")
     with gr.Column(visible=False, elem_id="runs-details") as details_box:
         summary = gr.Markdown("", elem_id="runs-summary")
         with gr.Row(equal_height=False):
-            loss_chart = L.add(gr.Plot(label=t("train.loss_chart"), elem_id="runs-loss", scale=3), "train.loss_chart")
-            metrics_chart = L.add(gr.Plot(label=t("train.metrics_chart"), elem_id="runs-metrics", scale=2), "train.metrics_chart")
+            loss_chart = gr.HTML("", elem_id="runs-loss", scale=3)
+            metrics_chart = gr.HTML("", elem_id="runs-metrics", scale=2)
         L.add(gr.Markdown(t("probe.title")), "probe.title")
         probes = gr.HTML("", elem_id="runs-probes")
-        system_chart = L.add(gr.Plot(label=t("train.system_chart"), elem_id="runs-system"), "train.system_chart")
+        system_chart = gr.HTML("", elem_id="runs-system")
         with gr.Row() as editor:
             tags = L.add(gr.Textbox(label=t("runs.tags"), elem_id="runs-tags", scale=1), "runs.tags")
             notes = L.add(gr.Textbox(label=t("runs.notes"), lines=2, elem_id="runs-notes", scale=2), "runs.notes")
@@ -143,8 +143,8 @@ def create_runs_tab(ctx: UIContext) -> dict:
     def on_pick(selected: list[str] | None, lang_choice: str):
         lang, selected = lang_code(lang_choice), selected or []
         if len(selected) >= 2:
-            figure, diff_value = compare(ctx, selected, lang)
-            return [figure, diff_value] + [gr.skip()] * 9
+            chart, diff_value = compare(ctx, selected, lang)
+            return [chart, diff_value] + [gr.skip()] * 9
         if not selected:
             return [gr.skip()] * 11
         try:
@@ -159,7 +159,7 @@ def create_runs_tab(ctx: UIContext) -> dict:
         config_text, status_text = run_details(ctx, selected[0])
         return [
             gr.skip(), gr.skip(), run_summary(run_dir.name, status, config, lang),
-            charts.loss_figure(series, lang), charts.training_figure(series, lang), charts.system_figure(series, lang),
+            charts.loss_chart(series, lang).html(), charts.training_chart(series, lang).html(), charts.system_chart(series, lang).html(),
             probes_html(series, lang), ", ".join(meta["tags"]), meta["notes"], config_text, status_text,
         ]
 
@@ -223,6 +223,8 @@ def create_runs_tab(ctx: UIContext) -> dict:
     # .input, not .change: the browser reports a change of the picker at every refresh of its choices, and
     # opening the picked runs again each time cost a server round trip at every visit of the tab
     pick.input(on_pick, [pick, ctx.language], pick_outputs, api_name="open_runs", trigger_mode="always_last").then(**shown_for_selection)
+    # the charts and summary are drawn in a language: draw the picked runs again in the new one
+    ctx.language.change(on_pick, [pick, ctx.language], pick_outputs, show_progress="hidden")
     save.click(on_save_meta, [pick, tags, notes, query, ctx.language], [message, table], api_name="save_run_meta")
     # the Train tab opens in the browser once the server has answered: after a clone that was not refused (both
     # messages then carry the same note), after a Watch of one run
