@@ -73,7 +73,8 @@ def start_run(page, name: str, max_steps: int, **fields: str) -> str:
         for key, value in fields.items():
             page.fill(f"#train-{key} input", value)
     page.click("#start-button")
-    page.locator("#train-message").filter(has_text="Started run").wait_for(timeout=30_000)
+    # "Watching run" when the page's load event (which re-attaches to an active run) answers after Start did
+    page.locator("#train-message").filter(has_text=re.compile("Started run|Watching run")).wait_for(timeout=30_000)
     return page.inner_text("#train-message code").strip()
 
 
