@@ -21,6 +21,7 @@ from studio.chat_streaming import (
     piece_streamer,
     stop_when_set,
 )
+from studio.hf_import import import_transformers
 from studio.models.catalog import resolve_model
 from studio.workspace import (
     ADAPTER_DIR,
@@ -133,6 +134,7 @@ class ChatModel:
         if self.adapter_names:
             self.model.load_adapter(str(adapter), adapter_name=name)
         else:
+            import_transformers()
             from peft import PeftModel
 
             self.model = PeftModel.from_pretrained(self.model, adapter, adapter_name=name)
@@ -321,6 +323,7 @@ def load_run(workspace: Workspace, run: str, base: bool = False, checkpoint: str
     the final weights; with `base=True`, the run's base model with that same template. An adapter is named
     after the run id. Raises PathError naming what is missing."""
     import torch
+    import_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _quiet_inference(torch)
@@ -339,6 +342,7 @@ def load_run(workspace: Workspace, run: str, base: bool = False, checkpoint: str
         stretched = model_config(source, config)  # the run's RoPE scaling, which the adapter was trained with
         model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=remote, **({"config": stretched} if stretched else {}))
         if not base:
+            import_transformers()
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, trained, adapter_name=run_dir.name)
@@ -349,6 +353,7 @@ def load_run(workspace: Workspace, run: str, base: bool = False, checkpoint: str
 def _quiet_inference(torch) -> None:
     """Ready this process to answer beside the studio's web server: torch leaves a core free, and loading weights
     draws no progress bars into the CLI's answer or the studio's log."""
+    import_transformers()
     import transformers
 
     from studio.hardware import leave_a_core_free
@@ -362,6 +367,7 @@ def load_model(workspace: Workspace, model: str) -> ChatModel:
     with as it is, with its own chat template; no run needed. Raises PathError for an unknown choice and ValueError
     when the model's tokenizer has no chat template."""
     import torch
+    import_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _quiet_inference(torch)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+from studio.hf_import import import_transformers
+
 
 def before_stop(reply: str, stops: list[str], final: bool = False) -> tuple[str, bool]:
     """(the part of a growing reply to show, whether a stop string ended it): cut before the first stop string;
@@ -24,6 +26,7 @@ def piece_streamer(tokenizer):
     would show nothing until it ended.)"""
     import queue
 
+    import_transformers()
     from transformers.generation.streamers import BaseStreamer
 
     class PieceStreamer(BaseStreamer):
@@ -69,6 +72,7 @@ class EitherEvent:
 def stop_when_set(event) -> list:
     """A transformers stopping-criteria list that ends generation at the next token once `event` is set."""
     import torch
+    import_transformers()
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     class StopWhenSet(StoppingCriteria):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from studio import config as cfg
 from studio import run_folder
+from studio.hf_import import import_transformers
 from studio.models.catalog import resolve_model
 from studio.system_prompt import shared_system_prompt
 from studio.workspace import ADAPTER_DIR, FULL_MODEL_DIR, REWARD_MODEL_DIR, Workspace
@@ -139,6 +140,7 @@ def merge_into(workspace: Workspace, run_dir: Path, out_dir: Path, dtype: str = 
     """Write the run's base model with its adapter merged in (or its fully trained model) to `out_dir` as sharded
     safetensors in `dtype`, with the run's tokenizer and chat template; plain transformers loads it."""
     import torch
+    import_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from studio.train.methods import model_config
@@ -155,6 +157,7 @@ def merge_into(workspace: Workspace, run_dir: Path, out_dir: Path, dtype: str = 
         if config.method.method not in ("lora", "qlora", "ia3"):
             raise ExportError(f"a {config.method.method} adapter adds learned virtual tokens and cannot be merged into "
                               "the weights; export the adapter without --merge")
+        import_transformers()
         from peft import PeftModel
 
         source = resolve_model(workspace, config.model.model)
@@ -187,6 +190,7 @@ def _ollama_quote(text: str) -> str:
 def write_modelfile(workspace: Workspace, run_dir: Path, out_dir: Path, kind: str) -> tuple[Path, list[str]]:
     """Write DIR/Modelfile: FROM the exported folder (merged or full model) or the base + ADAPTER, the TEMPLATE of
     the run's chat-template family, its stop tokens and the training data's system prompt. Returns (path, notes)."""
+    import_transformers()
     from transformers import AutoTokenizer
 
     config = run_folder.load_config(run_dir)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,8 @@ def _run_job(job: ExportJob, workspace: Workspace, to: str, push_repo: str, priv
     except Exception as error:  # noqa: BLE001 -- a thread's failure must reach the UI, not vanish with the thread
         expected = isinstance(error, (OSError, ValueError))  # ExportError, PathError, a full disk, a bad shard size
         job.error, job.state = str(error) if expected else f"{type(error).__name__}: {error}", "failed"
+        if not expected:  # a bug: its whole traceback goes to the studio's console, where it can be reported
+            traceback.print_exc()
         return
     if push_repo:
         job.step = "push"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studio import run_folder
+from studio.hf_import import import_transformers
 from studio.models.catalog import resolve_model
 from studio.workspace import REWARD_MODEL_DIR, PathError, Workspace
 
@@ -39,6 +40,7 @@ def load_reward_model(workspace: Workspace, run: str) -> RewardModel:
     """Load run `run`'s reward model (base model + adapter with its score head, or the whole saved model).
     PathError when the run has no reward model."""
     import torch
+    import_transformers()
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     run_dir = workspace.run_dir(run)
@@ -50,6 +52,7 @@ def load_reward_model(workspace: Workspace, run: str) -> RewardModel:
     remote = config.model.trust_remote_code
     tokenizer = AutoTokenizer.from_pretrained(saved)
     if (saved / "adapter_config.json").is_file():
+        import_transformers()
         from peft import PeftModel
         from transformers.utils import logging as hf_logging
 

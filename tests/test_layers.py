@@ -11,7 +11,7 @@ STUDIO = Path(__file__).resolve().parent.parent / "studio"
 # Lowest first. A module belongs to the layer that lists the longest prefix of its name.
 LAYERS = [
     ("core", ["studio.workspace", "studio.safe_yaml", "studio.hardware", "studio.presets", "studio.chat_streaming",
-              "studio.system_prompt"]),
+              "studio.system_prompt", "studio.hf_import"]),
     ("dataset shapes", ["studio.data.formats", "studio.data.messages", "studio.data.tool_calls"]),
     ("config", ["studio.config"]),
     ("models", ["studio.models"]),

@@ -12,6 +12,7 @@ from studio.data.masking import TemplateError
 from studio.data.quality import QualityChecks, quality_report
 from studio.data.readers import is_hub_ref, iter_file_records
 from studio.data.tokens import TokenReport, token_report
+from studio.hf_import import import_transformers
 from studio.workspace import Workspace
 
 
@@ -23,9 +24,11 @@ def load_tokenizer(workspace: Workspace, model: str, trust_remote_code: bool = F
     source = resolve_model(workspace, model)
     try:
         if _plain_fast_tokenizer(source):  # seconds faster: no model-class lookup, same tokenizer.json and template
+            import_transformers()
             from transformers import PreTrainedTokenizerFast
 
             return PreTrainedTokenizerFast.from_pretrained(source)
+        import_transformers()
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from studio.hf_import import import_transformers
 from studio.workspace import SAMPLES_DIR
 
 DEMO_NAME = "tiny-demo"
@@ -51,6 +52,7 @@ def _training_texts() -> list[str]:
 
 def _build_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    import_transformers()
     from transformers import PreTrainedTokenizerFast
 
     core = Tokenizer(models.BPE())
@@ -77,6 +79,7 @@ def _build_tokenizer():
 
 def _build_model(tokenizer):
     import torch
+    import_transformers()
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(

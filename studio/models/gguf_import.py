@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from studio.hf_import import import_transformers
 from studio.workspace import PathError, Workspace
 
 IMPORT_NOTE = "gguf_import.json"  # in the model folder: the source file, its checksum, architecture and quant types
@@ -55,6 +56,7 @@ class GGUFInfo:
 
 def supported_architectures() -> list[str]:
     """The GGUF architectures transformers can read (and so the studio can import), sorted."""
+    import_transformers()
     from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
     return sorted(a for a in GGUF_SUPPORTED_ARCHITECTURES if a not in ("general", "tokenizer") and a not in NOT_CHAT_MODELS)
@@ -74,6 +76,7 @@ def read_info(path: Path) -> GGUFInfo:
     only, with transformers' own header reader (milliseconds; gguf's GGUFReader takes seconds on a big vocabulary)."""
     import numpy as np
     from gguf import GGMLQuantizationType
+    import_transformers()
     from transformers.integrations.gguf.reader import GgufHeader, read_gguf_metadata
 
     with open(path, "rb") as handle:
@@ -162,6 +165,7 @@ def load_dequantized(path: Path, dtype, progress: Callable[[float, str], None] =
     """(model, tokenizer) read from GGUF file `path` by transformers, the weights de-quantized to `dtype`. The
     model is returned as a plain one: the GGUF quantizer transformers attaches only records where the weights came
     from (they are dense tensors now), and it would make save_pretrained refuse the model."""
+    import_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     with _parsed_once():

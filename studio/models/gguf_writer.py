@@ -14,6 +14,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from studio.hf_import import import_transformers
+
 # transformers class -> (GGUF architecture, whether q/k rows are reordered for llama.cpp's rotary layout)
 ARCHITECTURES = {"LlamaForCausalLM": ("llama", True), "MistralForCausalLM": ("llama", True),
                  "Qwen2ForCausalLM": ("qwen2", False)}
@@ -91,6 +93,7 @@ def _add_tokenizer(writer, model_dir: Path, vocab_size: int, tokenizer_pre: str)
     """The vocabulary as byte-level BPE tokens in id order (padded to the model's vocab size), token types,
     merges, special token ids and the chat template."""
     from gguf import SpecialVocab, TokenType
+    import_transformers()
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -22,6 +22,7 @@ import functools
 from pathlib import Path
 
 from studio import config as cfg
+from studio.hf_import import import_transformers
 from studio.models.architecture import (
     Architecture,
     ModelInfoError,
@@ -44,6 +45,7 @@ def _linear_paths(config) -> tuple[str, ...]:
     """The dotted paths of every linear layer (torch Linear or transformers' Conv1D) of the causal LM that
     `config` describes, built without weights; the output head is left out."""
     import torch
+    import_transformers()
     from transformers import AutoModelForCausalLM
     from transformers.pytorch_utils import Conv1D
 
@@ -60,6 +62,7 @@ def _linear_paths(config) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=32)
 def _paths_from_config_file(path: str, _mtime: float) -> tuple[str, ...]:
+    import_transformers()
     from transformers import CONFIG_MAPPING
 
     data = read_config_json(Path(path))
@@ -89,6 +92,7 @@ def _catalog_model_type(hub_id: str, architecture: Architecture) -> str | None:
 
 @functools.lru_cache(maxsize=32)
 def _paths_from_catalog(name: str) -> tuple[str, ...]:
+    import_transformers()
     from transformers import AutoConfig
 
     preset = load_catalog()[name]
