@@ -169,24 +169,42 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
 
         refresh_runs, refresh_inputs, refresh_outputs = runs["refresh"]
         runs_tab.select(refresh_runs, refresh_inputs, refresh_outputs, show_progress="hidden").then(**runs["shown_for_selection"])
-        train["start"].click(refresh_runs, refresh_inputs, refresh_outputs)
-        train["start_anyway"].click(refresh_runs, refresh_inputs, refresh_outputs)
+        # the page's own refreshes show no progress: a progress target is looked up at every later status message
+        train["start"].click(refresh_runs, refresh_inputs, refresh_outputs, show_progress="hidden")
+        train["start_anyway"].click(refresh_runs, refresh_inputs, refresh_outputs, show_progress="hidden")
         page_load, page_inputs, page_outputs = train["page_load"]
-        app.load(on_role, [ctx.language], [role, banner, *notes]).then(None, [role], [*hidden_for_viewer, tabs], js=hide_js)
+        app.load(on_role, [ctx.language], [role, banner, *notes], show_progress="hidden").then(None, [role], [*hidden_for_viewer, tabs], js=hide_js)
         app.load(**train["collect_form"]).then(page_load, page_inputs, page_outputs).then(**train["follow_run"])
         app.load(*train["sync_pickers"], show_progress="hidden")  # the model's layer names in the module pickers
-        app.load(refresh_runs, refresh_inputs, refresh_outputs)
+        app.load(*runs["open"], show_progress="hidden")
         # the run lists follow runs finished (or started from the command line) since the page opened
-        app.load(chat["on_refresh"], [ctx.language], [chat["run"]])
+        app.load(chat["on_refresh"], [ctx.language], [chat["run"]], show_progress="hidden")
         chat_tab.select(chat["on_refresh"], [ctx.language], [chat["run"]], show_progress="hidden")
         compare_tab.select(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]], show_progress="hidden")
-        app.load(*exporter["refresh"])  # the export and the served model survive a page reload
+        app.load(*exporter["open"], show_progress="hidden")  # the export and the served model survive a page reload
         export_tab.select(*exporter["refresh"], show_progress="hidden")
-        app.load(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]])
+        app.load(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]], show_progress="hidden")
         # runs finished since the page opened, then the picked run's latest evaluation (a running one is followed)
         eval_tab.select(evaluator["on_refresh"], [ctx.language], [evaluator["run"]], show_progress="hidden").then(*evaluator["show"], show_progress="hidden")
     show_progress_on_first_output(app, quiet_progress)
+    hoist_unseen(app, quiet_progress, [ctx.shared["form_snapshot"], role])
     return app
+
+
+def hoist_unseen(app: gr.Blocks, first: gr.components.Component, hidden: list[gr.components.Component]) -> None:
+    """Move every State and BrowserState of `app`, and the `hidden` components (never shown), to the top of the
+    page's layout, right after `first`; where they are in the layout changes nothing a user sees.
+
+    Gradio's browser remembers each component that was ever an input or a progress target of an event, and at
+    every status message of any event it looks each one up by a walk of the layout that stops where the
+    component is found. A state made in the Train tab, or a hidden box at the end of the page, cost a walk of most
+    of the page's ~730 components per message; at the top, a few steps."""
+    moving = [block for block in app.blocks.values() if isinstance(block, (gr.State, gr.BrowserState))] + hidden
+    for block in moving:
+        block.parent.children.remove(block)
+        block.parent = app
+    at = app.children.index(first) + 1
+    app.children[at:at] = moving
 
 
 def show_progress_on_first_output(app: gr.Blocks, quiet_progress: gr.components.Component) -> None:

@@ -181,6 +181,10 @@ def create_export_tab(ctx: UIContext) -> dict:
         to = to if chosen == run_id and to else default_folder(ctx, chosen)
         return [gr.update(choices=choices, value=chosen), to, hub_token_note(lang), *job_view(ctx, job, lang), *serve_view(lang)]
 
+    def on_open(lang_choice: str):
+        """The export tab as a page opens: the newest run, its export and the served model, if any."""
+        return on_refresh(None, "", lang_choice)
+
     def on_run(run_id: str | None, lang_choice: str):
         job = export_jobs.export_job(run_id) if run_id else None
         return [default_folder(ctx, run_id) if run_id else "", *job_view(ctx, job, lang_code(lang_choice))]
@@ -242,7 +246,8 @@ def create_export_tab(ctx: UIContext) -> dict:
 
     refresh_io = (operator_view(ctx, on_refresh), [run, folder, ctx.language], [run, folder, token_note, *job_outputs, *serve_outputs])
     refresh.click(*refresh_io)
-    run.change(on_run, [run, ctx.language], [folder, *job_outputs])
+    # .input: a refresh that sets the run sends its folder and export with it
+    run.input(on_run, [run, ctx.language], [folder, *job_outputs])
     what.change(lambda kind: [gr.update(visible=kind == "merged"), gr.update(visible=kind == "gguf")], [what], [merge_row, gguf_row])
     start.click(on_export, [run, what, dtype, shard, ollama, repo, private, folder, gguf_type, ctx.language], [status, timer],
                 api_name="export_run")
@@ -251,4 +256,5 @@ def create_export_tab(ctx: UIContext) -> dict:
     serve_timer.tick(lambda lang_choice: serve_view(lang_code(lang_choice)), [ctx.language], serve_outputs, show_progress="hidden")
     stop.click(on_stop, [ctx.language], serve_outputs, api_name="stop_serving")
     public.change(on_public, [public, ctx.language], [public_note])
-    return {"refresh": refresh_io, "run": run}
+    open_io = (operator_view(ctx, on_open), [ctx.language], refresh_io[2])
+    return {"refresh": refresh_io, "open": open_io, "run": run}

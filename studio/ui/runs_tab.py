@@ -140,6 +140,12 @@ def create_runs_tab(ctx: UIContext) -> dict:
         return value, gr.update(choices=choices, **({"value": kept} if kept != (selected or []) else {}))
 
     @for_viewers
+    def on_open(lang_choice: str):
+        """The run list as a page opens: no filter typed, nothing picked (reading neither keeps them out of the
+        components the browser looks up at every later status message; see ui.hoist_unseen)."""
+        return on_refresh("", [], lang_choice)
+
+    @for_viewers
     def on_pick(selected: list[str] | None, lang_choice: str):
         lang, selected = lang_code(lang_choice), selected or []
         if len(selected) >= 2:
@@ -238,4 +244,4 @@ def create_runs_tab(ctx: UIContext) -> dict:
     delete_no.click(**hide_confirm)
     delete_yes.click(on_delete, [pick, query, ctx.language], [message, table, pick], api_name="delete_run").then(
         **hide_confirm).then(**shown_for_selection)
-    return {"refresh": refresh_io, "shown_for_selection": shown_for_selection}
+    return {"refresh": refresh_io, "open": (on_open, [ctx.language], [table, pick]), "shown_for_selection": shown_for_selection}
