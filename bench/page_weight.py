@@ -6,7 +6,9 @@ For each tab: the busy seconds of switching to it (2 s after the click) and the 
 thread while the tab sits idle for --idle-s seconds, from Chrome's own `Performance.getMetrics` (TaskDuration:
 script, style, layout and paint together). Measured twice: with no run watched, and while the page watches a
 live demo run (`python -m studio train --detach`). Targets: idle ≤ 3% of a core (≤ 10% while watching a run),
-every switch ≤ 0.3 s. Headless Debian Chromium at /usr/bin/chromium, driven by playwright.
+every switch ≤ 0.3 s. With no run watched, the Train form's controls are measured too (typing a value,
+switching the method both ways, Preview): the busy seconds of the 2 s after each, target ≤ 0.3 s. Headless
+Debian Chromium at /usr/bin/chromium, driven by playwright.
 
 With --llamaboard, LLaMA-Factory's web UI (`llamafactory-cli webui`, installed in its own virtual environment:
 `python -m venv lf && lf/bin/pip install torch==2.13.0 llamafactory`) is measured the same way in the same run,
@@ -55,9 +57,34 @@ def measure_tabs(page, cdp, idle_s: float, tabs: list[str]) -> list[dict]:
     return rows
 
 
-def measure(url: str, idle_s: float, ready: str = "#data-preview", tabs: list[str] | None = None) -> list[dict]:
+# Train-form controls, each measured like a switch: main-thread busy seconds in the 2 s after the action
+CONTROLS = [
+    ("type a value (Max steps)", lambda page: page.fill("#train-max_steps input", "50")),
+    ("method -> qlora (its settings show)", lambda page: page.locator("#train-method").get_by_label("qlora", exact=True).click()),
+    ("method -> lora (they hide)", lambda page: page.locator("#train-method").get_by_label("lora", exact=True).click()),
+    ("Preview", lambda page: page.click("#train-preview")),
+]
+
+
+def measure_controls(page, cdp) -> list[dict]:
+    """On the Train tab, each of CONTROLS in turn: the busy seconds of the 2 s after it."""
+    page.get_by_role("tab", name="3 · Train").click()
+    time.sleep(2.0)
+    rows = []
+    for what, act in CONTROLS:
+        before = busy_seconds(cdp)
+        act(page)
+        time.sleep(2.0)
+        busy = busy_seconds(cdp) - before
+        rows.append({"control": what, "busy_s": round(busy, 3)})
+        print(f"  {what:36s} {busy:6.2f} s", flush=True)
+    return rows
+
+
+def measure(url: str, idle_s: float, ready: str = "#data-preview", tabs: list[str] | None = None,
+            controls: bool = False) -> list[dict] | tuple[list[dict], list[dict]]:
     """Open the page in a fresh headless Chromium (once `ready` shows) and measure each of `tabs` (all the page's
-    top-level tabs when None)."""
+    top-level tabs when None); with `controls`, then the Train form's CONTROLS, returning both lists."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -71,7 +98,8 @@ def measure(url: str, idle_s: float, ready: str = "#data-preview", tabs: list[st
             time.sleep(3.0)  # the page's own load events settle
             if tabs is None:
                 tabs = [name.strip() for name in page.get_by_role("tab").all_inner_texts() if name.strip()]
-            return measure_tabs(page, cdp, idle_s, tabs)
+            rows = measure_tabs(page, cdp, idle_s, tabs)
+            return (rows, measure_controls(page, cdp)) if controls else rows
         finally:
             browser.close()
 
@@ -122,7 +150,9 @@ def main() -> int:
               "measured": "Chromium Performance.getMetrics TaskDuration (main thread), headless"}
     try:
         print("no run watched:", flush=True)
-        result["no_run"] = summarise(measure(url, args.idle_s, tabs=TABS), TARGET_IDLE)
+        rows, controls = measure(url, args.idle_s, tabs=TABS, controls=True)
+        result["no_run"] = summarise(rows, TARGET_IDLE)
+        result["train_controls"] = {"controls": controls, "max_busy_s": max(r["busy_s"] for r in controls), "target_s": TARGET_SWITCH_S}
         run = subprocess.run([sys.executable, "-m", "studio", "--workspace", str(workspace), "train", "--detach",
                               "run_name=weight", "max_steps=100000", "probe_steps=50"],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
