@@ -263,6 +263,8 @@ def test_runs_page_tags_compare_clone_and_delete(studio, page, sleeper):
 
     # Delete: refused while the run is active, done after a confirmation for a finished one.
     page.get_by_role("tab", name="Runs").click()
+    page.wait_for_timeout(2000)  # the tab's refresh answers
+    assert fast.name in page.inner_text("#runs-pick")  # the pick survives a visit of another tab
     select_runs(page, busy.name)
     page.locator("#runs-summary").filter(has_text=busy.name).wait_for(timeout=20_000)
     page.click("#runs-delete")

@@ -167,11 +167,10 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         hide_js = ("(role) => role === 'viewer' ? [...Array(%d).fill({__type__: 'update', visible: false}), "
                    "{__type__: 'update', selected: 'train'}] : []") % len(hidden_for_viewer)
 
-        refresh_runs, refresh_inputs, refresh_outputs = runs["refresh"]
-        runs_tab.select(refresh_runs, refresh_inputs, refresh_outputs, show_progress="hidden").then(**runs["shown_for_selection"])
+        runs_tab.select(*runs["visit"], show_progress="hidden").then(**runs["shown_for_selection"])
         # the page's own refreshes show no progress: a progress target is looked up at every later status message
-        train["start"].click(refresh_runs, refresh_inputs, refresh_outputs, show_progress="hidden")
-        train["start_anyway"].click(refresh_runs, refresh_inputs, refresh_outputs, show_progress="hidden")
+        train["start"].click(*runs["visit"], show_progress="hidden")
+        train["start_anyway"].click(*runs["visit"], show_progress="hidden")
         page_load, page_inputs, page_outputs = train["page_load"]
         app.load(on_role, [ctx.language], [role, banner, *notes], show_progress="hidden").then(None, [role], [*hidden_for_viewer, tabs], js=hide_js)
         app.load(**train["collect_form"]).then(page_load, page_inputs, page_outputs).then(**train["follow_run"])
@@ -182,12 +181,12 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         chat_tab.select(chat["on_refresh"], [ctx.language], [chat["run"]], show_progress="hidden")
         compare_tab.select(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]], show_progress="hidden")
         app.load(*exporter["open"], show_progress="hidden")  # the export and the served model survive a page reload
-        export_tab.select(*exporter["refresh"], show_progress="hidden")
+        export_tab.select(*exporter["visit"], show_progress="hidden")
         app.load(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]], show_progress="hidden")
         # runs finished since the page opened, then the picked run's latest evaluation (a running one is followed)
         eval_tab.select(evaluator["on_refresh"], [ctx.language], [evaluator["run"]], show_progress="hidden").then(*evaluator["show"], show_progress="hidden")
     show_progress_on_first_output(app, quiet_progress)
-    hoist_unseen(app, quiet_progress, [ctx.shared["form_snapshot"], role])
+    hoist_unseen(app, quiet_progress, [ctx.shared["form_snapshot"], role, *ctx.shared["unseen"]])
     return app
 
 

@@ -257,4 +257,10 @@ def create_export_tab(ctx: UIContext) -> dict:
     stop.click(on_stop, [ctx.language], serve_outputs, api_name="stop_serving")
     public.change(on_public, [public, ctx.language], [public_note])
     open_io = (operator_view(ctx, on_open), [ctx.language], refresh_io[2])
-    return {"refresh": refresh_io, "open": open_io, "run": run}
+    # the tab's own refresh reads copies of the run and folder kept at the top of the page (see runs_tab's copies)
+    run_copy, folder_copy = gr.Textbox("", visible=False), gr.Textbox("", visible=False)
+    ctx.shared.setdefault("unseen", []).extend([run_copy, folder_copy])
+    run.change(None, [run], [run_copy], js="(value) => value || ''")
+    folder.change(None, [folder], [folder_copy], js="(text) => text || ''")
+    visit_io = (refresh_io[0], [run_copy, folder_copy, ctx.language], refresh_io[2])
+    return {"refresh": refresh_io, "open": open_io, "visit": visit_io, "run": run}

@@ -223,6 +223,14 @@ def create_runs_tab(ctx: UIContext) -> dict:
                            "js": "(picked) => { const n = (picked || []).length; return [{__type__: 'update', visible: n >= 2}, "
                                  "{__type__: 'update', visible: n === 1}, {__type__: 'update', visible: false}]; }"}
     refresh_io = (on_refresh, [query, pick, ctx.language], [table, pick])
+    # copies of the filter and the picks, moved to the top of the page (ui.hoist_unseen) and kept by js-only steps
+    # (which the browser does not track): the tab's own refresh reads them, so visiting the tab adds no lookup
+    # at the end of the page to every later status message of any event
+    query_copy, pick_copy = gr.Textbox("", visible=False), gr.JSON([], visible=False)
+    ctx.shared.setdefault("unseen", []).extend([query_copy, pick_copy])
+    query.change(None, [query], [query_copy], js="(text) => text")
+    # (a js step's array is its list of outputs: the picks go in one of their own)
+    pick.change(None, [pick], [pick_copy], js="(picked) => [picked || []]")
     refresh.click(*refresh_io, api_name="list_runs").then(**shown_for_selection)
     query.submit(*refresh_io).then(**shown_for_selection)
     hide_confirm = {"fn": None, "inputs": None, "outputs": [delete_confirm], "js": "() => ({__type__: 'update', visible: false})"}
@@ -244,4 +252,5 @@ def create_runs_tab(ctx: UIContext) -> dict:
     delete_no.click(**hide_confirm)
     delete_yes.click(on_delete, [pick, query, ctx.language], [message, table, pick], api_name="delete_run").then(
         **hide_confirm).then(**shown_for_selection)
-    return {"refresh": refresh_io, "open": (on_open, [ctx.language], [table, pick]), "shown_for_selection": shown_for_selection}
+    return {"refresh": refresh_io, "visit": (on_refresh, [query_copy, pick_copy, ctx.language], [table, pick]),
+            "open": (on_open, [ctx.language], [table, pick]), "shown_for_selection": shown_for_selection}
