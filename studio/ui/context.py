@@ -66,6 +66,17 @@ def viewer_may_call(handler) -> bool:
     return getattr(handler, "for_viewers", False) is True
 
 
+def top_copy(ctx: UIContext, source: gr.components.Component, copy: gr.components.Component, blank: str = "''"):
+    """`copy`, a hidden component kept equal to `source` (`blank`, a JS literal, when it is empty) by a js-only step
+    at each change, and moved to the top of the page when the page is built (ui.hoist_unseen). A refresh that reads
+    the copy adds no lookup deep in the page to every later status message of any event: the browser tracks every
+    input of an event that reached the server, and no js-only step's. Returns `copy`."""
+    ctx.shared.setdefault("unseen", []).append(copy)
+    # a js step's array is its list of outputs: the value goes in one of its own (a list of picks stays one value)
+    source.change(None, [source], [copy], js=f"(value) => [value ?? {blank}]")
+    return copy
+
+
 def operator_view(ctx: UIContext, handler):
     """`handler` wrapped for an event that also fires on a viewer's page (a page load, a tab's selection):
     the operator gets `handler`'s answer; a viewer gets no change to any component and nothing is read."""

@@ -19,7 +19,7 @@ from studio import export, export_jobs, serve_process
 from studio.model_card import PushError
 from studio.serve import API_KEY_ENV, PublicBindError
 from studio.ui.chat_tab import chattable_runs
-from studio.ui.context import UIContext, operator_view, refuse_viewer
+from studio.ui.context import UIContext, operator_view, refuse_viewer, top_copy
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError
 
@@ -257,10 +257,7 @@ def create_export_tab(ctx: UIContext) -> dict:
     stop.click(on_stop, [ctx.language], serve_outputs, api_name="stop_serving")
     public.change(on_public, [public, ctx.language], [public_note])
     open_io = (operator_view(ctx, on_open), [ctx.language], refresh_io[2])
-    # the tab's own refresh reads copies of the run and folder kept at the top of the page (see runs_tab's copies)
-    run_copy, folder_copy = gr.Textbox("", visible=False), gr.Textbox("", visible=False)
-    ctx.shared.setdefault("unseen", []).extend([run_copy, folder_copy])
-    run.change(None, [run], [run_copy], js="(value) => value || ''")
-    folder.change(None, [folder], [folder_copy], js="(text) => text || ''")
-    visit_io = (refresh_io[0], [run_copy, folder_copy, ctx.language], refresh_io[2])
+    # the tab's own refresh (a visit) reads copies of the run and the folder (context.top_copy)
+    copies = [top_copy(ctx, source, gr.Textbox("", visible=False)) for source in (run, folder)]
+    visit_io = (refresh_io[0], [*copies, ctx.language], refresh_io[2])
     return {"refresh": refresh_io, "open": open_io, "visit": visit_io, "run": run}

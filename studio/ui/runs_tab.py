@@ -15,7 +15,7 @@ from studio import config as cfg
 from studio import run_folder
 from studio import run_library as library
 from studio.ui import charts
-from studio.ui.context import UIContext, for_viewers, refuse_viewer
+from studio.ui.context import UIContext, for_viewers, refuse_viewer, top_copy
 from studio.ui.locales import lang_code, t
 from studio.ui.run_views import format_duration, probes_html
 from studio.workspace import CONFIG_FILE, PathError, read_head_bytes
@@ -223,14 +223,9 @@ def create_runs_tab(ctx: UIContext) -> dict:
                            "js": "(picked) => { const n = (picked || []).length; return [{__type__: 'update', visible: n >= 2}, "
                                  "{__type__: 'update', visible: n === 1}, {__type__: 'update', visible: false}]; }"}
     refresh_io = (on_refresh, [query, pick, ctx.language], [table, pick])
-    # copies of the filter and the picks, moved to the top of the page (ui.hoist_unseen) and kept by js-only steps
-    # (which the browser does not track): the tab's own refresh reads them, so visiting the tab adds no lookup
-    # at the end of the page to every later status message of any event
-    query_copy, pick_copy = gr.Textbox("", visible=False), gr.JSON([], visible=False)
-    ctx.shared.setdefault("unseen", []).extend([query_copy, pick_copy])
-    query.change(None, [query], [query_copy], js="(text) => text")
-    # (a js step's array is its list of outputs: the picks go in one of their own)
-    pick.change(None, [pick], [pick_copy], js="(picked) => [picked || []]")
+    # the tab's own refreshes (a visit, Start, the language switch) read copies of the filter and the picks
+    query_copy = top_copy(ctx, query, gr.Textbox("", visible=False))
+    pick_copy = top_copy(ctx, pick, gr.JSON([], visible=False), blank="[]")
     refresh.click(*refresh_io, api_name="list_runs").then(**shown_for_selection)
     query.submit(*refresh_io).then(**shown_for_selection)
     hide_confirm = {"fn": None, "inputs": None, "outputs": [delete_confirm], "js": "() => ({__type__: 'update', visible: false})"}
@@ -238,7 +233,7 @@ def create_runs_tab(ctx: UIContext) -> dict:
     # opening the picked runs again each time cost a server round trip at every visit of the tab
     pick.input(on_pick, [pick, ctx.language], pick_outputs, api_name="open_runs", trigger_mode="always_last").then(**shown_for_selection)
     # the charts and summary are drawn in a language: draw the picked runs again in the new one
-    ctx.language.change(on_pick, [pick, ctx.language], pick_outputs, show_progress="hidden")
+    ctx.language.change(on_pick, [pick_copy, ctx.language], pick_outputs, show_progress="hidden")
     save.click(on_save_meta, [pick, tags, notes, query, ctx.language], [message, table], api_name="save_run_meta")
     # the Train tab opens in the browser once the server has answered: after a clone that was not refused (both
     # messages then carry the same note), after a Watch of one run

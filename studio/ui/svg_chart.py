@@ -57,7 +57,6 @@ class Chart:
     width: int = 640  # of each panel's drawing, in SVG units (it scales to the space it gets)
     panel_height: int = 300
     message: str = ""  # shown instead of the panels
-    legend: bool = True
 
     @property
     def lines(self) -> list[Line]:
@@ -71,7 +70,7 @@ class Chart:
                     f'{html.escape(self.message)}</div></div>')
         panels = "".join(_panel_svg(panel, self.width, self.panel_height) for panel in self.panels)
         grid = f'<div class="chart-grid" style="grid-template-columns:repeat({self.columns},minmax(0,1fr))">{panels}</div>'
-        return f'<div class="studio-chart">{title}{grid}{_legend(self.lines) if self.legend else ""}</div>'
+        return f'<div class="studio-chart">{title}{grid}{_legend(self.lines)}</div>'
 
 
 def nice_ticks(low: float, high: float, count: int = TICKS) -> list[float]:
