@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from conftest import chromium_page, running_studio
 
 pytestmark = pytest.mark.browser
@@ -78,7 +79,10 @@ def test_upload_train_watch_and_chat(page, tmp_path):
     page.locator("#chat-status").filter(has_text="Loaded").wait_for(timeout=60_000)
     page.fill("#chat-input textarea", "Which river runs through Cobbleford?")
     page.click("#chat-send")
-    page.locator("#chatbot").filter(has_text="The Low Wend runs through Cobbleford.").wait_for(timeout=30_000)
+    try:
+        page.locator("#chatbot").filter(has_text="The Low Wend runs through Cobbleford.").wait_for(timeout=30_000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"chat shows {page.inner_text('#chatbot')!r}, status {page.inner_text('#chat-status')!r}")
 
     # Runs: the run is listed as completed with a final loss.
     page.get_by_role("tab", name="Runs").click()

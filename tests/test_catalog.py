@@ -56,6 +56,23 @@ def test_tiny_demo_numbers_count_exactly_the_parameters_of_the_built_model(tmp_p
     assert model_architecture(workspace, "tiny-demo") == Architecture.from_dict(CATALOG["tiny-demo"].architecture)
 
 
+def test_tiny_demo_is_the_same_model_when_several_page_events_first_ask_for_it_at_once(tmp_path, tiny_demo_dir):
+    # a fresh studio's first page load resolves the model from several events at once; each first start must
+    # still build the one tiny-demo (the demo's trained answers depend on it)
+    import threading
+
+    from studio.models.demo import ensure_demo_model
+
+    askers = [threading.Thread(target=ensure_demo_model, args=(tmp_path,)) for _ in range(3)]
+    for asker in askers:
+        asker.start()
+    for asker in askers:
+        asker.join()
+    built = (tmp_path / "tiny-demo" / "model.safetensors").read_bytes()
+    assert built == (tiny_demo_dir / "model.safetensors").read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny-demo"]  # no half-built folder left beside it
+
+
 def test_existing_keys_still_work():
     assert recommended_overrides("tiny-demo")["learning_rate"] == 0.002
     assert recommended_overrides("not-in-catalog") == {}

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 from studio.hf_import import import_transformers
@@ -39,6 +40,10 @@ ARCHITECTURE = dict(
 )
 OUTPUT_INIT_STD = 0.1
 BUILD_MARKER = "tiny-demo.json"
+# Builds in one process take turns: the weights come from torch's one global generator, and two builds drawing
+# from it at once (the studio's first page load asks for the model from several events) would each get a
+# different mix of numbers, so the demo would not be the same model from one first start to the next.
+_BUILD_LOCK = threading.Lock()
 
 
 def _training_texts() -> list[str]:
@@ -89,12 +94,13 @@ def _build_model(tokenizer):
         pad_token_id=tokenizer.pad_token_id,
         **ARCHITECTURE,
     )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    # With the default std (0.02) a frozen random output layer caps the top logit near 4 (hidden states are
-    # RMS-normalised), so even a perfectly tuned adapter gives flat probabilities and sampling rambles.
-    # A wider output layer lets fine-tuning produce confident answers.
-    torch.nn.init.normal_(model.lm_head.weight, std=OUTPUT_INIT_STD)
+    with torch.random.fork_rng(devices=[]):  # the caller's own random state is left as it was
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
+        # With the default std (0.02) a frozen random output layer caps the top logit near 4 (hidden states are
+        # RMS-normalised), so even a perfectly tuned adapter gives flat probabilities and sampling rambles.
+        # A wider output layer lets fine-tuning produce confident answers.
+        torch.nn.init.normal_(model.lm_head.weight, std=OUTPUT_INIT_STD)
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, max_new_tokens=64
     )
@@ -112,6 +118,13 @@ def ensure_demo_model(models_dir: Path) -> Path:
     target = models_dir / DEMO_NAME
     if (target / BUILD_MARKER).is_file():
         return target
+    with _BUILD_LOCK:
+        if not (target / BUILD_MARKER).is_file():  # not built by the thread this one waited for
+            _build_into(models_dir, target)
+    return target
+
+
+def _build_into(models_dir: Path, target: Path) -> None:
     models_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tiny-demo-", dir=models_dir))
     try:
@@ -129,4 +142,3 @@ def ensure_demo_model(models_dir: Path) -> Path:
                 os.rename(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
