@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -130,11 +131,19 @@ def test_chat_cli_gives_the_trained_answer_and_the_base_model_does_not(demo_run)
     tuned = run_cli("chat", run_dir.name, "--prompt", prompt, workspace=workspace)
     assert tuned.returncode == 0, tuned.stderr
     assert tuned.stdout.strip() == answer
+    assert tuned.stderr == "", "the terminal shows the answer alone: no library warnings or loading bars"
 
     base = run_cli("chat", run_dir.name, "--prompt", prompt, "--base", workspace=workspace)
     assert base.returncode == 0, base.stderr
     assert base.stdout.strip() != answer
     assert answer not in base.stdout
+
+
+def test_train_log_holds_the_studio_lines_and_the_trainer_figures_only(demo_run):
+    _, run_dir = demo_run
+    lines = (run_dir / "train.log").read_text(encoding="utf-8").splitlines()
+    stray = [line for line in lines if not re.match(r"\[\d\d:\d\d:\d\d\] |\{'", line)]
+    assert stray == [], "library warnings or progress bars in train.log"
 
 
 def test_trained_prompts_get_their_trained_answers(demo_run):
