@@ -217,8 +217,8 @@ def create_train_tab(ctx: UIContext) -> dict:
         ]
         return [problems_text(problems, lang_code(lang_choice)), now, *boxes, values]
 
-    def on_switch(text: str, shown_flags: list[bool] | None):
-        return visibility(read_form(text), shown_flags)
+    def on_switch(text: str, shown_flags: list[bool] | None, shown: dict | None, lang_choice: str):
+        return [*visibility(read_form(text), shown_flags), *on_validate(text, shown, lang_choice)]
 
     def visible_flags(current: dict[str, Any]) -> list[bool]:
         cells = [form.applies(specs[key], current) for key in conditional]
@@ -334,13 +334,17 @@ def create_train_tab(ctx: UIContext) -> dict:
     visibility_outputs = [built["cells"][k] for k in conditional] + [accordions[g.group_id] for g in groups if g.group_id in accordions]
     validation_outputs = [summary, shown_problems, *built["problems"].values(), form_values]
     check_inputs = [snapshot, shown_problems, ctx.language]
-    gr.on([c.change for c in inputs], **collect).then(on_validate, check_inputs, validation_outputs, **quiet)
+    # a control that shows or hides others (the method, the stage…) is checked in the same server call that sets
+    # what shows: one call per change, not two
+    switches = [all_controls[key] for key in form.trigger_keys([specs[k] for k in conditional]) if key in all_controls]
+    plain = [c for c in inputs if all(c is not switch for switch in switches)]
+    gr.on([c.change for c in plain], **collect).then(on_validate, check_inputs, validation_outputs, **quiet)
     # the summary line in the new language (a viewer's page has no settings to check)
     ctx.language.change(**collect).then(operator_view(ctx, on_validate), check_inputs, validation_outputs, **quiet)
-    switches = [all_controls[key] for key in form.trigger_keys([specs[k] for k in conditional]) if key in all_controls]
     if switches:
-        gr.on([c.change for c in switches], **collect).then(on_switch, [snapshot, shown_visibility],
-                                                            [*visibility_outputs, shown_visibility], **quiet)
+        gr.on([c.change for c in switches], **collect).then(
+            on_switch, [snapshot, shown_visibility, shown_problems, ctx.language],
+            [*visibility_outputs, shown_visibility, *validation_outputs], **quiet)
     preview.click(**collect).then(on_preview, [snapshot, ctx.language], [preview_box, yaml_view, cli_view, summary])
     save.click(**collect).then(on_save, [snapshot, ctx.language], [saved_file, summary])
     # The multiselects follow the config's text only after the events that write it, chained with .then: a
