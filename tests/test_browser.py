@@ -75,6 +75,7 @@ def test_upload_train_watch_and_chat(page, tmp_path):
     page.wait_for_function("document.querySelector('#loss-chart .chart-line')?.dataset.points === '75'", timeout=15_000)
 
     # Chat: one click from the finished run; the trained prompt gets its trained answer.
+    assert page.inner_text("#chat-with-run").strip() == "Chat with this run"
     page.click("#chat-with-run")
     page.locator("#chat-status").filter(has_text="Loaded").wait_for(timeout=60_000)
     page.fill("#chat-input textarea", "Which river runs through Cobbleford?")

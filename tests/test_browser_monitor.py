@@ -115,6 +115,8 @@ def test_reloaded_page_shows_the_same_run_and_it_goes_on(studio, page):
     # while the run trains its live view comes first: the settings fold away behind a toggle
     assert not page.is_visible("#train-settings") and page.is_visible("#train-settings-toggle")
     assert page.locator("#monitor").bounding_box()["y"] < MONITOR_TOP_PX
+    # the run's buttons carry their labels (the page load's follower, with no run to watch, must not blank them)
+    assert [page.inner_text(b).strip() for b in ("#stop-button", "#kill-button")] == ["Stop", "Kill"]
     page.click("#train-settings-toggle")
     assert page.is_visible("#train-settings")
     page.click("#train-settings-toggle")
@@ -127,6 +129,7 @@ def test_reloaded_page_shows_the_same_run_and_it_goes_on(studio, page):
     assert loss_points(page) >= before["step"]  # the whole curve so far, not just what came after the reload
     page.wait_for_function(f"Number(document.querySelector('#run-progress').dataset.step) > {progress_of(page)['step']}", timeout=60_000)
     assert "Watching run" in page.inner_text("#train-message")
+    assert [page.inner_text(b).strip() for b in ("#stop-button", "#kill-button")] == ["Stop", "Kill"]
 
     page.click("#stop-button")
     page.locator("#run-progress[data-state=stopped]").wait_for(timeout=60_000)

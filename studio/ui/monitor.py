@@ -140,6 +140,8 @@ def create_monitor(ctx: UIContext, watched: gr.State, buttons: dict) -> dict:
     view_outputs = [progress, loss_chart, metrics_chart, system_chart, system_now, probes, log,
                     buttons["stop"], buttons["kill"], buttons["resume"], buttons["chat"], view]
 
+    unchanged = [gr.skip()] * len(view_outputs)
+
     @for_viewers
     async def follow_run(run_id: str, price_per_hour: float | None, lang_choice: str, request: gr.Request):
         """Stream the watched run's live view: one update now, then one every POLL_SECONDS until the run ends.
@@ -149,7 +151,10 @@ def create_monitor(ctx: UIContext, watched: gr.State, buttons: dict) -> dict:
         (another run watched, the language or price changed) takes over, and this one ends. Every follower
         starts as a fresh attach of its own (the whole run drawn once), never from what another follower of the
         page drew: two of them overlap for a moment, and the page must end up drawn whichever answered last."""
+        # A follower that ends without a single update would have Gradio set each output to nothing: the run
+        # buttons would show up later with no label. So every way out sends at least one (empty) update.
         if not run_id:  # nothing to watch: a page load queued behind Start must not end Start's follower
+            yield unchanged
             return
         token, seen = object(), None
         page = request.session_hash or ""
@@ -165,6 +170,8 @@ def create_monitor(ctx: UIContext, watched: gr.State, buttons: dict) -> dict:
                     if done:  # the final state is drawn
                         return
                 elif time.monotonic() - missing_since > MISSING_RUN_SECONDS:  # deleted, or never made
+                    if seen is None:
+                        yield unchanged
                     return
                 await asyncio.sleep(POLL_SECONDS)
         finally:
