@@ -16,11 +16,11 @@ warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprec
 # bitsandbytes then uses its own kernel. Nothing there for a user to act on.
 import logging  # noqa: E402
 
-HUB_KERNEL = "kernels-community/quantization-bitsandbytes"
+_HUB_KERNEL = "kernels-community/quantization-bitsandbytes"
 
 
 def _not_about_the_hub_kernel(record: logging.LogRecord) -> bool:
-    return HUB_KERNEL not in record.getMessage()
+    return _HUB_KERNEL not in record.getMessage()
 
 
 for _name in ("bitsandbytes.backends.cpu.ops", "kernels._internals.hf_hub"):

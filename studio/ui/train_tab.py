@@ -203,7 +203,11 @@ def create_train_tab(ctx: UIContext) -> dict:
         return form.config_from_values(read_form(text))
 
     def on_validate(text: str, shown: dict | None, lang_choice: str):
-        values = read_form(text)
+        return checked(read_form(text), shown, lang_choice)
+
+    def checked(values: dict[str, Any], shown: dict | None, lang_choice: str) -> list:
+        """The summary, the problems now shown, each field's problem line (sent only where it changed) and the
+        values checked."""
         config, problems = form.config_from_values(values)
         if config is not None:  # a grpo run's reward file and schema, read (never run) from the workspace
             problems += grpo.reward_problems(ctx.workspace, config)
@@ -218,7 +222,8 @@ def create_train_tab(ctx: UIContext) -> dict:
         return [problems_text(problems, lang_code(lang_choice)), now, *boxes, values]
 
     def on_switch(text: str, shown_flags: list[bool] | None, shown: dict | None, lang_choice: str):
-        return [*visibility(read_form(text), shown_flags), *on_validate(text, shown, lang_choice)]
+        values = read_form(text)
+        return [*visibility(values, shown_flags), *checked(values, shown, lang_choice)]
 
     def visible_flags(current: dict[str, Any]) -> list[bool]:
         cells = [form.applies(specs[key], current) for key in conditional]
