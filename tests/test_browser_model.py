@@ -59,7 +59,7 @@ def test_dry_run_button_shows_measured_next_to_estimated(page):
     assert "peak RSS (CPU)" in text and "estimated" in text and "tokens/s" in text
 
 
-def test_a_catalog_model_brings_its_own_settings_and_target_modules(page):
+def test_a_catalog_model_brings_its_own_settings_and_target_modules(page, tiny_demo_dir, tmp_path):
     page.locator("#estimate-verdict").filter(has_text="Fits").wait_for(timeout=30_000)  # tiny-demo first
     model = page.locator("#model-name input")
     model.fill("mixtral-8x7b-instruct-v0.1")
@@ -76,3 +76,17 @@ def test_a_catalog_model_brings_its_own_settings_and_target_modules(page):
     page.wait_for_function("document.querySelector('#train-cli textarea, #train-cli input')?.value?.includes('model=mixtral-8x7b-instruct-v0.1')", timeout=30_000)
     cli = page.input_value("#train-cli textarea, #train-cli input")
     assert "lora_targets=q_proj,k_proj,v_proj,o_proj" in cli
+
+    # a GGUF imported on the Model tab becomes the model, and the picker then offers that model's own layers
+    # (mixtral's cannot be read offline: only all-linear and the picked names were offered)
+    from studio.models.gguf_writer import write_gguf
+
+    page.get_by_role("tab", name="2 · Model").click()
+    page.click("#model-import button.label-wrap, #model-import > button")
+    page.set_input_files("#model-import-file input[type=file]", str(write_gguf(tiny_demo_dir, tmp_path / "imported.gguf", "f16")))
+    page.click("#model-import-start")
+    page.locator("#model-import-status").filter(has_text="Imported").wait_for(timeout=60_000)
+    page.get_by_role("tab", name="3 · Train").click()
+    picker.locator("input").first.click()
+    picker.get_by_role("option", name="down_proj", exact=True).wait_for(timeout=30_000)
+    assert [chip.strip() for chip in picker.locator(".token").all_inner_texts()] == ["q_proj", "k_proj", "v_proj", "o_proj"]

@@ -7,6 +7,7 @@ page; and no server event reads more than a dozen inputs (the Train form's value
 from __future__ import annotations
 
 import gradio as gr
+import pytest
 from gradio.blocks import BlockContext
 
 from studio.ui import build_app
@@ -16,13 +17,17 @@ LARGEST_CONTAINER_TARGET = 4  # components under a container that may show an ev
 MOST_INPUTS = 12  # inputs a server event may read (Chat's send reads its message and the generation settings)
 
 
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    return build_app(Workspace(tmp_path_factory.mktemp("page-events") / "ws"))
+
+
 def _descendants(block) -> int:
     children = getattr(block, "children", None) or []
     return len(children) + sum(_descendants(child) for child in children)
 
 
-def test_every_server_event_shows_its_progress_on_one_small_component(tmp_path):
-    app = build_app(Workspace(tmp_path / "ws"))
+def test_every_server_event_shows_its_progress_on_one_small_component(app):
     server_events = [fn for fn in app.fns.values() if fn.fn is not None]
     assert len(server_events) > 50
     for fn in server_events:
@@ -35,8 +40,7 @@ def test_every_server_event_shows_its_progress_on_one_small_component(tmp_path):
                     f"{_descendants(target)} components")
 
 
-def test_no_server_event_reads_the_whole_train_form(tmp_path):
-    app = build_app(Workspace(tmp_path / "ws"))
+def test_no_server_event_reads_the_whole_train_form(app):
     for fn in app.fns.values():
         if fn.fn is not None:
             assert len(fn.inputs) <= MOST_INPUTS, f"{fn.name} reads {len(fn.inputs)} components"
@@ -44,13 +48,31 @@ def test_no_server_event_reads_the_whole_train_form(tmp_path):
     assert [getattr(c, "elem_id", None) for c in start.inputs][0] == "train-form-snapshot"
 
 
-def test_quiet_events_share_one_progress_target_first_on_the_page(tmp_path):
-    app = build_app(Workspace(tmp_path / "ws"))
+def test_quiet_events_share_one_progress_target_first_on_the_page(app):
     quiet = [fn for fn in app.fns.values() if fn.fn is not None and fn.show_progress == "hidden" and fn.outputs]
     assert len(quiet) > 10
     assert {target.elem_id for fn in quiet for target in fn.show_progress_on} == {"quiet-progress"}
     first = app.get_config_file()["layout"]["children"][0]["id"]
     assert next(c for c in app.blocks.values() if getattr(c, "elem_id", None) == "quiet-progress")._id == first
+
+
+def test_no_page_load_event_sets_a_train_setting_the_user_may_already_have_changed(app):
+    # a page-load event carries the values the page opened with and may answer after the user's first clicks
+    # (a model picked at once got the first model's target modules back); what the settings start at is in the
+    # page as served, and their own events keep them in step afterwards
+    served = {getattr(c, "elem_id", None): c for c in app.blocks.values()}
+    picker = served["train-lora_targets"]
+    assert "q_proj" in [value for _label, value in picker.choices] and picker.value == ["all-linear"]  # tiny-demo's
+    load_ids = {fn._id for fn in app.fns.values() if any(event == "load" for _block, event in fn.targets)}
+    while True:  # and every step chained after them
+        more = {fn._id for fn in app.fns.values() if fn.trigger_after in load_ids} - load_ids
+        if not more:
+            break
+        load_ids |= more
+    settings = {elem_id for elem_id in served if elem_id and elem_id.startswith("train-") and elem_id != "train-form-snapshot"}
+    written = {getattr(out, "elem_id", None) for fn in app.fns.values() if fn._id in load_ids for out in fn.outputs}
+    kinds = (gr.Dropdown, gr.Radio, gr.Number, gr.Checkbox, gr.Textbox, gr.Slider)
+    assert not {e for e in written & settings if isinstance(served[e], kinds)}
 
 
 def test_an_event_that_sets_its_own_progress_target_keeps_it(tmp_path):

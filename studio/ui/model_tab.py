@@ -84,6 +84,6 @@ def create_model_tab(ctx: UIContext) -> dict:
 
     model.change(on_model_change, [model, ctx.language], [info])
     ctx.language.change(operator_view(ctx, on_model_change), [model, ctx.language], [info], show_progress="hidden")
-    start.click(on_import, [upload, typed, name, ctx.language], [import_status, model], api_name="import_gguf")
+    imported = start.click(on_import, [upload, typed, name, ctx.language], [import_status, model], api_name="import_gguf")
     ctx.shared.update(model=model, trust_remote_code=trust, model_info=info)
-    return {"model": model, "info": info, "estimate": estimate}
+    return {"model": model, "info": info, "estimate": estimate, "imported": imported}

@@ -89,13 +89,17 @@ def _make_control(ctx: UIContext, spec: form.FieldSpec, value: Any) -> Any:
     return L.add(control, f"field.{spec.key}", spec.key)
 
 
-def _make_module_picker(ctx: UIContext, key: str, text: str) -> gr.Dropdown:
-    """A multiselect of the model's linear layer names (and all-linear) for module field `key`; the choices
-    arrive once the model is known, and names typed by hand are kept."""
+def _make_module_picker(ctx: UIContext, key: str, text: str, model: str) -> gr.Dropdown:
+    """A multiselect for module field `key` offering all-linear and the linear layer names of `model` (the
+    page's first model: tiny-demo is built here on a first start), and the names in `text` typed by hand."""
     L = ctx.localizer
+    names = form.names_from_text(text)
+    # the choices are in the page from the start: a page-load event that sent them could answer after the user
+    # had already picked another model, and put back the first model's targets
+    choices = form.module_choices(ctx.workspace, model)
     picker = gr.Dropdown(
-        choices=[form.ALL_LINEAR], value=form.names_from_text(text), multiselect=True, allow_custom_value=True,
-        elem_id=f"train-{key}", **L.field(key),
+        choices=choices + [name for name in names if name not in choices], value=names, multiselect=True,
+        allow_custom_value=True, elem_id=f"train-{key}", **L.field(key),
     )
     return L.add(picker, f"field.{key}", key)
 
@@ -119,7 +123,7 @@ def _build_cells(ctx: UIContext, keys: list[str], specs: dict, values: dict, bui
                 with gr.Column(min_width=180, visible=form.applies(specs[key], values), elem_id=f"train-{key}-cell") as cell:
                     built["controls"][key] = _make_control(ctx, specs[key], values[key])
                     if key in form.MODULE_KEYS:
-                        built["pickers"][key] = _make_module_picker(ctx, key, values[key])
+                        built["pickers"][key] = _make_module_picker(ctx, key, values[key], values["model"])
                     if key == "reward_file":  # a .py upload lands in workspace/rewards; its code is shown before
                         # anyone allows it to run
                         built["reward_upload"] = ctx.localizer.add(gr.UploadButton(t("train.reward_upload"), file_types=[".py"], size="sm",
@@ -323,9 +327,6 @@ def create_train_tab(ctx: UIContext) -> dict:
         # one output takes the return value whole: a list of one update would become the multiselect's value
         return updates[0] if len(updates) == 1 else updates
 
-    def on_model_modules(model: str | None, text: str | None):
-        return picker_update(model, text)
-
     @for_viewers
     def on_page_load(request: gr.Request, text: str, shown: dict | None, lang_choice: str):
         """Re-attach to the active run; check the settings the page starts with."""
@@ -387,8 +388,10 @@ def create_train_tab(ctx: UIContext) -> dict:
         built["reward_upload"].upload(on_reward_upload, [built["reward_upload"], ctx.language], [controls["reward_file"], summary])
     for key, picker in built["pickers"].items():
         picker.input(None, [picker], [controls[key]], js=form.TEXT_FROM_NAMES_JS, **quiet)
-        # the model's own layer names on a model change (and on page load: build_app wires `sync_pickers` there)
-        ctx.shared["model"].change(operator_view(ctx, on_model_modules), [ctx.shared["model"], controls[key]], [picker], **quiet)
+    # The pickers offer the model's own layer names after each event that sets the model, chained with .then (a
+    # model picked here, a Load, a clone, a preset; build_app adds a GGUF import). Not on the
+    # model's .change: that call would carry the module text from before the new model's recommendation was
+    # written, and when it answered last it put the old model's targets back.
     page_load = (on_page_load, check_inputs, [watched, monitor["message"], *validation_outputs])
     ctx.shared.update(controls)
     ctx.shared.update(collect_form=collect, form_snapshot=snapshot, read_form=read_form)
