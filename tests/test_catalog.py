@@ -73,6 +73,19 @@ def test_tiny_demo_is_the_same_model_when_several_page_events_first_ask_for_it_a
     assert [p.name for p in tmp_path.iterdir()] == ["tiny-demo"]  # no half-built folder left beside it
 
 
+def test_building_tiny_demo_writes_nothing_to_the_terminal(tmp_path, capfd):
+    # the studio's first start builds it: its terminal shows the studio's URL, not transformers' shard bar
+    from transformers.utils import logging as hf_logging
+
+    from studio.models.demo import ensure_demo_model
+
+    shown_before = hf_logging.is_progress_bar_enabled()
+    ensure_demo_model(tmp_path)
+    captured = capfd.readouterr()
+    assert (captured.out, captured.err) == ("", "")
+    assert hf_logging.is_progress_bar_enabled() == shown_before  # other loads draw their bars as they did
+
+
 def test_existing_keys_still_work():
     assert recommended_overrides("tiny-demo")["learning_rate"] == 0.002
     assert recommended_overrides("not-in-catalog") == {}

@@ -124,13 +124,27 @@ def ensure_demo_model(models_dir: Path) -> Path:
     return target
 
 
+def _save_without_a_bar(model, folder: Path) -> None:
+    """`model.save_pretrained(folder)` without transformers' "Writing model shards" bar: the build happens on the
+    studio's first start or a CLI command's, and their terminals show their own lines only."""
+    from transformers.utils import logging as hf_logging
+
+    was_shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(folder)
+    finally:
+        if was_shown:
+            hf_logging.enable_progress_bar()
+
+
 def _build_into(models_dir: Path, target: Path) -> None:
     models_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tiny-demo-", dir=models_dir))
     try:
         tokenizer = _build_tokenizer()
         model = _build_model(tokenizer)
-        model.save_pretrained(staging)
+        _save_without_a_bar(model, staging)
         tokenizer.save_pretrained(staging)
         (staging / BUILD_MARKER).write_text(json.dumps({"name": DEMO_NAME, **ARCHITECTURE}, indent=2))
         _make_readable(staging)  # mkdtemp and safetensors create owner-only files; a model folder is shared
