@@ -116,6 +116,9 @@ def measure_llamaboard(cli: str, idle_s: float) -> dict:
 
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "0"}
+    stand_in = torchaudio_stand_in(Path(cli).parent / "python")
+    if stand_in:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [stand_in, env.get("PYTHONPATH")]))
     log = open(tempfile.mkstemp(prefix="llamaboard-", suffix=".log")[1], "wb")
     home = tempfile.mkdtemp(prefix="llamaboard-")  # it writes its cache folder where it starts: never here
     server = subprocess.Popen([cli, "webui"], env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT)
@@ -136,7 +139,20 @@ def measure_llamaboard(cli: str, idle_s: float) -> dict:
     finally:
         stop_studio(server)
         log.close()
-    return {"version": " ".join(part.strip("|- ") for part in found)[:80], **summarise(rows, TARGET_IDLE)}
+    return {"version": " ".join(part.strip("|- ") for part in found)[:80], **summarise(rows, TARGET_IDLE),
+            **({"torchaudio": "an empty stand-in module (PyPI's builds do not load beside this torch)"} if stand_in else {})}
+
+
+def torchaudio_stand_in(python: Path) -> str | None:
+    """A folder holding an empty `torchaudio` module when LlamaBoard's `python` cannot import the real one, else
+    None. LLaMA-Factory imports torchaudio at start for audio datasets only; PyPI has no build of it for the CPU
+    torch this machine installs, and the page's weight does not depend on it."""
+    loads = subprocess.run([str(python), "-c", "import torchaudio"], capture_output=True, timeout=120).returncode == 0
+    if loads:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="torchaudio-stand-in-"))
+    (folder / "torchaudio.py").write_text('"""Stand-in for bench/page_weight.py: no audio features."""\n', encoding="utf-8")
+    return str(folder)
 
 
 def main() -> int:
@@ -144,10 +160,13 @@ def main() -> int:
     parser.add_argument("--idle-s", type=float, default=20.0, help="seconds each tab sits idle (default 20)")
     parser.add_argument("--llamaboard", help="path to llamafactory-cli, to measure LLaMA-Factory's web UI in the same run")
     args = parser.parse_args()
-    workspace = Path(tempfile.mkdtemp(prefix="page-weight-"))
-    server, url = start_studio(workspace)
     result = {"command": "python bench/page_weight.py", "machine": f"{platform.machine()}, {platform.python_version()}",
               "measured": "Chromium Performance.getMetrics TaskDuration (main thread), headless"}
+    if args.llamaboard:  # first: a venv that cannot start it fails the run at once, not after the studio's minutes
+        print("LlamaBoard, no run watched:", flush=True)
+        llamaboard = measure_llamaboard(args.llamaboard, args.idle_s)
+    workspace = Path(tempfile.mkdtemp(prefix="page-weight-"))
+    server, url = start_studio(workspace)
     try:
         print("no run watched:", flush=True)
         rows, controls = measure(url, args.idle_s, tabs=TABS, controls=True)
@@ -166,8 +185,7 @@ def main() -> int:
     finally:
         stop_studio(server)
     if args.llamaboard:
-        print("LlamaBoard, no run watched:", flush=True)
-        result["llamaboard_no_run"] = measure_llamaboard(args.llamaboard, args.idle_s)
+        result["llamaboard_no_run"] = llamaboard
     out = ROOT / "bench" / "results" / "page_weight.json"
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")
