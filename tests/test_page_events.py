@@ -56,22 +56,32 @@ def test_quiet_events_share_one_progress_target_first_on_the_page(app):
     assert next(c for c in app.blocks.values() if getattr(c, "elem_id", None) == "quiet-progress")._id == first
 
 
-def test_no_page_load_event_sets_a_train_setting_the_user_may_already_have_changed(app):
-    # a page-load event carries the values the page opened with and may answer after the user's first clicks
-    # (a model picked at once got the first model's target modules back); what the settings start at is in the
-    # page as served, and their own events keep them in step afterwards
+def _load_steps(app) -> set[int]:
+    """The ids of the page-load events and of every step chained after them."""
+    steps = {fn._id for fn in app.fns.values() if any(event == "load" for _block, event in fn.targets)}
+    while True:
+        more = {fn._id for fn in app.fns.values() if fn.trigger_after in steps} - steps
+        if not more:
+            return steps
+        steps |= more
+
+
+def test_a_page_load_event_sets_a_train_setting_only_in_turn_with_the_users_own_events(app):
+    # a page-load event carries the values the page opened with and may answer after the user's first clicks (a
+    # model picked at once got the first model's target modules back): every event that sets the module picker
+    # waits its turn in one queue, so the page load's, sent first, is answered first
     served = {getattr(c, "elem_id", None): c for c in app.blocks.values()}
     picker = served["train-lora_targets"]
-    assert "q_proj" in [value for _label, value in picker.choices] and picker.value == ["all-linear"]  # tiny-demo's
-    load_ids = {fn._id for fn in app.fns.values() if any(event == "load" for _block, event in fn.targets)}
-    while True:  # and every step chained after them
-        more = {fn._id for fn in app.fns.values() if fn.trigger_after in load_ids} - load_ids
-        if not more:
-            break
-        load_ids |= more
+    setting_picker = [fn for fn in app.fns.values() if fn.fn is not None and picker in fn.outputs
+                      and fn.name != "relabel"]  # the language switch's relabel sets labels, never a value
+    assert len(setting_picker) >= 5  # page load, model picked, Load config, preset, clone, GGUF import
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in setting_picker} == {("module-pickers", 1)}
+    # and no other page-load step sets anything the user may already have changed in the Train form
     settings = {elem_id for elem_id in served if elem_id and elem_id.startswith("train-") and elem_id != "train-form-snapshot"}
-    written = {getattr(out, "elem_id", None) for fn in app.fns.values() if fn._id in load_ids for out in fn.outputs}
     kinds = (gr.Dropdown, gr.Radio, gr.Number, gr.Checkbox, gr.Textbox, gr.Slider)
+    loads = _load_steps(app)
+    written = {getattr(out, "elem_id", None) for fn in app.fns.values() if fn._id in loads and fn not in setting_picker
+               for out in fn.outputs}
     assert not {e for e in written & settings if isinstance(served[e], kinds)}
 
 

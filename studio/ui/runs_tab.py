@@ -239,7 +239,7 @@ def create_runs_tab(ctx: UIContext) -> dict:
     # messages then carry the same note), after a Watch of one run
     cloned = ctx.shared["open_tab"]("train", [message, ctx.shared["train_message"]], "a && a === b")
     clone.click(on_clone, [pick, ctx.language], [message, ctx.shared["train_message"], ctx.shared["base_config"], *clone_targets]).then(
-        *ctx.shared["sync_pickers"], show_progress="hidden").then(**cloned)
+        **ctx.shared["sync_pickers"]).then(**cloned)
     watch.click(on_watch, [pick, ctx.language], [ctx.shared["watched_run"], ctx.shared["train_message"]]).then(
         **ctx.shared["open_tab"]("train", [pick], "a && a.length === 1")).then(**ctx.shared["follow_run"])
     delete.click(on_delete_ask, [pick, ctx.language], [delete_question]).success(

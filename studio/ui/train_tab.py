@@ -38,6 +38,9 @@ from studio.workspace import PathError
 CONFIG_KEYS = tuple(cfg.flat_keys())
 CELLS_PER_ROW = 4
 RADIO_MAX_CHOICES = 8  # more choices than this get a dropdown
+# the events that set the module pickers, answered one at a time in the order they were sent (Gradio's queue is
+# first in, first out within one concurrency id)
+PICKERS_IN_TURN = {"concurrency_id": "module-pickers", "concurrency_limit": 1}
 
 
 def latest_active_run(ctx: UIContext) -> str:
@@ -89,17 +92,15 @@ def _make_control(ctx: UIContext, spec: form.FieldSpec, value: Any) -> Any:
     return L.add(control, f"field.{spec.key}", spec.key)
 
 
-def _make_module_picker(ctx: UIContext, key: str, text: str, model: str) -> gr.Dropdown:
-    """A multiselect for module field `key` offering all-linear and the linear layer names of `model` (the
-    page's first model: tiny-demo is built here on a first start), and the names in `text` typed by hand."""
+def _make_module_picker(ctx: UIContext, key: str, text: str) -> gr.Dropdown:
+    """A multiselect of the model's linear layer names (and all-linear) for module field `key`; the layer names
+    arrive once the page has loaded (reading them needs torch, which the studio imports only when a page asks),
+    and names typed by hand are kept."""
     L = ctx.localizer
     names = form.names_from_text(text)
-    # the choices are in the page from the start: a page-load event that sent them could answer after the user
-    # had already picked another model, and put back the first model's targets
-    choices = form.module_choices(ctx.workspace, model)
     picker = gr.Dropdown(
-        choices=choices + [name for name in names if name not in choices], value=names, multiselect=True,
-        allow_custom_value=True, elem_id=f"train-{key}", **L.field(key),
+        choices=[form.ALL_LINEAR, *(name for name in names if name != form.ALL_LINEAR)], value=names,
+        multiselect=True, allow_custom_value=True, elem_id=f"train-{key}", **L.field(key),
     )
     return L.add(picker, f"field.{key}", key)
 
@@ -123,7 +124,7 @@ def _build_cells(ctx: UIContext, keys: list[str], specs: dict, values: dict, bui
                 with gr.Column(min_width=180, visible=form.applies(specs[key], values), elem_id=f"train-{key}-cell") as cell:
                     built["controls"][key] = _make_control(ctx, specs[key], values[key])
                     if key in form.MODULE_KEYS:
-                        built["pickers"][key] = _make_module_picker(ctx, key, values[key], values["model"])
+                        built["pickers"][key] = _make_module_picker(ctx, key, values[key])
                     if key == "reward_file":  # a .py upload lands in workspace/rewards; its code is shown before
                         # anyone allows it to run
                         built["reward_upload"] = ctx.localizer.add(gr.UploadButton(t("train.reward_upload"), file_types=[".py"], size="sm",
@@ -356,21 +357,24 @@ def create_train_tab(ctx: UIContext) -> dict:
     # The multiselects follow the config's text only after the events that write it, chained with .then: a
     # .change on the text would also fire for the user's own picks and could undo a pick made meanwhile.
     module_texts, pickers = [controls[key] for key in built["pickers"]], list(built["pickers"].values())
-    sync_pickers = (on_module_text, [ctx.shared["model"], *module_texts], pickers)
+    # Every event that sets them takes its turn in one queue: the page load's, sent as the page opens, is answered
+    # before any later one, so it cannot put the first model's targets back after the user has picked another.
+    sync_pickers = {"fn": on_module_text, "inputs": [ctx.shared["model"], *module_texts], "outputs": pickers,
+                    "show_progress": "hidden", **PICKERS_IN_TURN}
     load.upload(on_load, [load, ctx.language, shown_visibility],
-                [monitor["message"], base_config, *inputs, *visibility_outputs, shown_visibility]).then(*sync_pickers, **quiet)
+                [monitor["message"], base_config, *inputs, *visibility_outputs, shown_visibility]).then(**sync_pickers)
     start_outputs = [monitor["message"], watched, start_anyway]
     start.click(**collect).then(on_start, [snapshot, base_config, ctx.language], start_outputs, api_name="start").then(**monitor["follow"])
     start_anyway.click(**collect).then(on_start_anyway, [snapshot, base_config, ctx.language], start_outputs).then(**monitor["follow"])
     wire_nodes_panel(ctx, nodes_panel, (collect, snapshot, read_form), base_config)
     # .input, not .change: a model set by "Clone config" or Load config keeps that run's settings.
     ctx.shared["model"].input(on_model_change, [ctx.shared["model"], all_controls["method"], all_controls["stage"]],
-                              [all_controls[k] for k in recommendable]).then(*sync_pickers, **quiet)
+                              [all_controls[k] for k in recommendable]).then(**sync_pickers)
     # .input: only a method or stage the user picks moves a learning rate they have not chosen themselves.
     rate_inputs = [all_controls["method"], all_controls["stage"], ctx.shared["model"], all_controls["learning_rate"]]
     gr.on([all_controls["method"].input, all_controls["stage"].input], on_method_change, rate_inputs, [all_controls["learning_rate"]])
     if preset is not None:
-        preset.input(on_preset, [preset, all_controls["method"]], inputs).then(*sync_pickers, **quiet)
+        preset.input(on_preset, [preset, all_controls["method"]], inputs).then(**sync_pickers)
     if "reward_code" in built:
         def on_reward_file(path_text: str | None):
             code = form.reward_file_text(ctx.workspace, path_text)
@@ -389,7 +393,7 @@ def create_train_tab(ctx: UIContext) -> dict:
     for key, picker in built["pickers"].items():
         picker.input(None, [picker], [controls[key]], js=form.TEXT_FROM_NAMES_JS, **quiet)
     # The pickers offer the model's own layer names after each event that sets the model, chained with .then (a
-    # model picked here, a Load, a clone, a preset; build_app adds a GGUF import). Not on the
+    # model picked here, a Load, a clone, a preset; build_app adds the page load and a GGUF import). Not on the
     # model's .change: that call would carry the module text from before the new model's recommendation was
     # written, and when it answered last it put the old model's targets back.
     page_load = (on_page_load, check_inputs, [watched, monitor["message"], *validation_outputs])
@@ -397,5 +401,5 @@ def create_train_tab(ctx: UIContext) -> dict:
     ctx.shared.update(collect_form=collect, form_snapshot=snapshot, read_form=read_form)
     ctx.shared.update(watched_run=watched, follow_run=monitor["follow"], base_config=base_config, form_values=form_values, train_message=monitor["message"], sync_pickers=sync_pickers)
     return {"start": start, "start_anyway": start_anyway, "chat_button": buttons["chat"], "watched": watched,
-            "sync_pickers": (operator_view(ctx, on_module_text), *sync_pickers[1:]),
+            "sync_pickers": {**sync_pickers, "fn": operator_view(ctx, on_module_text)},
             "collect_form": collect, "page_load": page_load, "follow_run": monitor["follow"]}
