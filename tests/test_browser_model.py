@@ -4,7 +4,7 @@ button that changes the Train tab's control, and the Dry run button showing meas
 from __future__ import annotations
 
 import pytest
-from conftest import chromium_page, running_studio
+from conftest import chromium_page, running_studio, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -59,8 +59,22 @@ def test_dry_run_button_shows_measured_next_to_estimated(page):
     assert "peak RSS (CPU)" in text and "estimated" in text and "tokens/s" in text
 
 
-def test_a_catalog_model_brings_its_own_settings_and_target_modules(page, tiny_demo_dir, tmp_path):
-    page.locator("#estimate-verdict").filter(has_text="Fits").wait_for(timeout=30_000)  # tiny-demo first
+@pytest.fixture()
+def first_page(tmp_path_factory):
+    """The first page of a studio just started on a fresh workspace (tiny-demo not yet built), on the Model tab."""
+    workspace = tmp_path_factory.mktemp("browser-model-fresh-ws")
+    with running_studio(workspace) as url:
+        with chromium_page(url, height=1200, ready=None) as page:
+            page.get_by_role("tab", name="2 · Model").click()
+            yield page, workspace
+
+
+def test_a_catalog_model_brings_its_own_settings_and_target_modules(first_page, tiny_demo_dir, tmp_path):
+    # picked while the page still loads: the page load's own fill of the target modules (tiny-demo's layer names,
+    # slow while tiny-demo is built on this first start) must not answer last and put tiny-demo's targets back
+    from studio.models.demo import BUILD_MARKER
+
+    page, workspace = first_page
     model = page.locator("#model-name input")
     model.fill("mixtral-8x7b-instruct-v0.1")
     model.press("Enter")
@@ -70,6 +84,8 @@ def test_a_catalog_model_brings_its_own_settings_and_target_modules(page, tiny_d
     assert page.input_value("#train-batch_size input") == "4" and page.input_value("#train-lora_rank input") == "8"
     picker = page.locator("#train-lora_targets")
     page.wait_for_function("document.querySelector('#train-lora_targets')?.innerText.includes('o_proj')", timeout=30_000)
+    wait_for(lambda: (workspace / "models" / "tiny-demo" / BUILD_MARKER).is_file(), 60, "tiny-demo built")
+    page.wait_for_timeout(1000)  # the page load's fill, free once tiny-demo is built, has had time to answer
     chips = picker.locator(".token").all_inner_texts()
     assert [chip.strip() for chip in chips] == ["q_proj", "k_proj", "v_proj", "o_proj"]  # not "[object Object]"
     page.click("#train-preview")  # what the chips show is what trains
