@@ -190,9 +190,9 @@ def test_viewer_still_gets_the_run_list_and_a_runs_charts(shared):
 def test_handlers_that_fire_on_every_page_read_nothing_for_the_viewer(shared):
     url, _workspace, _finished = shared
     # the Train tab's LoRA layer list runs on page load: it reads the model folder for the operator only
-    for_operator = client(url, OPERATOR).predict("tiny-demo", api_name="/on_model_modules")
+    for_operator = client(url, OPERATOR).predict("tiny-demo", "all-linear", api_name="/module_picker_names")
     assert ["q_proj", "q_proj"] in for_operator["choices"]
-    assert "choices" not in client(url, VIEWER).predict("tiny-demo", api_name="/on_model_modules")
+    assert "choices" not in client(url, VIEWER).predict("tiny-demo", "all-linear", api_name="/module_picker_names")
 
 
 @pytest.mark.slow

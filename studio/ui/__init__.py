@@ -174,7 +174,7 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         page_load, page_inputs, page_outputs = train["page_load"]
         app.load(on_role, [ctx.language], [role, banner, *notes], show_progress="hidden").then(None, [role], [*hidden_for_viewer, tabs], js=hide_js)
         app.load(**train["collect_form"]).then(page_load, page_inputs, page_outputs).then(**train["follow_run"])
-        app.load(**train["sync_pickers"])  # the model's layer names in the module pickers
+        app.load(**train["sync_pickers"], api_name="module_picker_names")  # the model's layer names in the module pickers
         model["imported"].then(**train["sync_pickers"])  # and the imported model's
         app.load(*runs["open"], show_progress="hidden")
         # the run lists follow runs finished (or started from the command line) since the page opened
