@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from conftest import _kill_leftover_workers, free_port, new_workspace, shared_chromium, start_studio, stop_studio, wait_for
 from studio import run_folder
@@ -57,6 +58,18 @@ def sleeper():
     yield process.pid
     process.kill()
     process.wait()
+
+
+def what_the_page_shows(page, workspace: Path, run_id: str) -> str:
+    """What a test that waited in vain for the live view saw: the page's message and progress, the run's
+    status and the studio's log (its end)."""
+    progress = page.locator("#run-progress")
+    status = workspace / "runs" / run_id / "status.json"
+    log = (workspace / "app.log").read_text(encoding="utf-8", errors="replace") if (workspace / "app.log").is_file() else ""
+    return (f"message: {page.inner_text('#train-message')!r}\n"
+            f"progress: {progress.first.evaluate('(el) => el.outerHTML')[:400] if progress.count() else 'none'}\n"
+            f"status.json: {status.read_text(encoding='utf-8') if status.is_file() else 'none'}\n"
+            f"app.log (end):\n{log[-3000:]}")
 
 
 def open_tab(page, url: str, tab: str) -> None:
@@ -158,7 +171,10 @@ def test_restarted_studio_shows_the_run_still_running_then_completed(tmp_path, t
         server, url = start_studio(workspace.root, port=port)  # same workspace, same address
         page = context.new_page()
         open_tab(page, url, "3 · Train")
-        page.locator(f"#run-progress[data-run='{run_id}'][data-state=running]").wait_for(timeout=30_000)
+        try:
+            page.locator(f"#run-progress[data-run='{run_id}'][data-state=running]").wait_for(timeout=30_000)
+        except PlaywrightTimeout:
+            raise AssertionError(what_the_page_shows(page, workspace.root, run_id)) from None
         page.wait_for_selector("#loss-chart .chart-line", timeout=30_000)
         assert loss_points(page) >= steps_seen
 
