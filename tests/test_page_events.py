@@ -6,6 +6,8 @@ page; and no server event reads more than a dozen inputs (the Train form's value
 
 from __future__ import annotations
 
+import re
+
 import gradio as gr
 import pytest
 from gradio.blocks import BlockContext
@@ -83,6 +85,16 @@ def test_a_page_load_event_sets_a_train_setting_only_in_turn_with_the_users_own_
     written = {getattr(out, "elem_id", None) for fn in app.fns.values() if fn._id in loads and fn not in setting_picker
                for out in fn.outputs}
     assert not {e for e in written & settings if isinstance(served[e], kinds)}
+
+
+def test_the_form_checks_that_draw_its_problems_answer_in_turn(app):
+    # the page load checks the settings it opened with: answering after a user's change, it would clear the
+    # problem that change showed
+    problem_lines = {c for c in app.blocks.values() if re.fullmatch(r"train-(\w+-problem|problems)", getattr(c, "elem_id", None) or "")}
+    assert len(problem_lines) > 50
+    drawing = [fn for fn in app.fns.values() if fn.fn is not None and problem_lines & set(fn.outputs)]
+    assert {fn.name for fn in drawing} >= {"on_page_load", "on_validate", "on_switch", "on_preview"}
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in drawing} == {("train-checks", 1)}
 
 
 def test_an_event_that_sets_its_own_progress_target_keeps_it(tmp_path):

@@ -171,9 +171,8 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         # the page's own refreshes show no progress: a progress target is looked up at every later status message
         train["start"].click(*runs["visit"], show_progress="hidden")
         train["start_anyway"].click(*runs["visit"], show_progress="hidden")
-        page_load, page_inputs, page_outputs = train["page_load"]
         app.load(on_role, [ctx.language], [role, banner, *notes], show_progress="hidden").then(None, [role], [*hidden_for_viewer, tabs], js=hide_js)
-        app.load(**train["collect_form"]).then(page_load, page_inputs, page_outputs).then(**train["follow_run"])
+        app.load(**train["collect_form"]).then(**train["page_load"]).then(**train["follow_run"])
         app.load(**train["sync_pickers"], api_name="module_picker_names")  # the model's layer names in the module pickers
         model["imported"].then(**train["sync_pickers"])  # and the imported model's
         app.load(*runs["open"], show_progress="hidden")

@@ -41,6 +41,9 @@ RADIO_MAX_CHOICES = 8  # more choices than this get a dropdown
 # the events that set the module pickers, answered one at a time in the order they were sent (Gradio's queue is
 # first in, first out within one concurrency id)
 PICKERS_IN_TURN = {"concurrency_id": "module-pickers", "concurrency_limit": 1}
+# likewise the checks of the form that draw its problem lines: the page load's check, sent first, cannot answer
+# after a user's change and clear the problem that change showed
+CHECKS_IN_TURN = {"concurrency_id": "train-checks", "concurrency_limit": 1}
 
 
 def latest_active_run(ctx: UIContext) -> str:
@@ -338,6 +341,7 @@ def create_train_tab(ctx: UIContext) -> dict:
         return [run_id, watching, *checked]
 
     quiet = {"show_progress": "hidden", "trigger_mode": "always_last"}
+    checking = {**quiet, **CHECKS_IN_TURN}
     visibility_outputs = [built["cells"][k] for k in conditional] + [accordions[g.group_id] for g in groups if g.group_id in accordions]
     validation_outputs = [summary, shown_problems, *built["problems"].values(), form_values]
     check_inputs = [snapshot, shown_problems, ctx.language]
@@ -345,15 +349,15 @@ def create_train_tab(ctx: UIContext) -> dict:
     # what shows: one call per change, not two
     switches = [all_controls[key] for key in form.trigger_keys([specs[k] for k in conditional]) if key in all_controls]
     plain = [c for c in inputs if all(c is not switch for switch in switches)]
-    gr.on([c.change for c in plain], **collect).then(on_validate, check_inputs, validation_outputs, **quiet)
+    gr.on([c.change for c in plain], **collect).then(on_validate, check_inputs, validation_outputs, **checking)
     # the summary line in the new language (a viewer's page has no settings to check)
-    ctx.language.change(**collect).then(operator_view(ctx, on_validate), check_inputs, validation_outputs, **quiet)
+    ctx.language.change(**collect).then(operator_view(ctx, on_validate), check_inputs, validation_outputs, **checking)
     if switches:
         gr.on([c.change for c in switches], **collect).then(
             on_switch, [snapshot, shown_visibility, shown_problems, ctx.language],
-            [*visibility_outputs, shown_visibility, *validation_outputs], **quiet)
-    preview.click(**collect).then(on_preview, [snapshot, ctx.language], [preview_box, yaml_view, cli_view, summary])
-    save.click(**collect).then(on_save, [snapshot, ctx.language], [saved_file, summary])
+            [*visibility_outputs, shown_visibility, *validation_outputs], **checking)
+    preview.click(**collect).then(on_preview, [snapshot, ctx.language], [preview_box, yaml_view, cli_view, summary], **CHECKS_IN_TURN)
+    save.click(**collect).then(on_save, [snapshot, ctx.language], [saved_file, summary], **CHECKS_IN_TURN)
     # The multiselects follow the config's text only after the events that write it, chained with .then: a
     # .change on the text would also fire for the user's own picks and could undo a pick made meanwhile.
     module_texts, pickers = [controls[key] for key in built["pickers"]], list(built["pickers"].values())
@@ -389,14 +393,16 @@ def create_train_tab(ctx: UIContext) -> dict:
             except (ValueError, OSError) as error:
                 return gr.skip(), str(error)
 
-        built["reward_upload"].upload(on_reward_upload, [built["reward_upload"], ctx.language], [controls["reward_file"], summary])
+        built["reward_upload"].upload(on_reward_upload, [built["reward_upload"], ctx.language], [controls["reward_file"], summary],
+                                      **CHECKS_IN_TURN)
     for key, picker in built["pickers"].items():
         picker.input(None, [picker], [controls[key]], js=form.TEXT_FROM_NAMES_JS, **quiet)
     # The pickers offer the model's own layer names after each event that sets the model, chained with .then (a
     # model picked here, a Load, a clone, a preset; build_app adds the page load and a GGUF import). Not on the
     # model's .change: that call would carry the module text from before the new model's recommendation was
     # written, and when it answered last it put the old model's targets back.
-    page_load = (on_page_load, check_inputs, [watched, monitor["message"], *validation_outputs])
+    page_load = {"fn": on_page_load, "inputs": check_inputs, "outputs": [watched, monitor["message"], *validation_outputs],
+                 **CHECKS_IN_TURN}
     ctx.shared.update(controls)
     ctx.shared.update(collect_form=collect, form_snapshot=snapshot, read_form=read_form)
     ctx.shared.update(watched_run=watched, follow_run=monitor["follow"], base_config=base_config, form_values=form_values, train_message=monitor["message"], sync_pickers=sync_pickers)
