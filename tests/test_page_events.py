@@ -97,6 +97,17 @@ def test_the_form_checks_that_draw_its_problems_answer_in_turn(app):
     assert {(fn.concurrency_id, fn.concurrency_limit) for fn in drawing} == {("train-checks", 1)}
 
 
+def test_the_export_tabs_run_follows_the_users_pick_whatever_answers_late(app):
+    # the page load (and a visit) propose the newest run; a user who picked another before that answer came has the
+    # pick answered after it (one queue, first in first out), and that answer puts the picked run back
+    run = next(c for c in app.blocks.values() if getattr(c, "elem_id", None) == "export-run")
+    setting_run = [fn for fn in app.fns.values() if fn.fn is not None and run in fn.outputs and fn.name != "relabel"]
+    assert {fn.name for fn in setting_run} >= {"on_open", "on_refresh", "on_run"}
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in setting_run} == {("export-run", 1)}
+    pick = next(fn for fn in setting_run if any(block == run._id and event == "input" for block, event in fn.targets))
+    assert pick.outputs[0] is run and pick.inputs[0] is run
+
+
 def test_an_event_that_sets_its_own_progress_target_keeps_it(tmp_path):
     with gr.Blocks() as app:
         a, b, c, sink = gr.Textbox(), gr.Textbox(), gr.Textbox(), gr.HTML(visible=False)

@@ -180,8 +180,8 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         app.load(chat["on_refresh"], [ctx.language], [chat["run"]], show_progress="hidden")
         chat_tab.select(chat["on_refresh"], [ctx.language], [chat["run"]], show_progress="hidden")
         compare_tab.select(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]], show_progress="hidden")
-        app.load(*exporter["open"], show_progress="hidden")  # the export and the served model survive a page reload
-        export_tab.select(*exporter["visit"], show_progress="hidden")
+        app.load(**exporter["open"])  # the export and the served model survive a page reload
+        export_tab.select(**exporter["visit"])
         app.load(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]], show_progress="hidden")
         # runs finished since the page opened, then the picked run's latest evaluation (a running one is followed)
         eval_tab.select(evaluator["on_refresh"], [ctx.language], [evaluator["run"]], show_progress="hidden").then(*evaluator["show"], show_progress="hidden")

@@ -25,6 +25,10 @@ from studio.workspace import PathError
 
 KINDS = ("folder", "zip", "merged", "gguf")
 DEFAULT_PORT = 8000
+# the events that set which run the tab exports (page load, a visit, Refresh, the user's own pick), answered one at
+# a time in the order they were sent: the user's pick, answered after a page load's or a visit's proposal that
+# arrived late, puts the picked run back with its folder and export
+RUN_IN_TURN = {"concurrency_id": "export-run", "concurrency_limit": 1}
 
 
 def kind_choices(lang: str) -> list[tuple[str, str]]:
@@ -187,7 +191,7 @@ def create_export_tab(ctx: UIContext) -> dict:
 
     def on_run(run_id: str | None, lang_choice: str):
         job = export_jobs.export_job(run_id) if run_id else None
-        return [default_folder(ctx, run_id) if run_id else "", *job_view(ctx, job, lang_code(lang_choice))]
+        return [run_id, default_folder(ctx, run_id) if run_id else "", *job_view(ctx, job, lang_code(lang_choice))]
 
     def on_export(run_id, kind, dtype_value, shard_value, with_ollama, repo_value, is_private, to, gguf_value, lang_choice,
                   request: gr.Request):
@@ -245,9 +249,9 @@ def create_export_tab(ctx: UIContext) -> dict:
         return t("export.public_note", lang_code(lang_choice)) if is_public else ""
 
     refresh_io = (operator_view(ctx, on_refresh), [run, folder, ctx.language], [run, folder, token_note, *job_outputs, *serve_outputs])
-    refresh.click(*refresh_io)
+    refresh.click(*refresh_io, **RUN_IN_TURN)
     # .input: a refresh that sets the run sends its folder and export with it
-    run.input(on_run, [run, ctx.language], [folder, *job_outputs])
+    run.input(on_run, [run, ctx.language], [run, folder, *job_outputs], **RUN_IN_TURN)
     what.change(lambda kind: [gr.update(visible=kind == "merged"), gr.update(visible=kind == "gguf")], [what], [merge_row, gguf_row])
     start.click(on_export, [run, what, dtype, shard, ollama, repo, private, folder, gguf_type, ctx.language], [status, timer],
                 api_name="export_run")
@@ -256,8 +260,10 @@ def create_export_tab(ctx: UIContext) -> dict:
     serve_timer.tick(lambda lang_choice: serve_view(lang_code(lang_choice)), [ctx.language], serve_outputs, show_progress="hidden")
     stop.click(on_stop, [ctx.language], serve_outputs, api_name="stop_serving")
     public.change(on_public, [public, ctx.language], [public_note])
-    open_io = (operator_view(ctx, on_open), [ctx.language], refresh_io[2])
+    open_io = {"fn": operator_view(ctx, on_open), "inputs": [ctx.language], "outputs": refresh_io[2],
+               "show_progress": "hidden", **RUN_IN_TURN}
     # the tab's own refresh (a visit) reads copies of the run and the folder (context.top_copy)
     copies = [top_copy(ctx, source, gr.Textbox("", visible=False)) for source in (run, folder)]
-    visit_io = (refresh_io[0], [*copies, ctx.language], refresh_io[2])
+    visit_io = {"fn": refresh_io[0], "inputs": [*copies, ctx.language], "outputs": refresh_io[2],
+                "show_progress": "hidden", **RUN_IN_TURN}
     return {"refresh": refresh_io, "open": open_io, "visit": visit_io, "run": run}
