@@ -66,6 +66,13 @@ def viewer_may_call(handler) -> bool:
     return getattr(handler, "for_viewers", False) is True
 
 
+def in_turn(queue: str) -> dict[str, Any]:
+    """The event keywords that put an event in `queue`, where the server answers one event at a time in the order
+    they were sent (Gradio's queue is first in, first out within one concurrency id). Events that set the same
+    components share a queue, so a page load's answer, sent first, can never land after a user's later one."""
+    return {"concurrency_id": queue, "concurrency_limit": 1}
+
+
 def top_copy(ctx: UIContext, source: gr.components.Component, copy: gr.components.Component, blank: str = "''"):
     """`copy`, a hidden component kept equal to `source` (`blank`, a JS literal, when it is empty) by a js-only step
     at each change, and moved to the top of the page when the page is built (ui.hoist_unseen). A refresh that reads

@@ -19,16 +19,16 @@ from studio import export, export_jobs, serve_process
 from studio.model_card import PushError
 from studio.serve import API_KEY_ENV, PublicBindError
 from studio.ui.chat_tab import chattable_runs
-from studio.ui.context import UIContext, operator_view, refuse_viewer, top_copy
+from studio.ui.context import UIContext, in_turn, operator_view, refuse_viewer, top_copy
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError
 
 KINDS = ("folder", "zip", "merged", "gguf")
 DEFAULT_PORT = 8000
-# the events that set which run the tab exports (page load, a visit, Refresh, the user's own pick), answered one at
-# a time in the order they were sent: the user's pick, answered after a page load's or a visit's proposal that
-# arrived late, puts the picked run back with its folder and export
-RUN_IN_TURN = {"concurrency_id": "export-run", "concurrency_limit": 1}
+# the events that set which run the tab exports (page load, a visit, Refresh, the user's own pick; context.in_turn):
+# the user's pick, answered after a page load's or a visit's proposal that arrived late, puts the picked run back
+# with its folder and export
+RUN_IN_TURN = in_turn("export-run")
 
 
 def kind_choices(lang: str) -> list[tuple[str, str]]:

@@ -138,6 +138,12 @@ def names_from_text(text: str | None) -> list[str]:
     return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
+def offered_with(names: list[str], choices: list[str]) -> list[str]:
+    """`choices`, then each of `names` not among them: every name a module multiselect shows must be one of its
+    choices, or Gradio draws it as "[object Object]"."""
+    return choices + [name for name in names if name not in choices]
+
+
 # The comma-separated text the config keeps for the names picked in a module multiselect, made in the browser:
 # a Preview or Start clicked right after a pick reads the text, and a server round trip could still be on its way.
 TEXT_FROM_NAMES_JS = "(names) => (names || []).join(',')"

@@ -26,7 +26,7 @@ from studio.presets import preset_names
 from studio.train import grpo
 from studio.train.status import FINAL_STATES
 from studio.ui import train_form as form
-from studio.ui.context import UIContext, for_viewers, operator_view, refuse_viewer
+from studio.ui.context import UIContext, for_viewers, in_turn, operator_view, refuse_viewer
 from studio.ui.form_snapshot import collect_step, read_snapshot, snapshot_box
 from studio.ui.locales import TEXT, lang_code, t
 from studio.ui.monitor import create_monitor, create_run_buttons
@@ -38,12 +38,11 @@ from studio.workspace import PathError
 CONFIG_KEYS = tuple(cfg.flat_keys())
 CELLS_PER_ROW = 4
 RADIO_MAX_CHOICES = 8  # more choices than this get a dropdown
-# the events that set the module pickers, answered one at a time in the order they were sent (Gradio's queue is
-# first in, first out within one concurrency id)
-PICKERS_IN_TURN = {"concurrency_id": "module-pickers", "concurrency_limit": 1}
-# likewise the checks of the form that draw its problem lines: the page load's check, sent first, cannot answer
-# after a user's change and clear the problem that change showed
-CHECKS_IN_TURN = {"concurrency_id": "train-checks", "concurrency_limit": 1}
+# the events that set the module pickers (context.in_turn)
+PICKERS_IN_TURN = in_turn("module-pickers")
+# the checks of the form that draw its problem lines: the page load's check cannot answer after a user's change
+# and clear the problem that change showed
+CHECKS_IN_TURN = in_turn("train-checks")
 
 
 def latest_active_run(ctx: UIContext) -> str:
@@ -102,8 +101,8 @@ def _make_module_picker(ctx: UIContext, key: str, text: str) -> gr.Dropdown:
     L = ctx.localizer
     names = form.names_from_text(text)
     picker = gr.Dropdown(
-        choices=[form.ALL_LINEAR, *(name for name in names if name != form.ALL_LINEAR)], value=names,
-        multiselect=True, allow_custom_value=True, elem_id=f"train-{key}", **L.field(key),
+        choices=form.offered_with(names, [form.ALL_LINEAR]), value=names, multiselect=True, allow_custom_value=True,
+        elem_id=f"train-{key}", **L.field(key),
     )
     return L.add(picker, f"field.{key}", key)
 
@@ -323,8 +322,7 @@ def create_train_tab(ctx: UIContext) -> dict:
     def picker_update(model: str | None, text: str | None):
         # every name shown is among the choices: Gradio draws a picked name that is not as "[object Object]"
         names = form.names_from_text(text)
-        choices = form.module_choices(ctx.workspace, model or "")
-        return gr.update(choices=choices + [name for name in names if name not in choices], value=names)
+        return gr.update(choices=form.offered_with(names, form.module_choices(ctx.workspace, model or "")), value=names)
 
     def on_module_text(model: str | None, *texts: str):  # after a Load, clone, preset or catalog recommendation set the text
         updates = [picker_update(model, text) for text in texts]
