@@ -3,7 +3,9 @@ and who may change things (a read-only viewer login may only watch)."""
 
 from __future__ import annotations
 
+import inspect
 import threading
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +66,44 @@ def for_viewers(handler):
 def viewer_may_call(handler) -> bool:
     """True when `handler` carries the for_viewers mark."""
     return getattr(handler, "for_viewers", False) is True
+
+
+def bind(handler, *leading):
+    """`handler`, a module-level function, with its first `len(leading)` arguments given (the UIContext, a tab's
+    components): a plain function that Gradio reads as it reads `handler`: the same name and module (the API
+    endpoint and README's viewer table go by them), the remaining parameters with their types (a `gr.Request`
+    parameter is filled by Gradio), a generator (async or not) staying one, and the `for_viewers` mark.
+
+    An event's handler object is its concurrency group: bind a handler once per page and give that one object to
+    every event that shares it, as the same closure was before."""
+    if inspect.isasyncgenfunction(handler):
+        async def bound(*args, **kwargs):
+            answers = handler(*leading, *args, **kwargs)
+            try:
+                async for answer in answers:
+                    yield answer
+            finally:  # a follower Gradio stops must run its own cleanup now, not when it is collected
+                await answers.aclose()
+    elif inspect.isgeneratorfunction(handler):
+        def bound(*args, **kwargs):
+            return (yield from handler(*leading, *args, **kwargs))
+    elif inspect.iscoroutinefunction(handler):
+        async def bound(*args, **kwargs):
+            return await handler(*leading, *args, **kwargs)
+    else:
+        def bound(*args, **kwargs):
+            return handler(*leading, *args, **kwargs)
+    signature = inspect.signature(handler)
+    parameters = list(signature.parameters.values())[len(leading):]
+    bound.__signature__ = signature.replace(parameters=parameters)
+    # resolved here, in the handler's module: Gradio reads the types to fill a gr.Request parameter
+    kept = {parameter.name for parameter in parameters} | {"return"}
+    bound.__annotations__ = {name: hint for name, hint in typing.get_type_hints(handler).items() if name in kept}
+    bound.__name__, bound.__qualname__, bound.__module__, bound.__doc__ = (
+        handler.__name__, handler.__qualname__, handler.__module__, handler.__doc__)
+    if viewer_may_call(handler):
+        for_viewers(bound)
+    return bound
 
 
 def in_turn(queue: str) -> dict[str, Any]:

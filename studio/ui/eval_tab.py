@@ -18,7 +18,7 @@ from studio.data.readers import FILE_SUFFIXES, DataError
 from studio.eval import job
 from studio.eval.rows import TRAINING, VALIDATION
 from studio.ui.chat_tab import chattable_runs
-from studio.ui.context import UIContext, operator_view, refuse_viewer
+from studio.ui.context import UIContext, bind, operator_view, refuse_viewer
 from studio.ui.export_panel import downloadable
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError
@@ -27,6 +27,7 @@ POLL_SECONDS = 1.5
 METRICS = (("loss", 4), ("perplexity", 2), ("exact_match", 1), ("rouge_l", 1), ("bleu", 1))
 RESULT_COLUMNS = ("prompt", "reference", "base", "tuned")
 SHOWN_CHARS = 600  # longer cells are cut in the table (the downloads have them whole)
+VIEW_PARTS = 7  # the outputs folder_view gives
 PHASES = ("loading", "base", "loading_tuned", "tuned")  # progress.json phases (studio/eval/job.py)
 
 
@@ -97,6 +98,77 @@ def folder_view(folder: Path | None, lang: str, shown: int | None = None) -> lis
             gr.Timer(active=not finished), len(rows), gr.update(visible=not finished)]
 
 
+def on_refresh(ctx: UIContext, lang_choice: str = "English"):
+    """The run picker's choices now: the runs that can answer."""
+    return gr.update(choices=chattable_runs(ctx, lang_code(lang_choice)))
+
+
+def on_pick(ctx: UIContext, run_id: str | None, lang_choice: str):
+    """The picked run's latest evaluation folder (None without one) and its view."""
+    run_dir = ctx.workspace.runs_dir / run_id if run_id else None
+    folder = job.latest_eval(run_dir) if run_dir is not None and run_dir.is_dir() else None
+    return folder, *folder_view(folder, lang_code(lang_choice))
+
+
+def on_data_default(ctx: UIContext, run_id: str | None):
+    """The run's validation split when it held one out, else its training data (what it learned)."""
+    if not run_id:
+        return gr.skip()
+    try:
+        data = run_folder.load_config(ctx.workspace.runs_dir / run_id).data
+    except (cfg.ConfigError, OSError, ValueError):
+        return gr.skip()
+    return "validation" if data.val_file or data.val_size > 0 else "training"
+
+
+def on_choice(value: str):
+    """The upload row, shown when the data to answer is a file."""
+    return gr.update(visible=value == "file")
+
+
+def on_upload(ctx: UIContext, temp_path: str | None, lang_choice: str, request: gr.Request):
+    """Keep an uploaded data file in the workspace's library: its reference and no message, or why it was refused."""
+    refuse_viewer(ctx, request, lang_code(lang_choice))
+    if not temp_path:
+        return gr.skip(), gr.skip()
+    try:
+        return library.add_upload(ctx.workspace, temp_path), ""
+    except DataError as error:
+        return gr.skip(), f"**{t('eval.cannot', lang_code(lang_choice))}** {error}"
+
+
+def on_start(ctx: UIContext, run_id: str | None, data: str, ref: str, rows: float | None, tokens: float | None,
+             lang_choice: str, request: gr.Request):
+    """Start evaluating `run_id` in the background: a message, the evaluation folder watched, and its view."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    if not run_id:
+        return t("eval.pick_run", lang), gr.skip(), *[gr.skip()] * VIEW_PARTS
+    if data == "file" and not (ref or "").strip():
+        return t("eval.pick_file", lang), gr.skip(), *[gr.skip()] * VIEW_PARTS
+    chosen = {"validation": VALIDATION, "training": TRAINING}.get(data, (ref or "").strip())
+    settings = job.EvalSettings(chosen, int(rows or 200), int(tokens or 128))
+    try:
+        folder = job.start_in_background(ctx.workspace, run_id, settings)
+    except (PathError, OSError, ValueError) as error:  # EvalError, DataError: said in words the user can act on
+        return f"**{t('eval.cannot', lang)}** {error}", gr.skip(), *[gr.skip()] * VIEW_PARTS
+    return t("eval.started", lang, run=run_id), folder, *folder_view(folder, lang)
+
+
+def on_cancel(ctx: UIContext, folder: Path | None, lang_choice: str, request: gr.Request):
+    """Ask the running evaluation in `folder` to stop; says whether one was running."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    if folder is not None and job.request_cancel(folder):
+        return t("eval.cancelling", lang)
+    return t("eval.not_running", lang)
+
+
+def on_tick(folder: Path | None, rows_shown: int, lang_choice: str):
+    """The watched evaluation's view now (its rows redrawn only when more have come)."""
+    return folder_view(folder, lang_code(lang_choice), rows_shown)
+
+
 def create_eval_tab(ctx: UIContext) -> dict:
     """Build the Evaluate tab; returns its run picker, the handler that refreshes the run list, and `show` (handler,
     inputs, outputs) that shows the picked run's latest evaluation (the picker starts on the newest run, so
@@ -131,71 +203,16 @@ def create_eval_tab(ctx: UIContext) -> dict:
     shown = gr.State(0)  # how many of its rows the table shows
     timer = gr.Timer(POLL_SECONDS, active=False)
     view_outputs = [progress, scores, results, downloads, timer, shown, cancel]
+    refreshed, picked = bind(on_refresh, ctx), bind(on_pick, ctx)
 
-    def on_refresh(lang_choice: str = "English"):
-        return gr.update(choices=chattable_runs(ctx, lang_code(lang_choice)))
-
-    def on_pick(run_id: str | None, lang_choice: str):
-        run_dir = ctx.workspace.runs_dir / run_id if run_id else None
-        folder = job.latest_eval(run_dir) if run_dir is not None and run_dir.is_dir() else None
-        return folder, *folder_view(folder, lang_code(lang_choice))
-
-    def on_data_default(run_id: str | None):
-        """The run's validation split when it held one out, else its training data (what it learned)."""
-        if not run_id:
-            return gr.skip()
-        try:
-            data = run_folder.load_config(ctx.workspace.runs_dir / run_id).data
-        except (cfg.ConfigError, OSError, ValueError):
-            return gr.skip()
-        return "validation" if data.val_file or data.val_size > 0 else "training"
-
-    def on_choice(value: str):
-        return gr.update(visible=value == "file")
-
-    def on_upload(temp_path: str | None, lang_choice: str, request: gr.Request):
-        refuse_viewer(ctx, request, lang_code(lang_choice))
-        if not temp_path:
-            return gr.skip(), gr.skip()
-        try:
-            return library.add_upload(ctx.workspace, temp_path), ""
-        except DataError as error:
-            return gr.skip(), f"**{t('eval.cannot', lang_code(lang_choice))}** {error}"
-
-    def on_start(run_id: str | None, data: str, ref: str, rows: float | None, tokens: float | None, lang_choice: str,
-                 request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        if not run_id:
-            return t("eval.pick_run", lang), gr.skip(), *[gr.skip()] * len(view_outputs)
-        if data == "file" and not (ref or "").strip():
-            return t("eval.pick_file", lang), gr.skip(), *[gr.skip()] * len(view_outputs)
-        chosen = {"validation": VALIDATION, "training": TRAINING}.get(data, (ref or "").strip())
-        settings = job.EvalSettings(chosen, int(rows or 200), int(tokens or 128))
-        try:
-            folder = job.start_in_background(ctx.workspace, run_id, settings)
-        except (PathError, OSError, ValueError) as error:  # EvalError, DataError: said in words the user can act on
-            return f"**{t('eval.cannot', lang)}** {error}", gr.skip(), *[gr.skip()] * len(view_outputs)
-        return t("eval.started", lang, run=run_id), folder, *folder_view(folder, lang)
-
-    def on_cancel(folder: Path | None, lang_choice: str, request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        if folder is not None and job.request_cancel(folder):
-            return t("eval.cancelling", lang)
-        return t("eval.not_running", lang)
-
-    def on_tick(folder: Path | None, rows_shown: int, lang_choice: str):
-        return folder_view(folder, lang_code(lang_choice), rows_shown)
-
-    refresh.click(on_refresh, [ctx.language], [run])
-    run.change(on_pick, [run, ctx.language], [watching, *view_outputs])
-    run.input(on_data_default, [run], [choice])
+    refresh.click(refreshed, [ctx.language], [run])
+    run.change(picked, [run, ctx.language], [watching, *view_outputs])
+    run.input(bind(on_data_default, ctx), [run], [choice])
     choice.change(on_choice, [choice], [file_row])
-    upload.upload(on_upload, [upload, ctx.language], [data_ref, message])
-    start.click(on_start, [run, choice, data_ref, max_rows, max_new, ctx.language], [message, watching, *view_outputs],
+    upload.upload(bind(on_upload, ctx), [upload, ctx.language], [data_ref, message])
+    start.click(bind(on_start, ctx), [run, choice, data_ref, max_rows, max_new, ctx.language], [message, watching, *view_outputs],
                 api_name="eval_start")
-    cancel.click(on_cancel, [watching, ctx.language], [message], api_name="eval_cancel")
+    cancel.click(bind(on_cancel, ctx), [watching, ctx.language], [message], api_name="eval_cancel")
     timer.tick(on_tick, [watching, shown, ctx.language], view_outputs, show_progress="hidden", api_visibility="private")
     # on the tab's selection, which a viewer's page fires too
-    return {"run": run, "on_refresh": operator_view(ctx, on_refresh), "show": (operator_view(ctx, on_pick), [run, ctx.language], [watching, *view_outputs])}
+    return {"run": run, "on_refresh": operator_view(ctx, refreshed), "show": (operator_view(ctx, picked), [run, ctx.language], [watching, *view_outputs])}
