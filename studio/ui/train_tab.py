@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +27,17 @@ from studio.presets import preset_names
 from studio.train import grpo
 from studio.train.status import FINAL_STATES
 from studio.ui import train_form as form
-from studio.ui.context import UIContext, for_viewers, in_turn, operator_view, refuse_viewer
+from studio.ui.context import UIContext, bind, for_viewers, in_turn, operator_view, refuse_viewer
 from studio.ui.form_snapshot import collect_step, read_snapshot, snapshot_box
-from studio.ui.locales import TEXT, lang_code, t
+from studio.ui.locales import lang_code, t
 from studio.ui.monitor import create_monitor, create_run_buttons
 from studio.ui.nodes_panel import create_nodes_panel, wire_nodes_panel
+from studio.ui.train_controls import build_cells, group_title
 from studio.workspace import PathError
 
 # Every config key, in the order the Start handler receives them (controls of the Data and Model tabs
 # included): the Runs tab's clone and Load config write to all of them.
 CONFIG_KEYS = tuple(cfg.flat_keys())
-CELLS_PER_ROW = 4
-RADIO_MAX_CHOICES = 8  # more choices than this get a dropdown
 # the events that set the module pickers (context.in_turn)
 PICKERS_IN_TURN = in_turn("module-pickers")
 # the checks of the form that draw its problem lines: the page load's check cannot answer after a user's change
@@ -63,78 +63,200 @@ def problems_text(problems: list[cfg.Problem], lang: str) -> str:
     return t("train.invalid", lang) + "\n\n" + problem_list(problems) if problems else t("train.ready", lang)
 
 
-def group_title(group: form.Group) -> tuple[str, dict[str, str]]:
-    """The text key (and its placeholder values) that titles a group's accordion."""
-    if group.group_id == "validation":
-        return "train.more", {}
-    if group.switch:
-        return f"train.group.{group.switch}", {"names": " / ".join(form.VALUE_NAMES.get(v, v) for v in group.values)}
-    section = group.group_id.split("=", 1)[1]
-    if f"train.group.section.{section}" in TEXT:
-        return f"train.group.section.{section}", {}
-    return "train.group.section.other", {"section": section}
+@dataclass(frozen=True)
+class FormLayout:
+    """What a Train tab's settings were built with, as its handlers need it."""
+
+    starting: dict[str, Any]  # every config key's value as the page was built
+    specs: dict[str, form.FieldSpec]  # every config key's field
+    problem_keys: list[str]  # the settings with a problem line under them, in page order
+    conditional: list[str]  # the settings shown only while they apply
+    folded: list[form.Group]  # the groups in an accordion (all but the basics), in page order
+    recommendable: list[str]  # the keys the catalog recommends a value of for some model
+
+    def read(self, text: str | None) -> dict[str, Any]:
+        """The form's values from the snapshot box's text (the starting value for any key it lacks)."""
+        return read_snapshot(text, self.starting)
+
+    def visible_flags(self, current: dict[str, Any]) -> list[bool]:
+        """Whether each conditional setting, then each folded group, applies to the values `current`."""
+        cells = [form.applies(self.specs[key], current) for key in self.conditional]
+        return cells + [form.group_applies(group, self.specs, current) for group in self.folded]
+
+    def visibility(self, current: dict[str, Any], shown_flags: list[bool] | None) -> list:
+        """An update for each conditional setting and group whose visibility changes (a skip for the others: every
+        visibility update makes the browser walk that part of the page), then the flags now shown."""
+        now = self.visible_flags(current)
+        before = shown_flags if shown_flags is not None and len(shown_flags) == len(now) else self.visible_flags(self.starting)
+        return [gr.skip() if was == is_now else gr.update(visible=is_now) for was, is_now in zip(before, now)] + [now]
+
+    @property
+    def check_parts(self) -> int:
+        """How many outputs a check gives: the summary, the problems shown, each problem line, the values."""
+        return len(self.problem_keys) + 3
+
+    @property
+    def visibility_parts(self) -> int:
+        """How many outputs `visibility` gives."""
+        return len(self.conditional) + len(self.folded) + 1
 
 
-def _make_control(ctx: UIContext, spec: form.FieldSpec, value: Any) -> Any:
-    """The widget for one config field: checkbox, radio for choices, number or text box."""
-    L = ctx.localizer
-    if spec.key in form.MODULE_KEYS:  # the config's text, kept out of sight behind _make_module_picker's
-        # multiselect by the page's CSS: visible="hidden" was undone when its cell was shown again (a method switch)
-        return gr.Textbox(value=value, elem_classes=["kept-out-of-sight"], elem_id=f"train-{spec.key}-text", **L.field(spec.key))
-    options = {"value": value, "elem_id": f"train-{spec.key}", **L.field(spec.key)}
-    if spec.kind == "bool":
-        control = gr.Checkbox(**options)
-    elif spec.choices:
-        widget = gr.Radio if len(spec.choices) <= RADIO_MAX_CHOICES else gr.Dropdown
-        control = widget(choices=list(spec.choices), **options)
-    elif spec.kind in ("int", "float"):
-        control = gr.Number(precision=0 if spec.kind == "int" else None, **options)
-    else:
-        control = gr.Textbox(lines=3 if spec.key in form.MULTILINE_KEYS else 1, **options)
-    return L.add(control, f"field.{spec.key}", spec.key)
+def checked(ctx: UIContext, layout: FormLayout, values: dict[str, Any], shown: dict | None, lang_choice: str) -> list:
+    """The summary, the problems now shown, each field's problem line (sent only where it changed) and the
+    values checked."""
+    config, problems = form.config_from_values(values)
+    if config is not None:  # a grpo run's reward file and schema, read (never run) from the workspace
+        problems += grpo.reward_problems(ctx.workspace, config)
+    grouped = {key: "\n".join(f"⚠ {m}" for m in messages) for key, messages in form.problems_by_key(problems).items()}
+    now = {key: grouped[key] for key in layout.problem_keys if key in grouped}
+    shown = shown or {}
+    # only the problem lines that changed are sent: a Load or a clone sets every control at once
+    boxes = [
+        gr.skip() if now.get(key) == shown.get(key) else gr.update(value=now.get(key, ""), visible=key in now)
+        for key in layout.problem_keys
+    ]
+    return [problems_text(problems, lang_code(lang_choice)), now, *boxes, values]
 
 
-def _make_module_picker(ctx: UIContext, key: str, text: str) -> gr.Dropdown:
-    """A multiselect of the model's linear layer names (and all-linear) for module field `key`; the layer names
-    arrive once the page has loaded (reading them needs torch, which the studio imports only when a page asks),
-    and names typed by hand are kept."""
-    L = ctx.localizer
+def on_validate(ctx: UIContext, layout: FormLayout, text: str, shown: dict | None, lang_choice: str) -> list:
+    """Check the form's values (from the snapshot box): see `checked`."""
+    return checked(ctx, layout, layout.read(text), shown, lang_choice)
+
+
+def on_switch(ctx: UIContext, layout: FormLayout, text: str, shown_flags: list[bool] | None, shown: dict | None,
+              lang_choice: str) -> list:
+    """After a setting that shows or hides others changed: what shows now, then the check."""
+    values = layout.read(text)
+    return [*layout.visibility(values, shown_flags), *checked(ctx, layout, values, shown, lang_choice)]
+
+
+def on_preview(ctx: UIContext, layout: FormLayout, text: str, lang_choice: str):
+    """The preview box shown with the config's YAML and its command line, and the summary."""
+    config, problems = form.config_from_values(layout.read(text))
+    if config is None:
+        return gr.skip(), gr.skip(), gr.skip(), problems_text(problems, lang_code(lang_choice))
+    line = form.cli_line(config, workspace=str(ctx.workspace.root))
+    return gr.update(visible=True), cfg.to_yaml(config), line, problems_text(problems, lang_code(lang_choice))
+
+
+def on_save(layout: FormLayout, text: str, lang_choice: str):
+    """The config written to a YAML file to download, and the summary (or why it cannot be saved)."""
+    config, problems = form.config_from_values(layout.read(text))
+    lang = lang_code(lang_choice)
+    if config is None:
+        return gr.skip(), t("train.cannot_save", lang) + "\n\n" + problem_list(problems)
+    name = re.sub(r"[^\w.-]+", "_", config.run_name).strip("._") or "config"
+    path = Path(tempfile.mkdtemp(prefix="studio-config-")) / f"{name}.yaml"
+    path.write_text(cfg.to_yaml(config), encoding="utf-8")
+    return gr.update(value=str(path), visible=True), problems_text(problems, lang)
+
+
+def on_load(layout: FormLayout, uploaded: str | None, lang_choice: str, shown_flags: list[bool] | None) -> list:
+    """An uploaded config YAML: a message, the config (for keys without a control), every control's value and what
+    shows; only the message when it cannot be read."""
+    lang = lang_code(lang_choice)
+    skipped = [gr.skip()] * (len(CONFIG_KEYS) + 1 + layout.visibility_parts)
+    if not uploaded:
+        return [gr.skip(), *skipped]
+    name = Path(uploaded).name
+    try:
+        config = form.read_config_file(Path(uploaded))
+    except cfg.ConfigError as error:
+        return [t("train.load_failed", lang, name=name) + "\n\n" + problem_list(error.problems), *skipped]
+    flat = cfg.to_flat(config)
+    # the visibility comes with the values, not a round trip later
+    return [t("train.loaded", lang, name=name), config, *(flat[key] for key in CONFIG_KEYS), *layout.visibility(flat, shown_flags)]
+
+
+def start_run(ctx: UIContext, layout: FormLayout, request: gr.Request, text: str, base: dict | None, lang_choice: str,
+              confirmed: bool):
+    """Start the run the form's values (`text`, from the snapshot box) describe; unless `confirmed`, first ask
+    when the estimate says it won't fit. Returns the message, the run watched and Start anyway's visibility."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    config, problems = form.config_from_values(layout.read(text), base)
+    if config is None or problems:
+        return problems_text(problems, lang), gr.skip(), gr.update(visible=False)
+    if not config.train.dry_run and not confirmed:
+        verdict, message = fit.fit_check(config, hardware.detect(ctx.workspace.root), ctx.workspace, allow_download=False)
+        if verdict == fit.WONT_FIT:  # a dry run is how one finds out for sure, so it is never held back
+            return t("train.wont_fit", lang, details=message), gr.skip(), gr.update(visible=True)
+    try:
+        run_dir = jobs.launch(ctx.workspace, config)
+    except cfg.ConfigError as error:  # e.g. lora_targets naming a layer the model does not have
+        return problems_text(error.problems, lang), gr.skip(), gr.update(visible=False)
+    except (DataError, PathError) as error:
+        return problems_text([cfg.Problem("dataset", str(error))], lang), gr.skip(), gr.update(visible=False)
+    return t("train.started", lang, run=run_dir.name), run_dir.name, gr.update(visible=False)
+
+
+def on_start(ctx: UIContext, layout: FormLayout, request: gr.Request, text: str, base: dict | None, lang_choice: str):
+    """Start: see `start_run`, asking first when it won't fit."""
+    return start_run(ctx, layout, request, text, base, lang_choice, confirmed=False)
+
+
+def on_start_anyway(ctx: UIContext, layout: FormLayout, request: gr.Request, text: str, base: dict | None, lang_choice: str):
+    """Start anyway, after the estimate said it won't fit: see `start_run`."""
+    return start_run(ctx, layout, request, text, base, lang_choice, confirmed=True)
+
+
+def on_model_change(layout: FormLayout, name: str, method: str, stage: str) -> list:
+    """The new model's starting values of every key the catalog recommends for some model."""
+    # each gets what the new model starts with (its own recommendation, or the default), so nothing the previous
+    # model recommended is left behind
+    starting = form.starting_values(name or "", method, stage)
+    return [gr.update(value=starting[key]) if key in starting else gr.skip() for key in layout.recommendable]
+
+
+def on_method_change(method: str, stage: str, model: str, learning_rate: float | None):
+    """The learning rate the new method starts with, unless the user chose their own."""
+    rate = form.learning_rate_for_method(model or "", method, learning_rate, stage)
+    return gr.skip() if rate is None else rate
+
+
+def on_preset(name: str | None, method: str) -> list:
+    """The picked preset's value of each config key it sets."""
+    values = form.preset_values(name, method) if name else {}
+    return [gr.update(value=values[key]) if key in values else gr.skip() for key in CONFIG_KEYS]
+
+
+def picker_update(ctx: UIContext, model: str | None, text: str | None):
+    """A module picker showing the names in the config's `text` among `model`'s layer names."""
+    # every name shown is among the choices: Gradio draws a picked name that is not as "[object Object]"
     names = form.names_from_text(text)
-    picker = gr.Dropdown(
-        choices=form.offered_with(names, [form.ALL_LINEAR]), value=names, multiselect=True, allow_custom_value=True,
-        elem_id=f"train-{key}", **L.field(key),
-    )
-    return L.add(picker, f"field.{key}", key)
+    return gr.update(choices=form.offered_with(names, form.module_choices(ctx.workspace, model or "")), value=names)
 
 
-def _is_wide(spec: form.FieldSpec) -> bool:
-    return spec.kind == "str" and (not spec.choices or len(spec.choices) > CELLS_PER_ROW)
+def on_module_text(ctx: UIContext, model: str | None, *texts: str):
+    """Each module picker following its config text, after a Load, clone, preset or catalog recommendation set it."""
+    updates = [picker_update(ctx, model, text) for text in texts]
+    # one output takes the return value whole: a list of one update would become the multiselect's value
+    return updates[0] if len(updates) == 1 else updates
 
 
-def _build_cells(ctx: UIContext, keys: list[str], specs: dict, values: dict, built: dict) -> None:
-    """Lay out the controls of `keys`: narrow ones side by side, text and long choice lists on their own row;
-    each in a cell with its problem line under it."""
-    rows: list[list[str]] = []
-    for key in keys:
-        if _is_wide(specs[key]) or not rows or _is_wide(specs[rows[-1][-1]]) or len(rows[-1]) == CELLS_PER_ROW:
-            rows.append([key])
-        else:
-            rows[-1].append(key)
-    for row in rows:
-        with gr.Row(equal_height=False):
-            for key in row:
-                with gr.Column(min_width=180, visible=form.applies(specs[key], values), elem_id=f"train-{key}-cell") as cell:
-                    built["controls"][key] = _make_control(ctx, specs[key], values[key])
-                    if key in form.MODULE_KEYS:
-                        built["pickers"][key] = _make_module_picker(ctx, key, values[key])
-                    if key == "reward_file":  # a .py upload lands in workspace/rewards; its code is shown before
-                        # anyone allows it to run
-                        built["reward_upload"] = ctx.localizer.add(gr.UploadButton(t("train.reward_upload"), file_types=[".py"], size="sm",
-                                                                       elem_id="train-reward_file-upload"), "train.reward_upload")
-                        built["reward_code"] = gr.Code(language="python", visible=False, interactive=False,
-                                                       elem_id="train-reward_file-code")
-                    built["problems"][key] = gr.Markdown("", visible=False, elem_id=f"train-{key}-problem", elem_classes=["field-problem"])
-                built["cells"][key] = cell
+@for_viewers
+def on_page_load(ctx: UIContext, layout: FormLayout, request: gr.Request, text: str, shown: dict | None, lang_choice: str):
+    """Re-attach to the active run; check the settings the page starts with."""
+    run_id = latest_active_run(ctx)
+    watching = t("train.watching", lang_code(lang_choice), run=run_id) if run_id else gr.skip()
+    # a viewer has no settings to check, and the studio reads none it sends
+    checks = [gr.skip()] * layout.check_parts if ctx.is_viewer(request) else on_validate(ctx, layout, text, shown, lang_choice)
+    return [run_id, watching, *checks]
+
+
+def on_reward_file(ctx: UIContext, path_text: str | None):
+    """The reward file's code, shown (never run) under its setting; hidden when there is none to read."""
+    code = form.reward_file_text(ctx.workspace, path_text)
+    return gr.update(value=code or "", visible=code is not None, label=path_text)
+
+
+def on_reward_upload(ctx: UIContext, uploaded: str | None, lang_choice: str, request: gr.Request):
+    """An uploaded reward .py kept in the workspace: its path for the setting, or why it was refused."""
+    refuse_viewer(ctx, request, lang_code(lang_choice))
+    try:
+        return form.save_reward_upload(ctx.workspace, uploaded) if uploaded else gr.skip(), gr.skip()
+    except (ValueError, OSError) as error:
+        return gr.skip(), str(error)
 
 
 def create_train_tab(ctx: UIContext) -> dict:
@@ -156,7 +278,7 @@ def create_train_tab(ctx: UIContext) -> dict:
             preset = L.add(gr.Dropdown(choices=preset_names(), value=None, label=t("train.preset"), elem_id="train-preset"), "train.preset")
         for group in groups:
             if group.group_id == "basic":
-                _build_cells(ctx, group.keys, specs, initial, built)
+                build_cells(ctx, group.keys, specs, initial, built)
                 continue
             title_key, title_values = group_title(group)
             elem_id = "train-more" if group.group_id == "validation" else "train-group-" + re.sub(r"[^\w-]+", "-", group.group_id)
@@ -165,7 +287,7 @@ def create_train_tab(ctx: UIContext) -> dict:
                 visible=form.group_applies(group, specs, initial),
             )
             with L.add(accordion, title_key, **title_values):
-                _build_cells(ctx, group.keys, specs, initial, built)
+                build_cells(ctx, group.keys, specs, initial, built)
             accordions[group.group_id] = accordion
         summary = gr.Markdown("", elem_id="train-problems")
         with gr.Row():
@@ -195,203 +317,59 @@ def create_train_tab(ctx: UIContext) -> dict:
     controls = built["controls"]
     all_controls = {**ctx.shared, **controls}
     inputs = [all_controls[k] for k in CONFIG_KEYS]
-    conditional = [key for key in own_keys if specs[key].show_when]
-    problem_keys = list(built["problems"])
 
     # the form's events read its values from one box a js-only step fills just before (ui/form_snapshot)
     snapshot = snapshot_box()
     collect = collect_step(inputs, list(CONFIG_KEYS), snapshot)
-    starting = {key: initial[key] for key in CONFIG_KEYS}
 
-    def read_form(text: str | None) -> dict[str, Any]:
-        return read_snapshot(text, starting)
-
-    def read(text: str | None) -> tuple[cfg.RunConfig | None, list[cfg.Problem]]:
-        return form.config_from_values(read_form(text))
-
-    def on_validate(text: str, shown: dict | None, lang_choice: str):
-        return checked(read_form(text), shown, lang_choice)
-
-    def checked(values: dict[str, Any], shown: dict | None, lang_choice: str) -> list:
-        """The summary, the problems now shown, each field's problem line (sent only where it changed) and the
-        values checked."""
-        config, problems = form.config_from_values(values)
-        if config is not None:  # a grpo run's reward file and schema, read (never run) from the workspace
-            problems += grpo.reward_problems(ctx.workspace, config)
-        grouped = {key: "\n".join(f"⚠ {m}" for m in messages) for key, messages in form.problems_by_key(problems).items()}
-        now = {key: grouped[key] for key in problem_keys if key in grouped}
-        shown = shown or {}
-        # only the problem lines that changed are sent: a Load or a clone sets every control at once
-        boxes = [
-            gr.skip() if now.get(key) == shown.get(key) else gr.update(value=now.get(key, ""), visible=key in now)
-            for key in problem_keys
-        ]
-        return [problems_text(problems, lang_code(lang_choice)), now, *boxes, values]
-
-    def on_switch(text: str, shown_flags: list[bool] | None, shown: dict | None, lang_choice: str):
-        values = read_form(text)
-        return [*visibility(values, shown_flags), *checked(values, shown, lang_choice)]
-
-    def visible_flags(current: dict[str, Any]) -> list[bool]:
-        cells = [form.applies(specs[key], current) for key in conditional]
-        return cells + [form.group_applies(g, specs, current) for g in groups if g.group_id in accordions]
-
-    built_flags = visible_flags(initial)
-
-    def visibility(current: dict[str, Any], shown_flags: list[bool] | None) -> list:
-        """An update for each conditional setting and group whose visibility changes (a skip for the others: every
-        visibility update makes the browser walk that part of the page), then the flags now shown."""
-        now = visible_flags(current)
-        before = shown_flags if shown_flags is not None and len(shown_flags) == len(now) else built_flags
-        return [gr.skip() if was == is_now else gr.update(visible=is_now) for was, is_now in zip(before, now)] + [now]
-
-    def on_preview(text: str, lang_choice: str):
-        config, problems = read(text)
-        if config is None:
-            return gr.skip(), gr.skip(), gr.skip(), problems_text(problems, lang_code(lang_choice))
-        line = form.cli_line(config, workspace=str(ctx.workspace.root))
-        return gr.update(visible=True), cfg.to_yaml(config), line, problems_text(problems, lang_code(lang_choice))
-
-    def on_save(text: str, lang_choice: str):
-        config, problems = read(text)
-        lang = lang_code(lang_choice)
-        if config is None:
-            return gr.skip(), t("train.cannot_save", lang) + "\n\n" + problem_list(problems)
-        name = re.sub(r"[^\w.-]+", "_", config.run_name).strip("._") or "config"
-        path = Path(tempfile.mkdtemp(prefix="studio-config-")) / f"{name}.yaml"
-        path.write_text(cfg.to_yaml(config), encoding="utf-8")
-        return gr.update(value=str(path), visible=True), problems_text(problems, lang)
-
-    def on_load(uploaded: str | None, lang_choice: str, shown_flags: list[bool] | None):
-        lang = lang_code(lang_choice)
-        skipped = [gr.skip()] * (len(CONFIG_KEYS) + 1 + len(visibility_outputs) + 1)
-        if not uploaded:
-            return [gr.skip(), *skipped]
-        name = Path(uploaded).name
-        try:
-            config = form.read_config_file(Path(uploaded))
-        except cfg.ConfigError as error:
-            return [t("train.load_failed", lang, name=name) + "\n\n" + problem_list(error.problems), *skipped]
-        flat = cfg.to_flat(config)
-        # the visibility comes with the values, not a round trip later
-        return [t("train.loaded", lang, name=name), config, *(flat[key] for key in CONFIG_KEYS), *visibility(flat, shown_flags)]
-
-    def start_run(request: gr.Request, text: str, base: dict | None, lang_choice: str, confirmed: bool):
-        """Start the run the form's values (`text`, from the snapshot box) describe; unless `confirmed`, first ask
-        when the estimate says it won't fit."""
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        config, problems = form.config_from_values(read_form(text), base)
-        if config is None or problems:
-            return problems_text(problems, lang), gr.skip(), gr.update(visible=False)
-        if not config.train.dry_run and not confirmed:
-            verdict, message = fit.fit_check(config, hardware.detect(ctx.workspace.root), ctx.workspace, allow_download=False)
-            if verdict == fit.WONT_FIT:  # a dry run is how one finds out for sure, so it is never held back
-                return t("train.wont_fit", lang, details=message), gr.skip(), gr.update(visible=True)
-        try:
-            run_dir = jobs.launch(ctx.workspace, config)
-        except cfg.ConfigError as error:  # e.g. lora_targets naming a layer the model does not have
-            return problems_text(error.problems, lang), gr.skip(), gr.update(visible=False)
-        except (DataError, PathError) as error:
-            return problems_text([cfg.Problem("dataset", str(error))], lang), gr.skip(), gr.update(visible=False)
-        return t("train.started", lang, run=run_dir.name), run_dir.name, gr.update(visible=False)
-
-    def on_start(request: gr.Request, text: str, base: dict | None, lang_choice: str):
-        return start_run(request, text, base, lang_choice, confirmed=False)
-
-    def on_start_anyway(request: gr.Request, text: str, base: dict | None, lang_choice: str):
-        return start_run(request, text, base, lang_choice, confirmed=True)
-
-    catalog_keys = recommended_keys()
-    recommendable = [key for key in CONFIG_KEYS if key in catalog_keys]
-
-    def on_model_change(name: str, method: str, stage: str):
-        # every key the catalog recommends for some model gets what the new model starts with (its own
-        # recommendation, or the default), so nothing the previous model recommended is left behind
-        starting = form.starting_values(name or "", method, stage)
-        return [gr.update(value=starting[key]) if key in starting else gr.skip() for key in recommendable]
-
-    def on_method_change(method: str, stage: str, model: str, learning_rate: float | None):
-        rate = form.learning_rate_for_method(model or "", method, learning_rate, stage)
-        return gr.skip() if rate is None else rate
-
-    def on_preset(name: str | None, method: str):
-        values = form.preset_values(name, method) if name else {}
-        return [gr.update(value=values[key]) if key in values else gr.skip() for key in CONFIG_KEYS]
-
-    def picker_update(model: str | None, text: str | None):
-        # every name shown is among the choices: Gradio draws a picked name that is not as "[object Object]"
-        names = form.names_from_text(text)
-        return gr.update(choices=form.offered_with(names, form.module_choices(ctx.workspace, model or "")), value=names)
-
-    def on_module_text(model: str | None, *texts: str):  # after a Load, clone, preset or catalog recommendation set the text
-        updates = [picker_update(model, text) for text in texts]
-        # one output takes the return value whole: a list of one update would become the multiselect's value
-        return updates[0] if len(updates) == 1 else updates
-
-    @for_viewers
-    def on_page_load(request: gr.Request, text: str, shown: dict | None, lang_choice: str):
-        """Re-attach to the active run; check the settings the page starts with."""
-        run_id = latest_active_run(ctx)
-        watching = t("train.watching", lang_code(lang_choice), run=run_id) if run_id else gr.skip()
-        # a viewer has no settings to check, and the studio reads none it sends
-        checked = [gr.skip()] * len(validation_outputs) if ctx.is_viewer(request) else on_validate(text, shown, lang_choice)
-        return [run_id, watching, *checked]
+    layout = FormLayout(starting={key: initial[key] for key in CONFIG_KEYS}, specs=specs, problem_keys=list(built["problems"]),
+                        conditional=[key for key in own_keys if specs[key].show_when],
+                        folded=[group for group in groups if group.group_id in accordions],
+                        recommendable=[key for key in CONFIG_KEYS if key in recommended_keys()])
+    validated, module_texts_followed = bind(on_validate, ctx, layout), bind(on_module_text, ctx)
 
     quiet = {"show_progress": "hidden", "trigger_mode": "always_last"}
     checking = {**quiet, **CHECKS_IN_TURN}
-    visibility_outputs = [built["cells"][k] for k in conditional] + [accordions[g.group_id] for g in groups if g.group_id in accordions]
+    visibility_outputs = [built["cells"][k] for k in layout.conditional] + [accordions[g.group_id] for g in layout.folded]
     validation_outputs = [summary, shown_problems, *built["problems"].values(), form_values]
     check_inputs = [snapshot, shown_problems, ctx.language]
     # a control that shows or hides others (the method, the stage…) is checked in the same server call that sets
     # what shows: one call per change, not two
-    switches = [all_controls[key] for key in form.trigger_keys([specs[k] for k in conditional]) if key in all_controls]
+    switches = [all_controls[key] for key in form.trigger_keys([specs[k] for k in layout.conditional]) if key in all_controls]
     plain = [c for c in inputs if all(c is not switch for switch in switches)]
-    gr.on([c.change for c in plain], **collect).then(on_validate, check_inputs, validation_outputs, **checking)
+    gr.on([c.change for c in plain], **collect).then(validated, check_inputs, validation_outputs, **checking)
     # the summary line in the new language (a viewer's page has no settings to check)
-    ctx.language.change(**collect).then(operator_view(ctx, on_validate), check_inputs, validation_outputs, **checking)
+    ctx.language.change(**collect).then(operator_view(ctx, validated), check_inputs, validation_outputs, **checking)
     if switches:
         gr.on([c.change for c in switches], **collect).then(
-            on_switch, [snapshot, shown_visibility, shown_problems, ctx.language],
+            bind(on_switch, ctx, layout), [snapshot, shown_visibility, shown_problems, ctx.language],
             [*visibility_outputs, shown_visibility, *validation_outputs], **checking)
-    preview.click(**collect).then(on_preview, [snapshot, ctx.language], [preview_box, yaml_view, cli_view, summary], **CHECKS_IN_TURN)
-    save.click(**collect).then(on_save, [snapshot, ctx.language], [saved_file, summary], **CHECKS_IN_TURN)
+    preview.click(**collect).then(bind(on_preview, ctx, layout), [snapshot, ctx.language], [preview_box, yaml_view, cli_view, summary], **CHECKS_IN_TURN)
+    save.click(**collect).then(bind(on_save, layout), [snapshot, ctx.language], [saved_file, summary], **CHECKS_IN_TURN)
     # The multiselects follow the config's text only after the events that write it, chained with .then: a
     # .change on the text would also fire for the user's own picks and could undo a pick made meanwhile.
     module_texts, pickers = [controls[key] for key in built["pickers"]], list(built["pickers"].values())
     # Every event that sets them takes its turn in one queue: the page load's, sent as the page opens, is answered
     # before any later one, so it cannot put the first model's targets back after the user has picked another.
-    sync_pickers = {"fn": on_module_text, "inputs": [ctx.shared["model"], *module_texts], "outputs": pickers,
+    sync_pickers = {"fn": module_texts_followed, "inputs": [ctx.shared["model"], *module_texts], "outputs": pickers,
                     "show_progress": "hidden", **PICKERS_IN_TURN}
-    load.upload(on_load, [load, ctx.language, shown_visibility],
+    load.upload(bind(on_load, layout), [load, ctx.language, shown_visibility],
                 [monitor["message"], base_config, *inputs, *visibility_outputs, shown_visibility]).then(**sync_pickers)
     start_outputs = [monitor["message"], watched, start_anyway]
-    start.click(**collect).then(on_start, [snapshot, base_config, ctx.language], start_outputs, api_name="start").then(**monitor["follow"])
-    start_anyway.click(**collect).then(on_start_anyway, [snapshot, base_config, ctx.language], start_outputs).then(**monitor["follow"])
-    wire_nodes_panel(ctx, nodes_panel, (collect, snapshot, read_form), base_config)
+    start.click(**collect).then(bind(on_start, ctx, layout), [snapshot, base_config, ctx.language], start_outputs, api_name="start").then(**monitor["follow"])
+    start_anyway.click(**collect).then(bind(on_start_anyway, ctx, layout), [snapshot, base_config, ctx.language], start_outputs).then(**monitor["follow"])
+    wire_nodes_panel(ctx, nodes_panel, (collect, snapshot, layout.read), base_config)
     # .input, not .change: a model set by "Clone config" or Load config keeps that run's settings.
-    ctx.shared["model"].input(on_model_change, [ctx.shared["model"], all_controls["method"], all_controls["stage"]],
-                              [all_controls[k] for k in recommendable]).then(**sync_pickers)
+    ctx.shared["model"].input(bind(on_model_change, layout), [ctx.shared["model"], all_controls["method"], all_controls["stage"]],
+                              [all_controls[k] for k in layout.recommendable]).then(**sync_pickers)
     # .input: only a method or stage the user picks moves a learning rate they have not chosen themselves.
     rate_inputs = [all_controls["method"], all_controls["stage"], ctx.shared["model"], all_controls["learning_rate"]]
     gr.on([all_controls["method"].input, all_controls["stage"].input], on_method_change, rate_inputs, [all_controls["learning_rate"]])
     if preset is not None:
         preset.input(on_preset, [preset, all_controls["method"]], inputs).then(**sync_pickers)
     if "reward_code" in built:
-        def on_reward_file(path_text: str | None):
-            code = form.reward_file_text(ctx.workspace, path_text)
-            return gr.update(value=code or "", visible=code is not None, label=path_text)
-
-        controls["reward_file"].change(operator_view(ctx, on_reward_file), [controls["reward_file"]], [built["reward_code"]], **quiet)
-
-        def on_reward_upload(uploaded: str | None, lang_choice: str, request: gr.Request):
-            refuse_viewer(ctx, request, lang_code(lang_choice))
-            try:
-                return form.save_reward_upload(ctx.workspace, uploaded) if uploaded else gr.skip(), gr.skip()
-            except (ValueError, OSError) as error:
-                return gr.skip(), str(error)
-
-        built["reward_upload"].upload(on_reward_upload, [built["reward_upload"], ctx.language], [controls["reward_file"], summary],
+        controls["reward_file"].change(operator_view(ctx, bind(on_reward_file, ctx)), [controls["reward_file"]], [built["reward_code"]], **quiet)
+        built["reward_upload"].upload(bind(on_reward_upload, ctx), [built["reward_upload"], ctx.language], [controls["reward_file"], summary],
                                       **CHECKS_IN_TURN)
     for key, picker in built["pickers"].items():
         picker.input(None, [picker], [controls[key]], js=form.TEXT_FROM_NAMES_JS, **quiet)
@@ -399,11 +377,11 @@ def create_train_tab(ctx: UIContext) -> dict:
     # model picked here, a Load, a clone, a preset; build_app adds the page load and a GGUF import). Not on the
     # model's .change: that call would carry the module text from before the new model's recommendation was
     # written, and when it answered last it put the old model's targets back.
-    page_load = {"fn": on_page_load, "inputs": check_inputs, "outputs": [watched, monitor["message"], *validation_outputs],
+    page_load = {"fn": bind(on_page_load, ctx, layout), "inputs": check_inputs, "outputs": [watched, monitor["message"], *validation_outputs],
                  **CHECKS_IN_TURN}
     ctx.shared.update(controls)
-    ctx.shared.update(collect_form=collect, form_snapshot=snapshot, read_form=read_form)
+    ctx.shared.update(collect_form=collect, form_snapshot=snapshot, read_form=layout.read)
     ctx.shared.update(watched_run=watched, follow_run=monitor["follow"], base_config=base_config, form_values=form_values, train_message=monitor["message"], sync_pickers=sync_pickers)
     return {"start": start, "start_anyway": start_anyway, "chat_button": buttons["chat"], "watched": watched,
-            "sync_pickers": {**sync_pickers, "fn": operator_view(ctx, on_module_text)},
+            "sync_pickers": {**sync_pickers, "fn": operator_view(ctx, module_texts_followed)},
             "collect_form": collect, "page_load": page_load, "follow_run": monitor["follow"]}
