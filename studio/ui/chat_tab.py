@@ -19,7 +19,7 @@ from studio.chat import (
 from studio.chat_memory import free_memory, load_refusal
 from studio.hardware import GiB
 from studio.models.catalog import model_choices
-from studio.ui.context import UIContext, for_viewers, refuse_viewer
+from studio.ui.context import UIContext, bind, for_viewers, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.system_prompt import training_system_prompt
 from studio.workspace import PathError
@@ -125,6 +125,93 @@ def unload_chat(ctx: UIContext, lang: str) -> str:
     return t("chat.unloaded_gpu" if on_gpu else "chat.unloaded", lang)
 
 
+@for_viewers
+def on_refresh(ctx: UIContext, lang_choice: str = "English"):
+    """The run picker's choices now: the runs with saved weights."""
+    return gr.update(choices=chattable_runs(ctx, lang_code(lang_choice)))
+
+
+def on_run_change(ctx: UIContext, run_id: str, lang_choice: str):
+    """The checkpoint picker for the picked run: its final weights and checkpoints, the final weights picked."""
+    return gr.update(choices=checkpoint_choices(ctx, run_id, lang_code(lang_choice)), value=FINAL)
+
+
+def on_load(ctx: UIContext, run_id: str, use_base: bool, lang_choice: str, request: gr.Request):
+    """The Train tab's one-click chat: the run's final weights (a message, an empty chat, the run's system prompt)."""
+    refuse_viewer(ctx, request, lang_code(lang_choice))
+    return load_into_chat(ctx, run_id, use_base, lang_code(lang_choice)), [], trained_system(ctx, run_id)
+
+
+def on_load_chosen(ctx: UIContext, run_id: str, chosen: str, use_base: bool, lang_choice: str, request: gr.Request):
+    """Load the picked checkpoint of the run (or its base model): a message, an empty chat, the run's system prompt."""
+    refuse_viewer(ctx, request, lang_code(lang_choice))
+    return load_into_chat(ctx, run_id, use_base, lang_code(lang_choice), chosen), [], trained_system(ctx, run_id)
+
+
+def on_load_model(ctx: UIContext, model: str, lang_choice: str, request: gr.Request):
+    """Load model `model` as it is, without a run: a message and an empty chat."""
+    refuse_viewer(ctx, request, lang_code(lang_choice))
+    return load_model_into_chat(ctx, model, lang_code(lang_choice)), []
+
+
+def on_unload(ctx: UIContext, lang_choice: str, request: gr.Request):
+    """Drop the loaded model and free its memory; a message."""
+    refuse_viewer(ctx, request, lang_code(lang_choice))
+    return unload_chat(ctx, lang_code(lang_choice))
+
+
+def on_stop(ctx: UIContext, lang_choice: str, request: gr.Request):
+    """Ends the reply being written; its Send handler then says where it stopped (one writer of the status)."""
+    refuse_viewer(ctx, request, lang_code(lang_choice))
+    ctx.chat.stop.set()
+
+
+def on_send(ctx: UIContext, text: str, history: list, system_prompt: str, tokens: int, temp: float, nucleus: float,
+            k: int, penalty: float, fixed_seed, lang_choice: str, request: gr.Request):
+    """Stream the loaded model's reply to `text`: the chat, the message box emptied, and where a stopped reply ended."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    history = list(history or [])
+    if not (text or "").strip():
+        yield history, gr.skip(), gr.skip()
+        return
+    settings = GenerationSettings(max_new_tokens=int(tokens), temperature=float(temp), top_p=float(nucleus),
+                                  top_k=int(k or 0), repetition_penalty=float(penalty or 1.0),
+                                  seed=None if fixed_seed in (None, "") else int(fixed_seed))
+    with ctx.chat.lock:
+        chat_model = ctx.chat.model
+        if chat_model is None:
+            gr.Warning(t("chat.not_loaded", lang))
+            yield history, gr.skip(), gr.skip()
+            return
+        messages = [{"role": m["role"], "content": _plain_text(m["content"])} for m in history]
+        messages.append({"role": "user", "content": text})
+        try:
+            messages = with_system(messages, system_prompt, chat_model.tokenizer)
+        except ValueError as error:
+            gr.Warning(str(error))
+            yield history, gr.skip(), gr.skip()
+            return
+        history = history + [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+        ctx.chat.stop = halt = threading.Event()  # Stop sets this generation's event
+        shown_at = 0.0
+        try:
+            for reply in chat_model.stream(messages, settings, stop_event=halt):
+                history[-1] = {"role": "assistant", "content": reply}
+                # every update redraws the whole message in the browser: a few a second keep the page (and its
+                # Stop button) responsive on a slow machine; the first piece still shows at once
+                if time.monotonic() - shown_at >= REDRAW_S:
+                    shown_at = time.monotonic()
+                    yield history, "", gr.skip()
+        except ValueError as error:  # e.g. the chat template refuses this conversation
+            gr.Warning(str(error))
+    if not halt.is_set():
+        yield history, "", gr.skip()
+        return
+    written = len(chat_model.tokenizer(history[-1]["content"], add_special_tokens=False)["input_ids"])
+    yield history, "", t("chat.stopped_at", lang, tokens=written, limit=settings.max_new_tokens)
+
+
 def create_chat_tab(ctx: UIContext) -> dict:
     """Build the Chat tab; returns the components the Train tab's one-click chat button drives."""
     L = ctx.localizer
@@ -164,90 +251,18 @@ def create_chat_tab(ctx: UIContext) -> dict:
             seed = L.add(gr.Number(value=None, precision=0, label=t("chat.seed")), "chat.seed")
     L.add(settings_box, "chat.settings")
 
-    @for_viewers
-    def on_refresh(lang_choice: str = "English"):
-        return gr.update(choices=chattable_runs(ctx, lang_code(lang_choice)))
-
-    def on_run_change(run_id: str, lang_choice: str):
-        return gr.update(choices=checkpoint_choices(ctx, run_id, lang_code(lang_choice)), value=FINAL)
-
-    def on_load(run_id: str, use_base: bool, lang_choice: str, request: gr.Request):
-        """The Train tab's one-click chat: the run's final weights."""
-        refuse_viewer(ctx, request, lang_code(lang_choice))
-        return load_into_chat(ctx, run_id, use_base, lang_code(lang_choice)), [], trained_system(ctx, run_id)
-
-    def on_load_chosen(run_id: str, chosen: str, use_base: bool, lang_choice: str, request: gr.Request):
-        refuse_viewer(ctx, request, lang_code(lang_choice))
-        return load_into_chat(ctx, run_id, use_base, lang_code(lang_choice), chosen), [], trained_system(ctx, run_id)
-
-    def on_load_model(model: str, lang_choice: str, request: gr.Request):
-        refuse_viewer(ctx, request, lang_code(lang_choice))
-        return load_model_into_chat(ctx, model, lang_code(lang_choice)), []
-
-    def on_unload(lang_choice: str, request: gr.Request):
-        refuse_viewer(ctx, request, lang_code(lang_choice))
-        return unload_chat(ctx, lang_code(lang_choice))
-
-    def on_stop(lang_choice: str, request: gr.Request):
-        """Ends the reply being written; its Send handler then says where it stopped (one writer of the status)."""
-        refuse_viewer(ctx, request, lang_code(lang_choice))
-        ctx.chat.stop.set()
-
-    def on_send(text: str, history: list, system_prompt: str, tokens: int, temp: float, nucleus: float, k: int,
-                penalty: float, fixed_seed, lang_choice: str, request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        history = list(history or [])
-        if not (text or "").strip():
-            yield history, gr.skip(), gr.skip()
-            return
-        settings = GenerationSettings(max_new_tokens=int(tokens), temperature=float(temp), top_p=float(nucleus),
-                                      top_k=int(k or 0), repetition_penalty=float(penalty or 1.0),
-                                      seed=None if fixed_seed in (None, "") else int(fixed_seed))
-        with ctx.chat.lock:
-            chat_model = ctx.chat.model
-            if chat_model is None:
-                gr.Warning(t("chat.not_loaded", lang))
-                yield history, gr.skip(), gr.skip()
-                return
-            messages = [{"role": m["role"], "content": _plain_text(m["content"])} for m in history]
-            messages.append({"role": "user", "content": text})
-            try:
-                messages = with_system(messages, system_prompt, chat_model.tokenizer)
-            except ValueError as error:
-                gr.Warning(str(error))
-                yield history, gr.skip(), gr.skip()
-                return
-            history = history + [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
-            ctx.chat.stop = halt = threading.Event()  # Stop sets this generation's event
-            shown_at = 0.0
-            try:
-                for reply in chat_model.stream(messages, settings, stop_event=halt):
-                    history[-1] = {"role": "assistant", "content": reply}
-                    # every update redraws the whole message in the browser: a few a second keep the page (and its
-                    # Stop button) responsive on a slow machine; the first piece still shows at once
-                    if time.monotonic() - shown_at >= REDRAW_S:
-                        shown_at = time.monotonic()
-                        yield history, "", gr.skip()
-            except ValueError as error:  # e.g. the chat template refuses this conversation
-                gr.Warning(str(error))
-        if not halt.is_set():
-            yield history, "", gr.skip()
-            return
-        written = len(chat_model.tokenizer(history[-1]["content"], add_special_tokens=False)["input_ids"])
-        yield history, "", t("chat.stopped_at", lang, tokens=written, limit=settings.max_new_tokens)
-
-    refresh.click(on_refresh, [ctx.language], [run])
+    refreshed, load_final, send_message = bind(on_refresh, ctx), bind(on_load, ctx), bind(on_send, ctx)
+    refresh.click(refreshed, [ctx.language], [run])
     refresh.click(lambda: gr.update(choices=model_choices(ctx.workspace)), None, [any_model])
-    load_model_button.click(on_load_model, [any_model, ctx.language], [status, chatbot], api_name="chat_load_model")
-    run.change(on_run_change, [run, ctx.language], [checkpoint])
-    load.click(on_load_chosen, [run, checkpoint, base, ctx.language], [status, chatbot, system], api_name="chat_load")
-    unload.click(on_unload, [ctx.language], [status], api_name="chat_unload")
-    stop.click(on_stop, [ctx.language], None, api_name="chat_stop")
+    load_model_button.click(bind(on_load_model, ctx), [any_model, ctx.language], [status, chatbot], api_name="chat_load_model")
+    run.change(bind(on_run_change, ctx), [run, ctx.language], [checkpoint])
+    load.click(bind(on_load_chosen, ctx), [run, checkpoint, base, ctx.language], [status, chatbot, system], api_name="chat_load")
+    unload.click(bind(on_unload, ctx), [ctx.language], [status], api_name="chat_unload")
+    stop.click(bind(on_stop, ctx), [ctx.language], None, api_name="chat_stop")
     send_inputs = [message, chatbot, system, max_new, temperature, top_p, top_k, repetition, seed, ctx.language]
     send_outputs = [chatbot, message, status]
-    send.click(on_send, send_inputs, send_outputs, api_name="chat_send", show_progress_on=[chatbot])
-    message.submit(on_send, send_inputs, send_outputs, show_progress_on=[chatbot])
+    send.click(send_message, send_inputs, send_outputs, api_name="chat_send", show_progress_on=[chatbot])
+    message.submit(send_message, send_inputs, send_outputs, show_progress_on=[chatbot])
     clear.click(list, None, [chatbot])
     return {"run": run, "base": base, "checkpoint": checkpoint, "status": status, "chatbot": chatbot,
-            "system": system, "on_load": on_load, "on_refresh": on_refresh}
+            "system": system, "on_load": load_final, "on_refresh": refreshed}

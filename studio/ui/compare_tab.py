@@ -21,7 +21,7 @@ from studio.compare import (
     undecided_file,
 )
 from studio.ui.chat_tab import chattable_runs, trained_system
-from studio.ui.context import UIContext, for_viewers, refuse_viewer
+from studio.ui.context import UIContext, bind, for_viewers, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError
 
@@ -52,17 +52,99 @@ def _headers(comparison: Comparison, revealed: bool) -> tuple[str, str]:
     return f"### A · {name_a}", f"### B · {name_b}"
 
 
+def current_pair(ctx: UIContext, loaded_pairs: weakref.WeakKeyDictionary) -> ComparePair | None:
+    """The pair loaded for comparing while its primary copy is still the studio's loaded model, else None."""
+    primary = ctx.chat.model
+    held = loaded_pairs.get(primary) if primary is not None else None
+    return ComparePair(held[0], held[1], primary, held[2]) if held else None
+
+
+def on_mode(chosen: str):
+    """The second run's picker, shown when two runs are compared."""
+    return gr.update(visible=chosen == "runs")
+
+
+@for_viewers
+def on_language(lang_choice: str, chosen: str):
+    """The mode choices in the page's language, the chosen mode kept."""
+    return gr.update(choices=mode_choices(lang_code(lang_choice)), value=chosen)
+
+
+@for_viewers
+def on_refresh(ctx: UIContext, lang_choice: str = "English"):
+    """Both run pickers' choices now: the runs with saved weights."""
+    choices = chattable_runs(ctx, lang_code(lang_choice))
+    return gr.update(choices=choices), gr.update(choices=choices)
+
+
+def on_load(ctx: UIContext, loaded_pairs: weakref.WeakKeyDictionary, chosen: str, first: str, other: str,
+            lang_choice: str, request: gr.Request):
+    """Load the pair to compare into the studio's one model slot: a message and the pair's saved-ratings counter."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    if not first:
+        return t("compare.pick_run", lang), gr.skip()
+    for run_id in filter(None, (first, other if chosen == "runs" else "")):
+        refusal = load_refusal(ctx.workspace, run_id)
+        if refusal:
+            return t("compare.refused", lang, run=refusal.training_run, need=refusal.needed_bytes / 2**30,
+                     free=refusal.free_bytes / 2**30), ""
+    ctx.chat.stop.set()  # a Chat reply being written ends now, so the slot's lock comes free
+    with ctx.chat.lock:
+        ctx.chat.model, ctx.chat.run_id = None, ""  # free the slot before loading (one model at a time)
+        free_memory()
+        try:
+            pair = load_pair(ctx.workspace, chosen, first, other or "")
+        except (CompareError, PathError, OSError, ValueError) as error:
+            return f"**{type(error).__name__}**: {error}", ""
+        ctx.chat.model, ctx.chat.run_id = pair.primary, pair.sides[0].run_id
+        loaded_pairs[pair.primary] = (pair.mode, pair.sides, pair.second)
+    how = "compare.loaded_one" if pair.copies == 1 else "compare.loaded_two"
+    text = t(how, lang, a=pair.sides[0].name, b=pair.sides[1].name)
+    return text, saved_counter(ctx, pair.slug, lang)
+
+
+def on_answer(ctx: UIContext, loaded_pairs: weakref.WeakKeyDictionary, text: str, system_prompt: str, is_blind: bool,
+              tokens: int, temp: float, nucleus: float, sampling_seed, lang_choice: str, request: gr.Request):
+    """Both sides' answers to `text`: their titles and texts, the Comparison to rate, and the saved-ratings counter."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    with ctx.chat.lock:
+        pair = current_pair(ctx, loaded_pairs)
+        if pair is None:
+            raise gr.Error(t("compare.not_loaded", lang), print_exception=False)
+        settings = GenerationSettings(max_new_tokens=int(tokens), temperature=float(temp), top_p=float(nucleus),
+                                      seed=int(sampling_seed) if sampling_seed is not None else None)
+        try:
+            result = compare(pair, text, system_prompt, settings, blind=bool(is_blind))
+        except (CompareError, ValueError) as error:
+            raise gr.Error(str(error), print_exception=False) from None
+    shown_a, shown_b = result.shown()
+    title_a, title_b = _headers(result, revealed=False)
+    return title_a, shown_a, title_b, shown_b, result, saved_counter(ctx, result.slug, lang)
+
+
+def on_rate(ctx: UIContext, verdict: str, comparison: Comparison | None, lang_choice: str, request: gr.Request):
+    """Save `verdict` on the comparison on screen: the titles revealed, the comparison, and the saved-ratings counter."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    if comparison is None:
+        raise gr.Error(t("compare.nothing_to_rate", lang), print_exception=False)
+    try:
+        rating = save_rating(ctx.workspace, comparison, verdict)
+    except CompareError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    title_a, title_b = _headers(comparison, revealed=True)
+    note = f"{t('compare.kept_aside', lang, why=rating.note)} " if rating.note else ""
+    return title_a, title_b, comparison, note + saved_counter(ctx, comparison.slug, lang)
+
+
 def create_compare_tab(ctx: UIContext) -> dict:
     """Build the Compare tab; returns its components."""
     L = ctx.localizer
     # A loaded pair lives as long as its primary copy stays in the studio's one model slot (ctx.chat): when Chat
     # or a new Compare load replaces that copy, this entry, and a full fine-tune's second copy with it, goes away.
     loaded_pairs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # primary ChatModel -> (mode, sides, second)
-
-    def current_pair() -> ComparePair | None:
-        primary = ctx.chat.model
-        held = loaded_pairs.get(primary) if primary is not None else None
-        return ComparePair(held[0], held[1], primary, held[2]) if held else None
 
     L.add(gr.Markdown(t("compare.intro")), "compare.intro")
     mode = gr.Radio(choices=mode_choices(), value="base", label=t("compare.mode"), elem_id="compare-mode")
@@ -102,88 +184,23 @@ def create_compare_tab(ctx: UIContext) -> dict:
     saved = gr.Markdown("", elem_id="compare-saved")
     comparison_state = gr.State(None)  # the Comparison on screen; kept on the server, so a blind order stays hidden
 
-    def on_mode(chosen: str):
-        return gr.update(visible=chosen == "runs")
-
-    @for_viewers
-    def on_language(lang_choice: str, chosen: str):
-        return gr.update(choices=mode_choices(lang_code(lang_choice)), value=chosen)
-
-    @for_viewers
-    def on_refresh(lang_choice: str = "English"):
-        choices = chattable_runs(ctx, lang_code(lang_choice))
-        return gr.update(choices=choices), gr.update(choices=choices)
-
-    def on_load(chosen: str, first: str, other: str, lang_choice: str, request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        if not first:
-            return t("compare.pick_run", lang), gr.skip()
-        for run_id in filter(None, (first, other if chosen == "runs" else "")):
-            refusal = load_refusal(ctx.workspace, run_id)
-            if refusal:
-                return t("compare.refused", lang, run=refusal.training_run, need=refusal.needed_bytes / 2**30,
-                         free=refusal.free_bytes / 2**30), ""
-        ctx.chat.stop.set()  # a Chat reply being written ends now, so the slot's lock comes free
-        with ctx.chat.lock:
-            ctx.chat.model, ctx.chat.run_id = None, ""  # free the slot before loading (one model at a time)
-            free_memory()
-            try:
-                pair = load_pair(ctx.workspace, chosen, first, other or "")
-            except (CompareError, PathError, OSError, ValueError) as error:
-                return f"**{type(error).__name__}**: {error}", ""
-            ctx.chat.model, ctx.chat.run_id = pair.primary, pair.sides[0].run_id
-            loaded_pairs[pair.primary] = (pair.mode, pair.sides, pair.second)
-        how = "compare.loaded_one" if pair.copies == 1 else "compare.loaded_two"
-        text = t(how, lang, a=pair.sides[0].name, b=pair.sides[1].name)
-        return text, saved_counter(ctx, pair.slug, lang)
-
-    def on_answer(text: str, system_prompt: str, is_blind: bool, tokens: int, temp: float, nucleus: float,
-                  sampling_seed, lang_choice: str, request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        with ctx.chat.lock:
-            pair = current_pair()
-            if pair is None:
-                raise gr.Error(t("compare.not_loaded", lang), print_exception=False)
-            settings = GenerationSettings(max_new_tokens=int(tokens), temperature=float(temp), top_p=float(nucleus),
-                                          seed=int(sampling_seed) if sampling_seed is not None else None)
-            try:
-                result = compare(pair, text, system_prompt, settings, blind=bool(is_blind))
-            except (CompareError, ValueError) as error:
-                raise gr.Error(str(error), print_exception=False) from None
-        shown_a, shown_b = result.shown()
-        title_a, title_b = _headers(result, revealed=False)
-        return title_a, shown_a, title_b, shown_b, result, saved_counter(ctx, result.slug, lang)
-
-    def make_rater(verdict: str):
-        def on_rate(comparison: Comparison | None, lang_choice: str, request: gr.Request):
-            lang = lang_code(lang_choice)
-            refuse_viewer(ctx, request, lang)
-            if comparison is None:
-                raise gr.Error(t("compare.nothing_to_rate", lang), print_exception=False)
-            try:
-                rating = save_rating(ctx.workspace, comparison, verdict)
-            except CompareError as error:
-                raise gr.Error(str(error), print_exception=False) from None
-            title_a, title_b = _headers(comparison, revealed=True)
-            note = f"{t('compare.kept_aside', lang, why=rating.note)} " if rating.note else ""
-            return title_a, title_b, comparison, note + saved_counter(ctx, comparison.slug, lang)
-
-        return on_rate
-
+    refreshed = bind(on_refresh, ctx)
+    load_compared = bind(on_load, ctx, loaded_pairs)
+    answer_both = bind(on_answer, ctx, loaded_pairs)
     mode.change(on_mode, [mode], [run_b])
     ctx.language.change(on_language, [ctx.language, mode], [mode])
-    refresh.click(on_refresh, [ctx.language], [run_a, run_b])
-    load.click(on_load, [mode, run_a, run_b, ctx.language], [status, saved], api_name="compare_load").then(
+    refresh.click(refreshed, [ctx.language], [run_a, run_b])
+    load.click(load_compared, [mode, run_a, run_b, ctx.language], [status, saved], api_name="compare_load").then(
         lambda first: trained_system(ctx, first), [run_a], [system], queue=False, api_visibility="private")
     answer_inputs = [prompt, system, blind, max_new, temperature, top_p, seed, ctx.language]
     answer_outputs = [header_a, answer_a, header_b, answer_b, comparison_state, saved]
-    answer.click(on_answer, answer_inputs, answer_outputs, api_name="compare_answer")
-    prompt.submit(on_answer, answer_inputs, answer_outputs)
-    raters = {verdict: make_rater(verdict) for verdict, _key in VERDICT_BUTTONS}
+    answer.click(answer_both, answer_inputs, answer_outputs, api_name="compare_answer")
+    prompt.submit(answer_both, answer_inputs, answer_outputs)
+    # one handler per verdict, each its own concurrency group as before
+    raters = {verdict: bind(on_rate, ctx, verdict) for verdict, _key in VERDICT_BUTTONS}
     for (verdict, _key), button in zip(VERDICT_BUTTONS, picks):
         button.click(raters[verdict], [comparison_state, ctx.language], [header_a, header_b, comparison_state, saved],
                      api_name=f"compare_rate_{verdict}")
-    return {"mode": mode, "run_a": run_a, "run_b": run_b, "status": status, "on_refresh": on_refresh,
-            "on_load": on_load, "on_answer": on_answer, "raters": raters, "current_pair": current_pair}
+    return {"mode": mode, "run_a": run_a, "run_b": run_b, "status": status, "on_refresh": refreshed,
+            "on_load": load_compared, "on_answer": answer_both, "raters": raters,
+            "current_pair": bind(current_pair, ctx, loaded_pairs)}

@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio.models.catalog import load_catalog, model_choices
-from studio.ui.context import UIContext, operator_view, refuse_viewer
+from studio.ui.context import UIContext, bind, operator_view, refuse_viewer
 from studio.ui.estimate_panel import create_estimate_panel
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError, Workspace
@@ -46,6 +46,21 @@ def import_gguf_file(ctx: UIContext, uploaded: str | None, typed: str, name: str
              dtype=note.get("saved_dtype"), seconds=note.get("seconds"), folder=folder), folder.name
 
 
+def on_model_change(name: str, lang_choice: str):
+    """The line about the chosen model, in the page's language."""
+    return model_info(name or "", lang_code(lang_choice))
+
+
+def on_import(ctx: UIContext, uploaded, path_text, model_name, lang_choice, request: gr.Request, progress=gr.Progress()):
+    """Import the GGUF file as a model: a message, and the model picker on the imported model (unchanged on failure)."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    message, imported = import_gguf_file(ctx, uploaded, path_text, model_name, lang, progress)
+    if imported is None:
+        return message, gr.skip()
+    return message, gr.update(choices=model_choices(ctx.workspace), value=imported)
+
+
 def create_model_tab(ctx: UIContext) -> dict:
     """Build the Model tab; shares `model` and `trust_remote_code`."""
     L = ctx.localizer
@@ -71,19 +86,9 @@ def create_model_tab(ctx: UIContext) -> dict:
     ctx.operator_only.append(start)
     estimate = create_estimate_panel(ctx)  # wired in build_app once the Train tab's controls exist
 
-    def on_model_change(name: str, lang_choice: str):
-        return model_info(name or "", lang_code(lang_choice))
-
-    def on_import(uploaded, path_text, model_name, lang_choice, request: gr.Request, progress=gr.Progress()):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        message, imported = import_gguf_file(ctx, uploaded, path_text, model_name, lang, progress)
-        if imported is None:
-            return message, gr.skip()
-        return message, gr.update(choices=model_choices(ctx.workspace), value=imported)
-
     model.change(on_model_change, [model, ctx.language], [info])
     ctx.language.change(operator_view(ctx, on_model_change), [model, ctx.language], [info], show_progress="hidden")
-    imported = start.click(on_import, [upload, typed, name, ctx.language], [import_status, model], api_name="import_gguf")
+    imported = start.click(bind(on_import, ctx), [upload, typed, name, ctx.language], [import_status, model],
+                           api_name="import_gguf")
     ctx.shared.update(model=model, trust_remote_code=trust, model_info=info)
     return {"model": model, "info": info, "estimate": estimate, "imported": imported}
