@@ -7,13 +7,13 @@ itself (studio.ui.context.refuse_viewer)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import gradio as gr
 
 from studio.ui.chat_tab import create_chat_tab
 from studio.ui.compare_tab import create_compare_tab
-from studio.ui.context import UIContext, for_viewers
+from studio.ui.context import UIContext, bind, for_viewers
 from studio.ui.data_tab import create_data_tab
 from studio.ui.estimate_panel import wire_estimate_panel
 from studio.ui.eval_tab import create_eval_tab
@@ -60,6 +60,43 @@ def open_tab(tabs: gr.Tabs, tab_id: str, inputs: list | None = None, when: str =
     names = ", ".join("abcdefgh"[: len(inputs or [])])
     return {"fn": None, "inputs": inputs, "outputs": [tabs],
             "js": f"({names}) => ({when}) ? {{__type__: 'update', selected: '{tab_id}'}} : {{__type__: 'update'}}"}
+
+
+@for_viewers
+def relabel(ctx: UIContext, lang_choice: str):
+    """The page's texts in the chosen language: an update for each of ctx.localizer.components()."""
+    return ctx.localizer.relabel(lang_choice)
+
+
+@for_viewers
+def restore_language(saved: str | None):
+    """The language this browser chose last time, when it is not English (else no change)."""
+    # the page opens in English: only another language is set, so a load answered after the user has
+    # already switched never switches the page back
+    return saved if saved in LANGUAGES and saved != "English" else gr.skip()
+
+
+@for_viewers
+def remember_language(choice: str):
+    """The chosen language, kept in this browser's storage."""
+    return choice
+
+
+def on_chat_with_run(refresh_chat_runs: Callable, run_id: str, lang_choice: str):
+    """The Chat tab's run picker with the runs that can answer, on `run_id` (`refresh_chat_runs`: the Chat tab's
+    handler that gives its picker's choices)."""
+    return gr.update(choices=refresh_chat_runs(lang_choice)["choices"], value=run_id)
+
+
+@for_viewers
+def on_role(ctx: UIContext, note_count: int, lang_choice: str, request: gr.Request):
+    """For a viewer's page: "viewer" for the page's role box, the banner, and the note for each of the
+    `note_count` closed tabs; nothing changed for the operator's."""
+    if not ctx.is_viewer(request):
+        return [gr.skip()] * (2 + note_count)
+    lang = lang_code(lang_choice)
+    banner_text = t("viewer.banner", lang, user=request.username)
+    return ["viewer", gr.update(value=banner_text, visible=True), *[t("viewer.closed_tab", lang)] * note_count]
 
 
 def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
@@ -115,35 +152,19 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
                     exporter = create_export_tab(ctx)
             closed.append((export_tab, export_note, export_body))
 
-        @for_viewers
-        def relabel(lang_choice: str):
-            return L.relabel(lang_choice)
-
         # the language is remembered in this browser (localStorage) and comes back with the next visit
         remembered = gr.BrowserState("English", storage_key="studio-language")
 
-        @for_viewers
-        def restore_language(saved: str | None):
-            # the page opens in English: only another language is set, so a load answered after the user has
-            # already switched never switches the page back
-            return saved if saved in LANGUAGES and saved != "English" else gr.skip()
-
-        @for_viewers
-        def remember_language(choice: str):
-            return choice
-
         app.load(restore_language, [remembered], [ctx.language], show_progress="hidden")
         ctx.language.change(remember_language, [ctx.language], [remembered], show_progress="hidden")
-        ctx.language.change(relabel, [ctx.language], L.components())
+        ctx.language.change(bind(relabel, ctx), [ctx.language], L.components())
         ctx.language.change(None, [ctx.language], L.containers(), js=L.containers_js())
         data["wire"]()  # the token report and mask view need the Model tab's model and the Train tab's cutoff
         wire_estimate_panel(ctx, model["estimate"])  # the estimate reads the Train tab's controls; fixes write to them
 
         # One click from a finished run to chatting with it.
-        def on_chat_with_run(run_id: str, lang_choice: str):
-            return gr.update(choices=chat["on_refresh"](lang_choice)["choices"], value=run_id)
-
-        train["chat_button"].click(on_chat_with_run, [train["watched"], ctx.language], [chat["run"]]).then(
+        chat_with_run = bind(on_chat_with_run, chat["on_refresh"])
+        train["chat_button"].click(chat_with_run, [train["watched"], ctx.language], [chat["run"]]).then(
             **open_tab(tabs, "chat")).then(
             chat["on_load"], [chat["run"], chat["base"], ctx.language], [chat["status"], chat["chatbot"], chat["system"]]
         )
@@ -156,14 +177,6 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         notes = [note for _tab, note, _body in closed]
         hidden_for_viewer = [*ctx.operator_only, *(body for _tab, _note, body in closed)]
 
-        @for_viewers
-        def on_role(lang_choice: str, request: gr.Request):
-            if not ctx.is_viewer(request):
-                return [gr.skip()] * (2 + len(notes))
-            lang = lang_code(lang_choice)
-            banner_text = t("viewer.banner", lang, user=request.username)
-            return ["viewer", gr.update(value=banner_text, visible=True), *[t("viewer.closed_tab", lang)] * len(notes)]
-
         hide_js = ("(role) => role === 'viewer' ? [...Array(%d).fill({__type__: 'update', visible: false}), "
                    "{__type__: 'update', selected: 'train'}] : []") % len(hidden_for_viewer)
 
@@ -171,7 +184,8 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         # the page's own refreshes show no progress: a progress target is looked up at every later status message
         train["start"].click(*runs["visit"], show_progress="hidden")
         train["start_anyway"].click(*runs["visit"], show_progress="hidden")
-        app.load(on_role, [ctx.language], [role, banner, *notes], show_progress="hidden").then(None, [role], [*hidden_for_viewer, tabs], js=hide_js)
+        app.load(bind(on_role, ctx, len(notes)), [ctx.language], [role, banner, *notes], show_progress="hidden").then(
+            None, [role], [*hidden_for_viewer, tabs], js=hide_js)
         app.load(**train["collect_form"]).then(**train["page_load"]).then(**train["follow_run"])
         app.load(**train["sync_pickers"], api_name="module_picker_names")  # the model's layer names in the module pickers
         model["imported"].then(**train["sync_pickers"])  # and the imported model's

@@ -22,7 +22,7 @@ from studio import run_folder
 from studio.run_library import Series, is_resumable
 from studio.train.status import FINAL_STATES
 from studio.ui import charts
-from studio.ui.context import UIContext, for_viewers, refuse_viewer
+from studio.ui.context import UIContext, bind, for_viewers, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.ui.run_views import log_html, memory_advice_html, probes_html, progress_html, system_html
 from studio.workspace import LOG_FILE, tail_text
@@ -35,6 +35,7 @@ SYSTEM_CHART_SECONDS = 10  # the system readings in words refresh every tick, th
 # tick's cost on the server, and swapping them in most of it in the browser), and at once when the run ends
 METRICS_CHART_SECONDS = 5
 LOG_LINES = 80
+VIEW_PARTS = 12  # the outputs a follower gives: create_monitor's view_outputs
 
 
 @dataclass
@@ -103,6 +104,89 @@ def draw_view(run_dir: Path, seen: Watch | None, price_per_hour: float | None, l
     return updates, seen, done
 
 
+@for_viewers
+async def follow_run(ctx: UIContext, run_id: str, price_per_hour: float | None, lang_choice: str, request: gr.Request):
+    """Stream the watched run's live view: one update now, then one every POLL_SECONDS until the run ends.
+
+    One long event instead of a timer: the browser handles one message per update rather than a whole
+    event's round of status messages, each of which walks the page. A newer follower of the same page
+    (another run watched, the language or price changed) takes over, and this one ends. Every follower
+    starts as a fresh attach of its own (the whole run drawn once), never from what another follower of the
+    page drew: two of them overlap for a moment, and the page must end up drawn whichever answered last."""
+    # A follower that ends without a single update would have Gradio set each output to nothing: the run
+    # buttons would show up later with no label. So every way out sends at least one (empty) update.
+    if not run_id:  # nothing to watch: a page load queued behind Start must not end Start's follower
+        yield [gr.skip()] * VIEW_PARTS
+        return
+    token, seen = object(), None
+    page = request.session_hash or ""
+    FOLLOWERS[page] = token
+    missing_since = time.monotonic()
+    try:
+        while FOLLOWERS.get(page) is token:
+            run_dir = ctx.workspace.runs_dir / run_id
+            if run_dir.is_dir():
+                missing_since = time.monotonic()
+                updates, seen, done = await anyio.to_thread.run_sync(draw_view, run_dir, seen, price_per_hour, lang_choice)
+                yield updates
+                if done:  # the final state is drawn
+                    return
+            elif time.monotonic() - missing_since > MISSING_RUN_SECONDS:  # deleted, or never made
+                if seen is None:
+                    yield [gr.skip()] * VIEW_PARTS
+                return
+            await asyncio.sleep(POLL_SECONDS)
+    finally:
+        if FOLLOWERS.get(page) is token:
+            del FOLLOWERS[page]
+
+
+@for_viewers
+def on_language(run_id: str, lang_choice: str):
+    """The Train tab's message in the chosen language: the watched run, or how to start one."""
+    lang = lang_code(lang_choice)
+    return t("train.watching", lang, run=run_id) if run_id else t("train.no_run", lang)
+
+
+def on_stop(ctx: UIContext, run_id: str, lang_choice: str, request: gr.Request):
+    """Ask the watched run to stop after its current step: a message saying so, or that it is not active (none without a run)."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    if run_id and jobs.request_stop(ctx.workspace.runs_dir / run_id):
+        return t("train.stopping", lang, run=run_id)
+    return t("train.not_active", lang, run=run_id) if run_id else gr.skip()
+
+
+def on_kill_ask(ctx: UIContext, run_id: str, lang_choice: str, request: gr.Request):
+    """The kill confirmation shown, with its question about the watched run (nothing without one)."""
+    refuse_viewer(ctx, request, lang_code(lang_choice))
+    if not run_id:
+        return gr.skip(), gr.skip()
+    return gr.update(visible=True), t("train.kill_confirm", lang_code(lang_choice), run=run_id)
+
+
+def on_kill(ctx: UIContext, run_id: str, lang_choice: str, request: gr.Request):
+    """Kill the watched run's process now: the confirmation hidden and a message saying what happened."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    if run_id and jobs.kill_run(ctx.workspace.runs_dir / run_id):
+        return gr.update(visible=False), t("train.killed", lang, run=run_id)
+    return gr.update(visible=False), t("train.not_active", lang, run=run_id)
+
+
+def on_resume(ctx: UIContext, run_id: str, lang_choice: str, request: gr.Request):
+    """Queue the watched run again from its last checkpoint: a message and the run to watch (or why not)."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    if not run_id:
+        return gr.skip(), gr.skip()
+    try:
+        run_dir = jobs.resume_run(ctx.workspace, ctx.workspace.runs_dir / run_id)  # the same folder, queued again
+    except (jobs.ResumeError, ValueError, OSError) as error:  # why not (running, completed, no checkpoint)
+        return t("train.cannot_resume", lang, run=run_id, reason=str(error)), gr.skip()
+    return t("train.resumed", lang, run=run_dir.name), run_dir.name
+
+
 def create_run_buttons(ctx: UIContext) -> dict:
     """Stop, Kill, Resume and Chat (inside the Train tab's action row, which a viewer never sees)."""
     L = ctx.localizer
@@ -140,92 +224,17 @@ def create_monitor(ctx: UIContext, watched: gr.State, buttons: dict) -> dict:
     view_outputs = [progress, loss_chart, metrics_chart, system_chart, system_now, probes, log,
                     buttons["stop"], buttons["kill"], buttons["resume"], buttons["chat"], view]
 
-    unchanged = [gr.skip()] * len(view_outputs)
-
-    @for_viewers
-    async def follow_run(run_id: str, price_per_hour: float | None, lang_choice: str, request: gr.Request):
-        """Stream the watched run's live view: one update now, then one every POLL_SECONDS until the run ends.
-
-        One long event instead of a timer: the browser handles one message per update rather than a whole
-        event's round of status messages, each of which walks the page. A newer follower of the same page
-        (another run watched, the language or price changed) takes over, and this one ends. Every follower
-        starts as a fresh attach of its own (the whole run drawn once), never from what another follower of the
-        page drew: two of them overlap for a moment, and the page must end up drawn whichever answered last."""
-        # A follower that ends without a single update would have Gradio set each output to nothing: the run
-        # buttons would show up later with no label. So every way out sends at least one (empty) update.
-        if not run_id:  # nothing to watch: a page load queued behind Start must not end Start's follower
-            yield unchanged
-            return
-        token, seen = object(), None
-        page = request.session_hash or ""
-        FOLLOWERS[page] = token
-        missing_since = time.monotonic()
-        try:
-            while FOLLOWERS.get(page) is token:
-                run_dir = ctx.workspace.runs_dir / run_id
-                if run_dir.is_dir():
-                    missing_since = time.monotonic()
-                    updates, seen, done = await anyio.to_thread.run_sync(draw_view, run_dir, seen, price_per_hour, lang_choice)
-                    yield updates
-                    if done:  # the final state is drawn
-                        return
-                elif time.monotonic() - missing_since > MISSING_RUN_SECONDS:  # deleted, or never made
-                    if seen is None:
-                        yield unchanged
-                    return
-                await asyncio.sleep(POLL_SECONDS)
-        finally:
-            if FOLLOWERS.get(page) is token:
-                del FOLLOWERS[page]
-
-    @for_viewers
-    def on_language(run_id: str, lang_choice: str):
-        """The Train tab's message in the chosen language: the watched run, or how to start one."""
-        lang = lang_code(lang_choice)
-        return t("train.watching", lang, run=run_id) if run_id else t("train.no_run", lang)
-
-    def on_stop(run_id: str, lang_choice: str, request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        if run_id and jobs.request_stop(ctx.workspace.runs_dir / run_id):
-            return t("train.stopping", lang, run=run_id)
-        return t("train.not_active", lang, run=run_id) if run_id else gr.skip()
-
-    def on_kill_ask(run_id: str, lang_choice: str, request: gr.Request):
-        refuse_viewer(ctx, request, lang_code(lang_choice))
-        if not run_id:
-            return gr.skip(), gr.skip()
-        return gr.update(visible=True), t("train.kill_confirm", lang_code(lang_choice), run=run_id)
-
-    def on_kill(run_id: str, lang_choice: str, request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        if run_id and jobs.kill_run(ctx.workspace.runs_dir / run_id):
-            return gr.update(visible=False), t("train.killed", lang, run=run_id)
-        return gr.update(visible=False), t("train.not_active", lang, run=run_id)
-
-    def on_resume(run_id: str, lang_choice: str, request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        if not run_id:
-            return gr.skip(), gr.skip()
-        try:
-            run_dir = jobs.resume_run(ctx.workspace, ctx.workspace.runs_dir / run_id)  # the same folder, queued again
-        except (jobs.ResumeError, ValueError, OSError) as error:  # why not (running, completed, no checkpoint)
-            return t("train.cannot_resume", lang, run=run_id, reason=str(error)), gr.skip()
-        return t("train.resumed", lang, run=run_dir.name), run_dir.name
-
-    follow = {"fn": follow_run, "inputs": [watched, price, ctx.language], "outputs": view_outputs,
+    follow = {"fn": bind(follow_run, ctx), "inputs": [watched, price, ctx.language], "outputs": view_outputs,
               "show_progress": "hidden", "api_visibility": "private", "concurrency_limit": None}
     # the same run in another language or at another price: follow it afresh
     ctx.language.change(**follow)
     ctx.language.change(on_language, [watched, ctx.language], [message], show_progress="hidden")
     price.change(**follow, trigger_mode="always_last")
-    buttons["stop"].click(on_stop, [watched, ctx.language], [message], api_name="stop")
-    buttons["kill"].click(on_kill_ask, [watched, ctx.language], [kill_confirm, kill_question])
-    kill_yes.click(on_kill, [watched, ctx.language], [kill_confirm, message], api_name="kill")
+    buttons["stop"].click(bind(on_stop, ctx), [watched, ctx.language], [message], api_name="stop")
+    buttons["kill"].click(bind(on_kill_ask, ctx), [watched, ctx.language], [kill_confirm, kill_question])
+    kill_yes.click(bind(on_kill, ctx), [watched, ctx.language], [kill_confirm, message], api_name="kill")
     kill_no.click(lambda: gr.update(visible=False), None, [kill_confirm])
     # every event that gives the monitor a run to watch (Start, Resume, Watch in Runs, a page load that
     # re-attaches) starts a follower after it: .then(**follow)
-    buttons["resume"].click(on_resume, [watched, ctx.language], [message, watched], api_name="resume").then(**follow)
+    buttons["resume"].click(bind(on_resume, ctx), [watched, ctx.language], [message, watched], api_name="resume").then(**follow)
     return {"message": message, "progress": progress, "loss_chart": loss_chart, "log": log, "follow": follow}

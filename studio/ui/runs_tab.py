@@ -15,7 +15,7 @@ from studio import config as cfg
 from studio import run_folder
 from studio import run_library as library
 from studio.ui import charts
-from studio.ui.context import UIContext, for_viewers, refuse_viewer, top_copy
+from studio.ui.context import UIContext, bind, for_viewers, refuse_viewer, top_copy
 from studio.ui.locales import lang_code, t
 from studio.ui.run_views import format_duration, probes_html
 from studio.workspace import CONFIG_FILE, PathError, read_head_bytes
@@ -86,6 +86,113 @@ def compare(ctx: UIContext, run_ids: list[str], lang: str) -> tuple:
     return chart, {"headers": [t("runs.col.key", lang), *labels], "data": rows}
 
 
+def one_picked(selected: list[str] | None) -> str:
+    """The picked run's id when exactly one run is picked, else ""."""
+    return selected[0] if selected and len(selected) == 1 else ""
+
+
+@for_viewers
+def on_refresh(ctx: UIContext, filter_text: str, selected: list[str] | None, lang_choice: str):
+    """The run list matching `filter_text` and the picker's choices, the picks kept only where their runs still are."""
+    value = runs_table(ctx, lang_code(lang_choice), filter_text)
+    ids = [row[0] for row in value["data"]]
+    names = {row[0]: row[1] for row in value["data"]}
+    choices = [(f"{i} · {names[i]}" if names[i] else i, i) for i in ids]
+    kept = [i for i in (selected or []) if i in ids]
+    # the value only when a picked run is gone (a value sent unchanged is work for the browser and nothing more)
+    return value, gr.update(choices=choices, **({"value": kept} if kept != (selected or []) else {}))
+
+
+@for_viewers
+def on_open(ctx: UIContext, lang_choice: str):
+    """The run list as a page opens: no filter typed, nothing picked (reading neither keeps them out of the
+    components the browser looks up at every later status message; see ui.hoist_unseen)."""
+    return on_refresh(ctx, "", [], lang_choice)
+
+
+@for_viewers
+def on_pick(ctx: UIContext, selected: list[str] | None, lang_choice: str):
+    """The picked runs' view: for one, its summary, charts, probe answers, tags, notes, config and status; for
+    several, their overlaid losses and differing config keys (an update for each of the builder's pick_outputs)."""
+    lang, selected = lang_code(lang_choice), selected or []
+    if len(selected) >= 2:
+        chart, diff_value = compare(ctx, selected, lang)
+        return [chart, diff_value] + [gr.skip()] * 9
+    if not selected:
+        return [gr.skip()] * 11
+    try:
+        run_dir = ctx.workspace.run_dir(selected[0])
+    except PathError as error:
+        return [gr.skip(), gr.skip(), str(error)] + [gr.skip()] * 8
+    series, status, meta = library.load_series(run_dir), run_folder.run_status(run_dir), library.read_meta(run_dir)
+    try:
+        config = run_folder.load_config(run_dir)
+    except cfg.ConfigError:
+        config = None
+    config_text, status_text = run_details(ctx, selected[0])
+    return [
+        gr.skip(), gr.skip(), run_summary(run_dir.name, status, config, lang),
+        charts.loss_chart(series, lang).html(), charts.training_chart(series, lang).html(),
+        charts.system_chart(series, lang).html(),
+        probes_html(series, lang), ", ".join(meta["tags"]), meta["notes"], config_text, status_text,
+    ]
+
+
+def on_save_meta(ctx: UIContext, selected: list[str] | None, tag_text: str, note_text: str, filter_text: str, lang_choice: str,
+                 request: gr.Request):
+    """Save the picked run's tags and notes: a message and the run list redrawn (or why it was refused)."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    try:
+        run_dir = ctx.workspace.run_dir(one_picked(selected))
+        library.write_meta(run_dir, tag_text, note_text)
+    except (PathError, library.MetaError) as error:
+        return t("runs.refused", lang, reason=str(error)), gr.skip()
+    return t("runs.saved", lang, run=run_dir.name), runs_table(ctx, lang, filter_text)
+
+
+def on_clone(ctx: UIContext, clone_keys: tuple[str, ...], selected: list[str] | None, lang_choice: str, request: gr.Request):
+    """The picked run's config for the Train tab: a note for both messages, the config, and each of `clone_keys`'
+    values for its control (or why it was refused)."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    try:
+        config = library.clone_config(ctx.workspace, one_picked(selected))
+    except (PathError, cfg.ConfigError) as error:
+        return [t("runs.refused", lang, reason=str(error))] + [gr.skip()] * (len(clone_keys) + 2)
+    flat = cfg.to_flat(config)
+    note = t("train.cloned", lang, run=one_picked(selected), name=config.run_name)
+    return [note, note, config, *(flat[key] for key in clone_keys)]
+
+
+@for_viewers
+def on_watch(selected: list[str] | None, lang_choice: str):
+    """The picked run for the Train tab's live view to watch, and its message saying so (nothing unless one is picked)."""
+    run_id = one_picked(selected)
+    if not run_id:
+        return gr.skip(), gr.skip()
+    return run_id, t("train.watching", lang_code(lang_choice), run=run_id)
+
+
+def on_delete_ask(ctx: UIContext, selected: list[str] | None, lang_choice: str, request: gr.Request):
+    """The question confirming the picked run's deletion ("" unless exactly one run is picked)."""
+    refuse_viewer(ctx, request, lang_code(lang_choice))
+    return t("runs.delete_confirm", lang_code(lang_choice), run=one_picked(selected)) if one_picked(selected) else ""
+
+
+def on_delete(ctx: UIContext, selected: list[str] | None, filter_text: str, lang_choice: str, request: gr.Request):
+    """Delete the picked run: a message, the run list and the picker without it (or why it was refused)."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    run_id = one_picked(selected)
+    try:
+        library.delete_run(ctx.workspace, run_id)
+    except (PathError, library.RunBusyError) as error:
+        return t("runs.refused", lang, reason=str(error)), gr.skip(), gr.skip()
+    table_value, pick_update = on_refresh(ctx, filter_text, [], lang_choice)
+    return t("runs.deleted", lang, run=run_id), table_value, {**pick_update, "value": []}
+
+
 def create_runs_tab(ctx: UIContext) -> dict:
     """Build the Runs tab; returns `refresh` (a handler the app also runs on page load) and hooks."""
     L = ctx.localizer
@@ -126,92 +233,6 @@ def create_runs_tab(ctx: UIContext) -> dict:
         L.add(files_box, "runs.files")
     ctx.operator_only += [editor, save, clone, delete]
 
-    def one(selected: list[str] | None) -> str:
-        return selected[0] if selected and len(selected) == 1 else ""
-
-    @for_viewers
-    def on_refresh(filter_text: str, selected: list[str] | None, lang_choice: str):
-        value = runs_table(ctx, lang_code(lang_choice), filter_text)
-        ids = [row[0] for row in value["data"]]
-        names = {row[0]: row[1] for row in value["data"]}
-        choices = [(f"{i} · {names[i]}" if names[i] else i, i) for i in ids]
-        kept = [i for i in (selected or []) if i in ids]
-        # the value only when a picked run is gone (a value sent unchanged is work for the browser and nothing more)
-        return value, gr.update(choices=choices, **({"value": kept} if kept != (selected or []) else {}))
-
-    @for_viewers
-    def on_open(lang_choice: str):
-        """The run list as a page opens: no filter typed, nothing picked (reading neither keeps them out of the
-        components the browser looks up at every later status message; see ui.hoist_unseen)."""
-        return on_refresh("", [], lang_choice)
-
-    @for_viewers
-    def on_pick(selected: list[str] | None, lang_choice: str):
-        lang, selected = lang_code(lang_choice), selected or []
-        if len(selected) >= 2:
-            chart, diff_value = compare(ctx, selected, lang)
-            return [chart, diff_value] + [gr.skip()] * 9
-        if not selected:
-            return [gr.skip()] * 11
-        try:
-            run_dir = ctx.workspace.run_dir(selected[0])
-        except PathError as error:
-            return [gr.skip(), gr.skip(), str(error)] + [gr.skip()] * 8
-        series, status, meta = library.load_series(run_dir), run_folder.run_status(run_dir), library.read_meta(run_dir)
-        try:
-            config = run_folder.load_config(run_dir)
-        except cfg.ConfigError:
-            config = None
-        config_text, status_text = run_details(ctx, selected[0])
-        return [
-            gr.skip(), gr.skip(), run_summary(run_dir.name, status, config, lang),
-            charts.loss_chart(series, lang).html(), charts.training_chart(series, lang).html(), charts.system_chart(series, lang).html(),
-            probes_html(series, lang), ", ".join(meta["tags"]), meta["notes"], config_text, status_text,
-        ]
-
-    def on_save_meta(selected: list[str] | None, tag_text: str, note_text: str, filter_text: str, lang_choice: str, request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        try:
-            run_dir = ctx.workspace.run_dir(one(selected))
-            library.write_meta(run_dir, tag_text, note_text)
-        except (PathError, library.MetaError) as error:
-            return t("runs.refused", lang, reason=str(error)), gr.skip()
-        return t("runs.saved", lang, run=run_dir.name), runs_table(ctx, lang, filter_text)
-
-    def on_clone(selected: list[str] | None, lang_choice: str, request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        try:
-            config = library.clone_config(ctx.workspace, one(selected))
-        except (PathError, cfg.ConfigError) as error:
-            return [t("runs.refused", lang, reason=str(error))] + [gr.skip()] * (len(clone_targets) + 2)
-        flat = cfg.to_flat(config)
-        note = t("train.cloned", lang, run=one(selected), name=config.run_name)
-        return [note, note, config, *(flat[key] for key in clone_keys)]
-
-    @for_viewers
-    def on_watch(selected: list[str] | None, lang_choice: str):
-        run_id = one(selected)
-        if not run_id:
-            return gr.skip(), gr.skip()
-        return run_id, t("train.watching", lang_code(lang_choice), run=run_id)
-
-    def on_delete_ask(selected: list[str] | None, lang_choice: str, request: gr.Request):
-        refuse_viewer(ctx, request, lang_code(lang_choice))
-        return t("runs.delete_confirm", lang_code(lang_choice), run=one(selected)) if one(selected) else ""
-
-    def on_delete(selected: list[str] | None, filter_text: str, lang_choice: str, request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        run_id = one(selected)
-        try:
-            library.delete_run(ctx.workspace, run_id)
-        except (PathError, library.RunBusyError) as error:
-            return t("runs.refused", lang, reason=str(error)), gr.skip(), gr.skip()
-        table_value, pick_update = on_refresh(filter_text, [], lang_choice)
-        return t("runs.deleted", lang, run=run_id), table_value, {**pick_update, "value": []}
-
     from studio.ui.train_tab import CONFIG_KEYS
 
     clone_keys = CONFIG_KEYS
@@ -222,7 +243,8 @@ def create_runs_tab(ctx: UIContext) -> dict:
     shown_for_selection = {"fn": None, "inputs": [pick], "outputs": [compare_box, details_box, delete_confirm],
                            "js": "(picked) => { const n = (picked || []).length; return [{__type__: 'update', visible: n >= 2}, "
                                  "{__type__: 'update', visible: n === 1}, {__type__: 'update', visible: false}]; }"}
-    refresh_io = (on_refresh, [query, pick, ctx.language], [table, pick])
+    refreshed, picked = bind(on_refresh, ctx), bind(on_pick, ctx)
+    refresh_io = (refreshed, [query, pick, ctx.language], [table, pick])
     # the tab's own refreshes (a visit, Start, the language switch) read copies of the filter and the picks
     query_copy = top_copy(ctx, query, gr.Textbox("", visible=False))
     pick_copy = top_copy(ctx, pick, gr.JSON([], visible=False), blank="[]")
@@ -231,21 +253,22 @@ def create_runs_tab(ctx: UIContext) -> dict:
     hide_confirm = {"fn": None, "inputs": None, "outputs": [delete_confirm], "js": "() => ({__type__: 'update', visible: false})"}
     # .input, not .change: the browser reports a change of the picker at every refresh of its choices, and
     # opening the picked runs again each time cost a server round trip at every visit of the tab
-    pick.input(on_pick, [pick, ctx.language], pick_outputs, api_name="open_runs", trigger_mode="always_last").then(**shown_for_selection)
+    pick.input(picked, [pick, ctx.language], pick_outputs, api_name="open_runs", trigger_mode="always_last").then(**shown_for_selection)
     # the charts and summary are drawn in a language: draw the picked runs again in the new one
-    ctx.language.change(on_pick, [pick_copy, ctx.language], pick_outputs, show_progress="hidden")
-    save.click(on_save_meta, [pick, tags, notes, query, ctx.language], [message, table], api_name="save_run_meta")
+    ctx.language.change(picked, [pick_copy, ctx.language], pick_outputs, show_progress="hidden")
+    save.click(bind(on_save_meta, ctx), [pick, tags, notes, query, ctx.language], [message, table], api_name="save_run_meta")
     # the Train tab opens in the browser once the server has answered: after a clone that was not refused (both
     # messages then carry the same note), after a Watch of one run
     cloned = ctx.shared["open_tab"]("train", [message, ctx.shared["train_message"]], "a && a === b")
-    clone.click(on_clone, [pick, ctx.language], [message, ctx.shared["train_message"], ctx.shared["base_config"], *clone_targets]).then(
+    clone_outputs = [message, ctx.shared["train_message"], ctx.shared["base_config"], *clone_targets]
+    clone.click(bind(on_clone, ctx, clone_keys), [pick, ctx.language], clone_outputs).then(
         **ctx.shared["sync_pickers"]).then(**cloned)
     watch.click(on_watch, [pick, ctx.language], [ctx.shared["watched_run"], ctx.shared["train_message"]]).then(
         **ctx.shared["open_tab"]("train", [pick], "a && a.length === 1")).then(**ctx.shared["follow_run"])
-    delete.click(on_delete_ask, [pick, ctx.language], [delete_question]).success(
+    delete.click(bind(on_delete_ask, ctx), [pick, ctx.language], [delete_question]).success(
         None, [delete_question], [delete_confirm], js="(question) => ({__type__: 'update', visible: !!question})")
     delete_no.click(**hide_confirm)
-    delete_yes.click(on_delete, [pick, query, ctx.language], [message, table, pick], api_name="delete_run").then(
+    delete_yes.click(bind(on_delete, ctx), [pick, query, ctx.language], [message, table, pick], api_name="delete_run").then(
         **hide_confirm).then(**shown_for_selection)
-    return {"refresh": refresh_io, "visit": (on_refresh, [query_copy, pick_copy, ctx.language], [table, pick]),
-            "open": (on_open, [ctx.language], [table, pick]), "shown_for_selection": shown_for_selection}
+    return {"refresh": refresh_io, "visit": (refreshed, [query_copy, pick_copy, ctx.language], [table, pick]),
+            "open": (bind(on_open, ctx), [ctx.language], [table, pick]), "shown_for_selection": shown_for_selection}
