@@ -29,12 +29,14 @@ from studio.data.quality import quality_report
 from studio.data.readers import is_hub_ref
 from studio.data.tokens import TokenReport, epoch_seconds, token_report
 from studio.ui import data_views as views
-from studio.ui.context import UIContext, refuse_viewer
+from studio.ui.context import UIContext, bind, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError, Workspace
 
 BIG_FILE_BYTES = 200 * 2**20  # above this the summary checks rows without keeping them (no cache, no token report)
 EFFECTIVE_TFLOPS = {"GPU": 40.0, "CPU": 0.05}  # sustained training throughput assumed for the time estimate
+CHOOSE_PARTS = 9  # the outputs on_choose gives
+CHECK_PARTS = 5  # the outputs on_check gives
 _reports: dict[tuple, TokenReport] = {}  # last token reports, by (dataset, model, options)
 _reports_lock = threading.Lock()
 
@@ -117,12 +119,141 @@ def _page(workspace: Workspace, ref: str, column_map: str, page: int, query: str
     return table, views.bubbles_html(rows), caption, page + 1
 
 
+def library_view(workspace: Workspace, lang: str) -> tuple[dict, Any]:
+    """The library's table (name, format, rows, size, date) and the picker's choices (its datasets' names)."""
+    entries = library.list_library(workspace)
+    headers = [t(f"data.lib.{k}", lang) for k in ("name", "format", "rows", "size", "date")]
+    rows = [[e.name, e.format, "" if e.rows is None else e.rows, f"{e.size_bytes / 2**20:.2f} MB",
+             time.strftime("%Y-%m-%d %H:%M", time.localtime(e.modified))] for e in entries]
+    return {"headers": headers, "data": rows}, gr.update(choices=[e.name for e in entries])
+
+
+def on_choose(ctx: UIContext, ref: str, lang_choice: str):
+    """A dataset was picked: show its first page at once, restore what was saved with it."""
+    lang = lang_code(lang_choice)
+    saved = library.dataset_settings(ctx.workspace, ref)
+    mapping = saved.get("column_map", "")
+    table, html, page_caption, _shown = _page(ctx.workspace, ref, mapping, 0, "", lang)
+    return (ref, t("data.reading", lang), table, html, page_caption, 1, "",
+            mapping, saved.get("skip_bad_rows", False))
+
+
+def on_check(ctx: UIContext, ref: str, mapping: str, skip: bool, lang_choice: str):
+    """Read and check every row; the dataset becomes the training dataset when the trainer can use it."""
+    lang = lang_code(lang_choice)
+    if not ref:
+        return [gr.skip()] * CHECK_PARTS
+    try:
+        loaded = _load(ctx.workspace, ref, mapping)
+    except (DataError, PathError) as error:
+        return _error(error, lang), gr.skip(), "", *library_view(ctx.workspace, lang)
+    text, usable = describe(loaded, skip, lang)
+    if usable:
+        text += "\n\n" + t("data.chosen", lang, ref=ref)
+    return text, (ref if usable else gr.skip()), _checks_text(loaded, lang), *library_view(ctx.workspace, lang)
+
+
+def on_upload(ctx: UIContext, temp_path: str | None, lang_choice: str, request: gr.Request):
+    """Keep an uploaded dataset in the library and show it as on_choose does, or say why it was refused."""
+    refuse_viewer(ctx, request, lang_code(lang_choice))
+    if not temp_path:
+        return [gr.skip()] * CHOOSE_PARTS
+    try:
+        ref = library.add_upload(ctx.workspace, temp_path)
+    except DataError as error:
+        return ["", _error(error, lang_code(lang_choice)), *[gr.skip()] * (CHOOSE_PARTS - 2)]
+    return on_choose(ctx, ref, lang_choice)
+
+
+def on_settings(ctx: UIContext, ref: str, mapping: str, skip: bool, lang_choice: str, request: gr.Request):
+    """Save the column map and Skip bad rows with the dataset; its first page as they read it (rows, bubbles, caption)."""
+    refuse_viewer(ctx, request, lang_code(lang_choice))
+    try:
+        library.save_settings(ctx.workspace, ref, mapping, skip)
+    except PathError:
+        pass  # a sample or hf: dataset: nothing to save it with, the controls still apply to the run
+    return _page(ctx.workspace, ref, mapping, 0, "", lang_code(lang_choice))[:3]
+
+
+def on_page(ctx: UIContext, ref: str, mapping: str, number: float | None, delta: int, query: str, lang_choice: str):
+    """The page `delta` pages from page `number` (or the search results): rows, bubbles, caption and the page shown."""
+    number = max(1, int(number or 1) + delta)
+    return _page(ctx.workspace, ref, mapping, number - 1, query, lang_code(lang_choice))
+
+
+def on_rename(ctx: UIContext, ref: str, name: str, lang_choice: str, request: gr.Request):
+    """Rename a library dataset: what was done (or why not) and the library redrawn."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    try:
+        new_ref = library.rename_dataset(ctx.workspace, ref or "", name or "")
+    except (DataError, PathError) as error:
+        return _error(error, lang), *library_view(ctx.workspace, lang)
+    return t("data.lib.done", lang, what=f"{ref} → {new_ref}"), *library_view(ctx.workspace, lang)
+
+
+def on_delete(ctx: UIContext, ref: str, lang_choice: str, request: gr.Request):
+    """Delete a library dataset: what was done (or why not) and the library redrawn."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    try:
+        library.delete_dataset(ctx.workspace, ref or "")
+    except (DataError, PathError) as error:
+        return _error(error, lang), *library_view(ctx.workspace, lang)
+    return t("data.lib.done", lang, what=f"{ref} ✗"), *library_view(ctx.workspace, lang)
+
+
+def on_tokens(ctx: UIContext, ref: str, mapping: str, model: str, cutoff: float, on_prompt: bool, history: bool,
+              lang_choice: str, progress=gr.Progress()):  # noqa: B008 (Gradio injects the progress tracker through this default)
+    """The token report with the model: its numbers and time per epoch in words, the length histogram, the numbers."""
+    lang = lang_code(lang_choice)
+    try:
+        loaded = library.read_dataset(ctx.workspace, ref, mapping)
+        key = (ref, mapping, model, on_prompt, history, len(loaded))
+        with _reports_lock:
+            report = _reports.get(key)
+        if report is None:
+            progress(0, desc=t("data.sub.tokens", lang))
+            report = token_report(load_tokenizer(ctx.workspace, model), loaded.examples, on_prompt, history,
+                                  lambda done, total: progress(done / total))
+            with _reports_lock:
+                _reports.clear()  # keep only the latest report in memory
+                _reports[key] = report
+    except (DataError, PathError, TemplateError) as error:
+        return _error(error, lang), None, {}
+    cutoff = int(cutoff or 1024)
+    numbers = report.stats(cutoff)
+    text = t("data.tokens_stats", lang, model=model, cutoff=cutoff, over=numbers["over_cutoff"],
+             trained=numbers["trained_tokens"], tokens=numbers["tokens"],
+             **{k: numbers[k] for k in ("p50", "p95", "p99", "max", "dropped")})
+    device, seconds = _epoch_estimate(ctx.workspace, model, numbers)
+    text += "\n\n" + t("data.tokens_time", lang, device=device, time=views.duration_text(seconds))
+    labels = {"x": t("data.hist_x", lang), "y": t("data.hist_y", lang), "cutoff": t("data.cutoff", lang)}
+    return text, views.length_histogram(report.lengths, cutoff, labels), numbers
+
+
+def on_mask(ctx: UIContext, ref: str, mapping: str, model: str, row: float | None, on_prompt: bool, history: bool,
+            lang_choice: str):
+    """One row's tokens as the trainer masks them (HTML), or why they cannot be shown."""
+    lang = lang_code(lang_choice)
+    try:
+        loaded = library.read_dataset(ctx.workspace, ref, mapping)
+        if not loaded.examples:
+            return t("data.tokens_need", lang)
+        from studio.data.formats import conversation_of
+
+        example = loaded.examples[min(max(1, int(row or 1)), len(loaded)) - 1]
+        pieces = mask_view(load_tokenizer(ctx.workspace, model), conversation_of(example), on_prompt, history)
+    except (DataError, PathError, TemplateError) as error:
+        return _error(error, lang)
+    return views.mask_html(pieces, t("data.mask_legend", lang))
+
+
 def create_data_tab(ctx: UIContext) -> dict:
     """Build the Data tab; returns its components and `wire`, to call once the Model and Train tabs exist
     (the config controls `dataset`, `val_file`, `column_map`, `skip_bad_rows`, `train_on_prompt` and
     `mask_history` are shared in ctx.shared)."""
     L = ctx.localizer
-    ws = ctx.workspace
     data = ctx.initial.data
     with gr.Row():
         sample = L.add(gr.Dropdown(choices=list_samples(), value="demo-chat", label=t("data.sample"), scale=1), "data.sample")
@@ -176,157 +307,55 @@ def create_data_tab(ctx: UIContext) -> dict:
                 delete_button = L.add(gr.Button(t("data.lib.delete"), size="sm", variant="stop"), "data.lib.delete")
             library_message = gr.Markdown("")
 
-    def library_view(lang: str) -> tuple[dict, Any]:
-        entries = library.list_library(ws)
-        headers = [t(f"data.lib.{k}", lang) for k in ("name", "format", "rows", "size", "date")]
-        rows = [[e.name, e.format, "" if e.rows is None else e.rows, f"{e.size_bytes / 2**20:.2f} MB",
-                 time.strftime("%Y-%m-%d %H:%M", time.localtime(e.modified))] for e in entries]
-        return {"headers": headers, "data": rows}, gr.update(choices=[e.name for e in entries])
-
-    def on_choose(ref: str, lang_choice: str):
-        """A dataset was picked: show its first page at once, restore what was saved with it."""
-        lang = lang_code(lang_choice)
-        saved = library.dataset_settings(ws, ref)
-        mapping = saved.get("column_map", "")
-        table, html, page_caption, _shown = _page(ws, ref, mapping, 0, "", lang)
-        return (ref, t("data.reading", lang), table, html, page_caption, 1, "",
-                mapping, saved.get("skip_bad_rows", False))
-
     choose_outputs = [candidate, summary_box, preview, bubbles, caption, page, search, column_map, skip_bad]
-
-    def on_check(ref: str, mapping: str, skip: bool, lang_choice: str):
-        """Read and check every row; the dataset becomes the training dataset when the trainer can use it."""
-        lang = lang_code(lang_choice)
-        if not ref:
-            return [gr.skip()] * len(check_outputs)
-        try:
-            loaded = _load(ws, ref, mapping)
-        except (DataError, PathError) as error:
-            return _error(error, lang), gr.skip(), "", *library_view(lang)
-        text, usable = describe(loaded, skip, lang)
-        if usable:
-            text += "\n\n" + t("data.chosen", lang, ref=ref)
-        return text, (ref if usable else gr.skip()), _checks_text(loaded, lang), *library_view(lang)
-
     check_inputs = [candidate, column_map, skip_bad, ctx.language]
     check_outputs = [summary_box, dataset, checks, library_table, picked]
-
-    def on_upload(temp_path: str | None, lang_choice: str, request: gr.Request):
-        refuse_viewer(ctx, request, lang_code(lang_choice))
-        if not temp_path:
-            return [gr.skip()] * len(choose_outputs)
-        try:
-            ref = library.add_upload(ws, temp_path)
-        except DataError as error:
-            return ["", _error(error, lang_code(lang_choice)), *[gr.skip()] * (len(choose_outputs) - 2)]
-        return on_choose(ref, lang_choice)
-
-    def on_settings(ref: str, mapping: str, skip: bool, lang_choice: str, request: gr.Request):
-        refuse_viewer(ctx, request, lang_code(lang_choice))
-        try:
-            library.save_settings(ws, ref, mapping, skip)
-        except PathError:
-            pass  # a sample or hf: dataset: nothing to save it with, the controls still apply to the run
-        return _page(ws, ref, mapping, 0, "", lang_code(lang_choice))[:3]
-
-    def on_page(ref: str, mapping: str, number: float | None, delta: int, query: str, lang_choice: str):
-        number = max(1, int(number or 1) + delta)
-        return _page(ws, ref, mapping, number - 1, query, lang_code(lang_choice))
+    # each is one handler object, so one concurrency group, for every event that runs it (and in the returned dict)
+    choose, check, save_settings = bind(on_choose, ctx), bind(on_check, ctx), bind(on_settings, ctx)
+    count_tokens, show_mask = bind(on_tokens, ctx), bind(on_mask, ctx)
 
     page_inputs = [candidate, column_map]
-    sample.input(on_choose, [sample, ctx.language], choose_outputs).then(on_check, check_inputs, check_outputs)
-    open_button.click(on_choose, [source, ctx.language], choose_outputs).then(on_check, check_inputs, check_outputs)
-    upload.upload(on_upload, [upload, ctx.language], choose_outputs, api_name="upload_dataset").then(on_check, check_inputs, check_outputs)
-    ctx.language.change(on_check, check_inputs, check_outputs, show_progress="hidden")  # the summary in the new language
-    picked.input(on_choose, [picked, ctx.language], choose_outputs).then(on_check, check_inputs, check_outputs)
+    sample.input(choose, [sample, ctx.language], choose_outputs).then(check, check_inputs, check_outputs)
+    open_button.click(choose, [source, ctx.language], choose_outputs).then(check, check_inputs, check_outputs)
+    upload.upload(bind(on_upload, ctx), [upload, ctx.language], choose_outputs, api_name="upload_dataset").then(
+        check, check_inputs, check_outputs)
+    ctx.language.change(check, check_inputs, check_outputs, show_progress="hidden")  # the summary in the new language
+    picked.input(choose, [picked, ctx.language], choose_outputs).then(check, check_inputs, check_outputs)
     for trigger in (apply_map.click, skip_bad.input):
-        trigger(on_settings, [candidate, column_map, skip_bad, ctx.language], [preview, bubbles, caption]).then(on_check, check_inputs, check_outputs)
-    prev_button.click(lambda r, m, n, q, lc: on_page(r, m, n, -1, q, lc), [*page_inputs, page, search, ctx.language], [preview, bubbles, caption, page])
-    next_button.click(lambda r, m, n, q, lc: on_page(r, m, n, 1, q, lc), [*page_inputs, page, search, ctx.language], [preview, bubbles, caption, page])
-    page.submit(lambda r, m, n, q, lc: on_page(r, m, n, 0, q, lc), [*page_inputs, page, search, ctx.language], [preview, bubbles, caption, page])
-    search.submit(lambda r, m, n, q, lc: on_page(r, m, n, 0, q, lc), [*page_inputs, page, search, ctx.language], [preview, bubbles, caption, page])
-
-    def on_rename(ref: str, name: str, lang_choice: str, request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        try:
-            new_ref = library.rename_dataset(ws, ref or "", name or "")
-        except (DataError, PathError) as error:
-            return _error(error, lang), *library_view(lang)
-        return t("data.lib.done", lang, what=f"{ref} → {new_ref}"), *library_view(lang)
-
-    def on_delete(ref: str, lang_choice: str, request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        try:
-            library.delete_dataset(ws, ref or "")
-        except (DataError, PathError) as error:
-            return _error(error, lang), *library_view(lang)
-        return t("data.lib.done", lang, what=f"{ref} ✗"), *library_view(lang)
-
-    rename_button.click(on_rename, [picked, new_name, ctx.language], [library_message, library_table, picked])
-    delete_button.click(on_delete, [picked, ctx.language], [library_message, library_table, picked])
-
-    def on_tokens(ref: str, mapping: str, model: str, cutoff: float, on_prompt: bool, history: bool, lang_choice: str,
-                  progress=gr.Progress()):  # noqa: B008 (Gradio injects the progress tracker through this default)
-        lang = lang_code(lang_choice)
-        try:
-            loaded = library.read_dataset(ws, ref, mapping)
-            key = (ref, mapping, model, on_prompt, history, len(loaded))
-            with _reports_lock:
-                report = _reports.get(key)
-            if report is None:
-                progress(0, desc=t("data.sub.tokens", lang))
-                report = token_report(load_tokenizer(ws, model), loaded.examples, on_prompt, history,
-                                      lambda done, total: progress(done / total))
-                with _reports_lock:
-                    _reports.clear()  # keep only the latest report in memory
-                    _reports[key] = report
-        except (DataError, PathError, TemplateError) as error:
-            return _error(error, lang), None, {}
-        cutoff = int(cutoff or 1024)
-        numbers = report.stats(cutoff)
-        text = t("data.tokens_stats", lang, model=model, cutoff=cutoff, over=numbers["over_cutoff"], trained=numbers["trained_tokens"],
-                 tokens=numbers["tokens"], **{k: numbers[k] for k in ("p50", "p95", "p99", "max", "dropped")})
-        device, seconds = _epoch_estimate(ws, model, numbers)
-        text += "\n\n" + t("data.tokens_time", lang, device=device, time=views.duration_text(seconds))
-        labels = {"x": t("data.hist_x", lang), "y": t("data.hist_y", lang), "cutoff": t("data.cutoff", lang)}
-        return text, views.length_histogram(report.lengths, cutoff, labels), numbers
-
-    def on_mask(ref: str, mapping: str, model: str, row: float | None, on_prompt: bool, history: bool, lang_choice: str):
-        lang = lang_code(lang_choice)
-        try:
-            loaded = library.read_dataset(ws, ref, mapping)
-            if not loaded.examples:
-                return t("data.tokens_need", lang)
-            from studio.data.formats import conversation_of
-
-            example = loaded.examples[min(max(1, int(row or 1)), len(loaded)) - 1]
-            pieces = mask_view(load_tokenizer(ws, model), conversation_of(example), on_prompt, history)
-        except (DataError, PathError, TemplateError) as error:
-            return _error(error, lang)
-        return views.mask_html(pieces, t("data.mask_legend", lang))
+        trigger(save_settings, [candidate, column_map, skip_bad, ctx.language], [preview, bubbles, caption]).then(
+            check, check_inputs, check_outputs)
+    # lambdas, as before: Gradio names their endpoints "lambda", "lambda_1", … in the order the app wires them
+    prev_button.click(lambda r, m, n, q, lc: on_page(ctx, r, m, n, -1, q, lc), [*page_inputs, page, search, ctx.language],
+                      [preview, bubbles, caption, page])
+    next_button.click(lambda r, m, n, q, lc: on_page(ctx, r, m, n, 1, q, lc), [*page_inputs, page, search, ctx.language],
+                      [preview, bubbles, caption, page])
+    page.submit(lambda r, m, n, q, lc: on_page(ctx, r, m, n, 0, q, lc), [*page_inputs, page, search, ctx.language],
+                [preview, bubbles, caption, page])
+    search.submit(lambda r, m, n, q, lc: on_page(ctx, r, m, n, 0, q, lc), [*page_inputs, page, search, ctx.language],
+                  [preview, bubbles, caption, page])
+    rename_button.click(bind(on_rename, ctx), [picked, new_name, ctx.language], [library_message, library_table, picked])
+    delete_button.click(bind(on_delete, ctx), [picked, ctx.language], [library_message, library_table, picked])
 
     def wire() -> None:
         """Connect the controls that need the Model tab's model and the Train tab's cutoff (built after this tab)."""
         model, cutoff = ctx.shared["model"], ctx.shared["cutoff_len"]
         token_inputs = [candidate, column_map, model, cutoff, train_on_prompt, mask_history, ctx.language]
-        tokens_button.click(on_tokens, token_inputs, [tokens_text, histogram, stats])
+        tokens_button.click(count_tokens, token_inputs, [tokens_text, histogram, stats])
         for button, key in ((p95_button, "p95"), (p99_button, "p99")):
             button.click(lambda numbers, k=key: max(16, int(numbers[k])) if numbers else gr.skip(), [stats], [cutoff])
         mask_inputs = [candidate, column_map, model, mask_row, train_on_prompt, mask_history, ctx.language]
         for trigger in (mask_button.click, train_on_prompt.input, mask_history.input, mask_row.submit):
-            trigger(on_mask, mask_inputs, [mask_box])
+            trigger(show_mask, mask_inputs, [mask_box])
 
     ctx.shared.update({"dataset": dataset, "column_map": column_map, "skip_bad_rows": skip_bad, "val_file": val_file,
                        "train_on_prompt": train_on_prompt, "mask_history": mask_history})
-    initial = on_choose("demo-chat", "English")
+    initial = on_choose(ctx, "demo-chat", "English")
     preview.value, bubbles.value, caption.value = initial[2], initial[3], initial[4]
-    summary_box.value, _, checks.value, _table, _choices = on_check("demo-chat", "", False, "English")
+    summary_box.value, _, checks.value, _table, _choices = on_check(ctx, "demo-chat", "", False, "English")
     library_table.value = _table
     return {"sample": sample, "upload": upload, "dataset": dataset, "summary": summary_box, "preview": preview,
             "candidate": candidate, "tokens_text": tokens_text, "mask": mask_box, "wire": wire,
-            "on_choose": on_choose, "on_check": on_check, "on_tokens": on_tokens, "on_mask": on_mask, "on_settings": on_settings}
+            "on_choose": choose, "on_check": check, "on_tokens": count_tokens, "on_mask": show_mask, "on_settings": save_settings}
 
 
 def _epoch_estimate(workspace: Workspace, model: str, numbers: dict[str, Any]) -> tuple[str, float | None]:

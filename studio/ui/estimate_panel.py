@@ -19,7 +19,7 @@ from studio import fit, hardware, jobs, run_folder
 from studio.memory import GiB
 from studio.models.architecture import ModelInfoError, model_architecture
 from studio.train.status import FINAL_STATES, read_status
-from studio.ui.context import UIContext, operator_view, refuse_viewer
+from studio.ui.context import UIContext, bind, operator_view, refuse_viewer
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError
 
@@ -149,71 +149,77 @@ def effective_batch_text(config: cfg.RunConfig, machine: hardware.Hardware, lang
              unit=unit, total=distributed.effective_batch(config, processes), strategy=config.train.strategy)
 
 
+def on_estimate(ctx: UIContext, gpu_index, lang_choice, values: dict | None):
+    """The estimate for the form's values: hardware, model numbers, chart, verdict, the fixes and their buttons."""
+    lang = lang_code(lang_choice)
+    config = config_from_controls(values or {})
+    machine = hardware.detect(ctx.workspace.root)
+    details = model_details(ctx.workspace, config.model.model, lang)
+    try:
+        result = fit.assess_config(config, machine, ctx.workspace, gpu_index=int(gpu_index or 0))
+    except (ModelInfoError, PathError) as error:
+        return [hardware_text(machine, lang), details, "", t("est.model_unknown", lang, error=str(error)), [],
+                *[gr.update(visible=False)] * FIX_BUTTONS]
+    fixes = [{"title": f.title, "change": f.change, "total_gb": f.total_gb, "fits": f.fits} for f in result.fixes[:FIX_BUTTONS]]
+    buttons = [gr.update(visible=True, value=f"{f['title']} → {f['total_gb']:.1f} GB") for f in fixes]
+    buttons += [gr.update(visible=False)] * (FIX_BUTTONS - len(fixes))
+    verdict = _verdict_text(result, lang, effective_batch_text(config, machine, lang))
+    return [hardware_text(machine, lang), details, estimate_chart(result, lang), verdict, fixes, *buttons]
+
+
+def on_fix(ctx: UIContext, keys: list[str], index: int, fixes, lang_choice, request: gr.Request):
+    """Apply fix number `index`: the new value of each control (by flat config key `keys`) it changes."""
+    refuse_viewer(ctx, request, lang_code(lang_choice))
+    change = fixes[index]["change"] if index < len(fixes) else {}
+    return [gr.update(value=change[k]) if k in change else gr.skip() for k in keys]
+
+
+def on_dry_run(ctx: UIContext, lang_choice, request: gr.Request, text: str):
+    """Launch a dry run of the form's settings: a message, its run id and the poll timer (or why it cannot start)."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    config = config_from_controls({**ctx.shared["read_form"](text), "dry_run": True, "run_name": "dry-run"})
+    problems = [str(p) for p in cfg.validate(config)]
+    if problems:
+        return t("est.dry_invalid", lang) + "\n\n" + "\n".join(f"- {p}" for p in problems), "", gr.Timer(active=False)
+    try:
+        run_dir = jobs.launch(ctx.workspace, config)
+    except (ValueError, PathError) as error:
+        return f"{t('est.dry_invalid', lang)}\n\n- {error}", "", gr.Timer(active=False)
+    return t("est.dry_started", lang, run=run_dir.name), run_dir.name, gr.Timer(active=True)
+
+
+def on_dry_tick(ctx: UIContext, run_id, lang_choice):
+    """The dry run's progress, or how it ended and the poll timer stopped."""
+    lang = lang_code(lang_choice)
+    if not run_id:
+        return gr.skip(), gr.Timer(active=False)
+    status = run_folder.run_status(ctx.workspace.runs_dir / run_id)
+    if status.get("state") not in FINAL_STATES:
+        return t("est.dry_running", lang, run=run_id, phase=status.get("phase", "")), gr.skip()
+    return dry_run_text(read_status(ctx.workspace.runs_dir / run_id), lang), gr.Timer(active=False)
+
+
 def wire_estimate_panel(ctx: UIContext, panel: dict) -> None:
     """Connect the panel to the config controls in ctx.shared (call once every tab is built)."""
     keys = [k for k in cfg.flat_keys() if k in ctx.shared]
     controls = [ctx.shared[k] for k in keys]
-
-    def on_estimate(gpu_index, lang_choice, values: dict | None):
-        lang = lang_code(lang_choice)
-        config = config_from_controls(values or {})
-        machine = hardware.detect(ctx.workspace.root)
-        details = model_details(ctx.workspace, config.model.model, lang)
-        try:
-            result = fit.assess_config(config, machine, ctx.workspace, gpu_index=int(gpu_index or 0))
-        except (ModelInfoError, PathError) as error:
-            return [hardware_text(machine, lang), details, "", t("est.model_unknown", lang, error=str(error)), [],
-                    *[gr.update(visible=False)] * FIX_BUTTONS]
-        fixes = [{"title": f.title, "change": f.change, "total_gb": f.total_gb, "fits": f.fits} for f in result.fixes[:FIX_BUTTONS]]
-        buttons = [gr.update(visible=True, value=f"{f['title']} → {f['total_gb']:.1f} GB") for f in fixes]
-        buttons += [gr.update(visible=False)] * (FIX_BUTTONS - len(fixes))
-        verdict = _verdict_text(result, lang, effective_batch_text(config, machine, lang))
-        return [hardware_text(machine, lang), details, estimate_chart(result, lang), verdict, fixes, *buttons]
-
+    estimate = bind(on_estimate, ctx)
     outputs = [panel["hardware"], panel["details"], panel["chart"], panel["verdict"], panel["fixes"], *panel["fix_buttons"]]
     inputs = [panel["gpu"], ctx.language, ctx.shared["form_values"]]
-    panel["refresh"].click(on_estimate, inputs, outputs)
+    panel["refresh"].click(estimate, inputs, outputs)
     # the Train tab's check writes the controls' values into form_values at every change (and on page load): a
     # Load or a clone that sets every control at once runs one estimate, not one per control; the language
     # switch redraws it in the new language
-    gr.on([panel["gpu"].change, ctx.shared["form_values"].change, ctx.language.change], operator_view(ctx, on_estimate), inputs, outputs,
-          show_progress="hidden", trigger_mode="always_last")
-
-    def apply_fix(index: int):
-        def on_fix(fixes, lang_choice, request: gr.Request):
-            refuse_viewer(ctx, request, lang_code(lang_choice))
-            change = fixes[index]["change"] if index < len(fixes) else {}
-            return [gr.update(value=change[k]) if k in change else gr.skip() for k in keys]
-        return on_fix
-
+    gr.on([panel["gpu"].change, ctx.shared["form_values"].change, ctx.language.change], operator_view(ctx, estimate), inputs,
+          outputs, show_progress="hidden", trigger_mode="always_last")
+    # each button its own handler object (its own concurrency group), as each had its own closure
     for index, button in enumerate(panel["fix_buttons"]):
-        button.click(apply_fix(index), [panel["fixes"], ctx.language], controls)
-
-    def on_dry_run(lang_choice, request: gr.Request, text: str):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        config = config_from_controls({**ctx.shared["read_form"](text), "dry_run": True, "run_name": "dry-run"})
-        problems = [str(p) for p in cfg.validate(config)]
-        if problems:
-            return t("est.dry_invalid", lang) + "\n\n" + "\n".join(f"- {p}" for p in problems), "", gr.Timer(active=False)
-        try:
-            run_dir = jobs.launch(ctx.workspace, config)
-        except (ValueError, PathError) as error:
-            return f"{t('est.dry_invalid', lang)}\n\n- {error}", "", gr.Timer(active=False)
-        return t("est.dry_started", lang, run=run_dir.name), run_dir.name, gr.Timer(active=True)
-
-    def on_dry_tick(run_id, lang_choice):
-        lang = lang_code(lang_choice)
-        if not run_id:
-            return gr.skip(), gr.Timer(active=False)
-        status = run_folder.run_status(ctx.workspace.runs_dir / run_id)
-        if status.get("state") not in FINAL_STATES:
-            return t("est.dry_running", lang, run=run_id, phase=status.get("phase", "")), gr.skip()
-        return dry_run_text(read_status(ctx.workspace.runs_dir / run_id), lang), gr.Timer(active=False)
-
+        button.click(bind(on_fix, ctx, keys, index), [panel["fixes"], ctx.language], controls)
     panel["dry"].click(**ctx.shared["collect_form"]).then(
-        on_dry_run, [ctx.language, ctx.shared["form_snapshot"]], [panel["dry_result"], panel["dry_run_id"], panel["timer"]])
-    panel["timer"].tick(on_dry_tick, [panel["dry_run_id"], ctx.language], [panel["dry_result"], panel["timer"]])
+        bind(on_dry_run, ctx), [ctx.language, ctx.shared["form_snapshot"]],
+        [panel["dry_result"], panel["dry_run_id"], panel["timer"]])
+    panel["timer"].tick(bind(on_dry_tick, ctx), [panel["dry_run_id"], ctx.language], [panel["dry_result"], panel["timer"]])
 
 
 def dry_run_text(status: dict, lang: str) -> str:

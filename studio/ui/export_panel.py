@@ -19,7 +19,7 @@ from studio import export, export_jobs, serve_process
 from studio.model_card import PushError
 from studio.serve import API_KEY_ENV, PublicBindError
 from studio.ui.chat_tab import chattable_runs
-from studio.ui.context import UIContext, in_turn, operator_view, refuse_viewer, top_copy
+from studio.ui.context import UIContext, bind, in_turn, operator_view, refuse_viewer, top_copy
 from studio.ui.locales import lang_code, t
 from studio.workspace import PathError
 
@@ -29,6 +29,7 @@ DEFAULT_PORT = 8000
 # the user's pick, answered after a page load's or a visit's proposal that arrived late, puts the picked run back
 # with its folder and export
 RUN_IN_TURN = in_turn("export-run")
+SERVE_PARTS = 8  # the outputs serve_view gives
 
 
 def kind_choices(lang: str) -> list[tuple[str, str]]:
@@ -117,6 +118,93 @@ def serve_view(lang: str) -> list:
             gr.update(visible=True)]
 
 
+def on_refresh(ctx: UIContext, run_id: str | None, to: str, lang_choice: str):
+    """The run list now, the run kept (or the newest), its folder, the token note, its export and the served model."""
+    lang = lang_code(lang_choice)
+    choices = chattable_runs(ctx, lang)
+    ids = [run_id for _label, run_id in choices]
+    chosen = run_id if run_id in ids else (ids[0] if ids else None)
+    job = export_jobs.export_job(chosen) if chosen else None
+    to = to if chosen == run_id and to else default_folder(ctx, chosen)
+    return [gr.update(choices=choices, value=chosen), to, hub_token_note(lang), *job_view(ctx, job, lang), *serve_view(lang)]
+
+
+def on_open(ctx: UIContext, lang_choice: str):
+    """The export tab as a page opens: the newest run, its export and the served model, if any."""
+    return on_refresh(ctx, None, "", lang_choice)
+
+
+def on_run(ctx: UIContext, run_id: str | None, lang_choice: str):
+    """The picked run (put back should a late proposal of the newest have replaced it), its export folder and view."""
+    job = export_jobs.export_job(run_id) if run_id else None
+    return [run_id, default_folder(ctx, run_id) if run_id else "", *job_view(ctx, job, lang_code(lang_choice))]
+
+
+def on_export(ctx: UIContext, run_id, kind, dtype_value, shard_value, with_ollama, repo_value, is_private, to, gguf_value,
+              lang_choice, request: gr.Request):
+    """Start exporting the run in the background: its status and the poll timer started (or why it was refused)."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    if not run_id:
+        return [t("export.no_run", lang), gr.skip()]
+    repo_value = (repo_value or "").strip()
+    from huggingface_hub import get_token
+
+    if repo_value and not get_token():
+        return [t("export.refused", lang, reason=t("export.token_missing", lang)), gr.skip()]
+    try:
+        job = export_jobs.start_export(ctx.workspace, run_id, (to or "").strip() or default_folder(ctx, run_id),
+                                       push_repo=repo_value, private=bool(is_private), merge=kind == "merged",
+                                       dtype=dtype_value, max_shard_size=(shard_value or "2GB").strip(),
+                                       ollama=bool(with_ollama), make_zip=kind == "zip",
+                                       **({"gguf": gguf_value or "q8_0"} if kind == "gguf" else {}))
+    except (PathError, export.ExportError, PushError) as error:
+        return [t("export.refused", lang, reason=str(error)), gr.skip()]
+    return [t("export.running", lang, run=job.run_id, folder=job.out_dir, step=t("export.step.start", lang), seconds=0),
+            gr.Timer(active=True)]
+
+
+def on_poll(ctx: UIContext, run_id: str | None, to: str, lang_choice: str):
+    """The run's export now: the next free folder once it is done (else no change) and the export's view."""
+    job = export_jobs.export_job(run_id) if run_id else None
+    view = job_view(ctx, job, lang_code(lang_choice))
+    # once this export is done, the folder box offers the next free folder for another export
+    done = job is not None and job.state != "running" and (not to or ctx.workspace.root / to == job.out_dir)
+    return [default_folder(ctx, run_id) if done else gr.skip(), *view]
+
+
+def on_serve(ctx: UIContext, run_id, port_value, is_public, key, lang_choice, request: gr.Request):
+    """Serve the run as an OpenAI-compatible API in its own process: the served model's view (or why it was refused)."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    if not run_id:
+        return [t("export.no_run", lang), *[gr.skip()] * (SERVE_PARTS - 1)]
+    try:
+        serve_process.start_serving(ctx.workspace, run_id, int(port_value or DEFAULT_PORT), bool(is_public),
+                                    (key or "").strip() or os.environ.get(API_KEY_ENV) or None)
+    except PublicBindError as error:
+        return [t("export.refused", lang, reason=f"{t('export.need_key', lang)} {error}"), *[gr.skip()] * (SERVE_PARTS - 1)]
+    except (PathError, export.ExportError, serve_process.ServeError, OSError) as error:
+        return [t("export.refused", lang, reason=str(error)), *[gr.skip()] * (SERVE_PARTS - 1)]
+    return serve_view(lang)
+
+
+def on_stop(ctx: UIContext, lang_choice: str, request: gr.Request):
+    """Stop serving: the served model's view, saying which run was stopped."""
+    lang = lang_code(lang_choice)
+    refuse_viewer(ctx, request, lang)
+    stopped = serve_process.stop_serving()
+    view = serve_view(lang)
+    if stopped is not None:
+        view[0] = t("export.serve_stopped", lang, run=stopped.run_id)
+    return view
+
+
+def on_public(is_public: bool, lang_choice: str):
+    """The warning shown while serving on every network interface is ticked (empty otherwise)."""
+    return t("export.public_note", lang_code(lang_choice)) if is_public else ""
+
+
 def create_export_tab(ctx: UIContext) -> dict:
     """Build the Export & Serve tab; returns `refresh` (handler, inputs, outputs) for page load and tab select."""
     L = ctx.localizer
@@ -176,91 +264,20 @@ def create_export_tab(ctx: UIContext) -> dict:
     job_outputs = [status, result_box, folder_line, download, modelfile, ollama_cmd, vllm, sglang, timer]
     serve_outputs = [serve_status, serve_box, url, model, curl, python, serve_timer, stop]
 
-    def on_refresh(run_id: str | None, to: str, lang_choice: str):
-        lang = lang_code(lang_choice)
-        choices = chattable_runs(ctx, lang)
-        ids = [run_id for _label, run_id in choices]
-        chosen = run_id if run_id in ids else (ids[0] if ids else None)
-        job = export_jobs.export_job(chosen) if chosen else None
-        to = to if chosen == run_id and to else default_folder(ctx, chosen)
-        return [gr.update(choices=choices, value=chosen), to, hub_token_note(lang), *job_view(ctx, job, lang), *serve_view(lang)]
-
-    def on_open(lang_choice: str):
-        """The export tab as a page opens: the newest run, its export and the served model, if any."""
-        return on_refresh(None, "", lang_choice)
-
-    def on_run(run_id: str | None, lang_choice: str):
-        job = export_jobs.export_job(run_id) if run_id else None
-        return [run_id, default_folder(ctx, run_id) if run_id else "", *job_view(ctx, job, lang_code(lang_choice))]
-
-    def on_export(run_id, kind, dtype_value, shard_value, with_ollama, repo_value, is_private, to, gguf_value, lang_choice,
-                  request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        if not run_id:
-            return [t("export.no_run", lang), gr.skip()]
-        repo_value = (repo_value or "").strip()
-        from huggingface_hub import get_token
-
-        if repo_value and not get_token():
-            return [t("export.refused", lang, reason=t("export.token_missing", lang)), gr.skip()]
-        try:
-            job = export_jobs.start_export(ctx.workspace, run_id, (to or "").strip() or default_folder(ctx, run_id),
-                                      push_repo=repo_value, private=bool(is_private), merge=kind == "merged",
-                                      dtype=dtype_value, max_shard_size=(shard_value or "2GB").strip(),
-                                      ollama=bool(with_ollama), make_zip=kind == "zip",
-                                      **({"gguf": gguf_value or "q8_0"} if kind == "gguf" else {}))
-        except (PathError, export.ExportError, PushError) as error:
-            return [t("export.refused", lang, reason=str(error)), gr.skip()]
-        return [t("export.running", lang, run=job.run_id, folder=job.out_dir, step=t("export.step.start", lang), seconds=0),
-                gr.Timer(active=True)]
-
-    def on_poll(run_id: str | None, to: str, lang_choice: str):
-        job = export_jobs.export_job(run_id) if run_id else None
-        view = job_view(ctx, job, lang_code(lang_choice))
-        # once this export is done, the folder box offers the next free folder for another export
-        done = job is not None and job.state != "running" and (not to or ctx.workspace.root / to == job.out_dir)
-        return [default_folder(ctx, run_id) if done else gr.skip(), *view]
-
-    def on_serve(run_id, port_value, is_public, key, lang_choice, request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        if not run_id:
-            return [t("export.no_run", lang), *[gr.skip()] * (len(serve_outputs) - 1)]
-        try:
-            serve_process.start_serving(ctx.workspace, run_id, int(port_value or DEFAULT_PORT), bool(is_public),
-                                        (key or "").strip() or os.environ.get(API_KEY_ENV) or None)
-        except PublicBindError as error:
-            return [t("export.refused", lang, reason=f"{t('export.need_key', lang)} {error}"), *[gr.skip()] * (len(serve_outputs) - 1)]
-        except (PathError, export.ExportError, serve_process.ServeError, OSError) as error:
-            return [t("export.refused", lang, reason=str(error)), *[gr.skip()] * (len(serve_outputs) - 1)]
-        return serve_view(lang)
-
-    def on_stop(lang_choice: str, request: gr.Request):
-        lang = lang_code(lang_choice)
-        refuse_viewer(ctx, request, lang)
-        stopped = serve_process.stop_serving()
-        view = serve_view(lang)
-        if stopped is not None:
-            view[0] = t("export.serve_stopped", lang, run=stopped.run_id)
-        return view
-
-    def on_public(is_public: bool, lang_choice: str):
-        return t("export.public_note", lang_code(lang_choice)) if is_public else ""
-
-    refresh_io = (operator_view(ctx, on_refresh), [run, folder, ctx.language], [run, folder, token_note, *job_outputs, *serve_outputs])
+    refresh_io = (operator_view(ctx, bind(on_refresh, ctx)), [run, folder, ctx.language],
+                  [run, folder, token_note, *job_outputs, *serve_outputs])
     refresh.click(*refresh_io, **RUN_IN_TURN)
     # .input: a refresh that sets the run sends its folder and export with it
-    run.input(on_run, [run, ctx.language], [run, folder, *job_outputs], **RUN_IN_TURN)
+    run.input(bind(on_run, ctx), [run, ctx.language], [run, folder, *job_outputs], **RUN_IN_TURN)
     what.change(lambda kind: [gr.update(visible=kind == "merged"), gr.update(visible=kind == "gguf")], [what], [merge_row, gguf_row])
-    start.click(on_export, [run, what, dtype, shard, ollama, repo, private, folder, gguf_type, ctx.language], [status, timer],
-                api_name="export_run")
-    timer.tick(on_poll, [run, folder, ctx.language], [folder, *job_outputs], show_progress="hidden")
-    serve.click(on_serve, [run, port, public, api_key, ctx.language], serve_outputs, api_name="serve_run")
+    start.click(bind(on_export, ctx), [run, what, dtype, shard, ollama, repo, private, folder, gguf_type, ctx.language],
+                [status, timer], api_name="export_run")
+    timer.tick(bind(on_poll, ctx), [run, folder, ctx.language], [folder, *job_outputs], show_progress="hidden")
+    serve.click(bind(on_serve, ctx), [run, port, public, api_key, ctx.language], serve_outputs, api_name="serve_run")
     serve_timer.tick(lambda lang_choice: serve_view(lang_code(lang_choice)), [ctx.language], serve_outputs, show_progress="hidden")
-    stop.click(on_stop, [ctx.language], serve_outputs, api_name="stop_serving")
+    stop.click(bind(on_stop, ctx), [ctx.language], serve_outputs, api_name="stop_serving")
     public.change(on_public, [public, ctx.language], [public_note])
-    open_io = {"fn": operator_view(ctx, on_open), "inputs": [ctx.language], "outputs": refresh_io[2],
+    open_io = {"fn": operator_view(ctx, bind(on_open, ctx)), "inputs": [ctx.language], "outputs": refresh_io[2],
                "show_progress": "hidden", **RUN_IN_TURN}
     # the tab's own refresh (a visit) reads copies of the run and the folder (context.top_copy)
     copies = [top_copy(ctx, source, gr.Textbox("", visible=False)) for source in (run, folder)]
