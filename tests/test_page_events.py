@@ -7,6 +7,7 @@ page; and no server event reads more than a dozen inputs (the Train form's value
 from __future__ import annotations
 
 import re
+import sys
 
 import gradio as gr
 import pytest
@@ -119,3 +120,16 @@ def test_an_event_that_sets_its_own_progress_target_keeps_it(tmp_path):
     show_progress_on_first_output(app, sink)
     change, submit, blur = app.fns.values()
     assert change.show_progress_on == [c] and submit.show_progress_on == [b] and blur.show_progress_on == [sink]
+
+
+def test_every_handler_is_a_named_module_level_function(app):
+    """A handler can be read, tested and found by its endpoint name: none is a closure built with the page or a
+    lambda (Gradio would name its endpoint lambda_3)."""
+    for fn in app.fns.values():
+        handler = fn.fn
+        if handler is None or handler.__module__ == "builtins":
+            continue
+        where = f"{handler.__module__}.{handler.__qualname__} (endpoint {fn.api_name})"
+        assert handler.__module__.startswith("studio.ui") and handler.__name__ != "<lambda>", where
+        assert handler.__qualname__ == handler.__name__, f"{where} is defined inside another function"
+        assert callable(getattr(sys.modules[handler.__module__], handler.__name__, None)), f"{where} is not in its module"

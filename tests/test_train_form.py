@@ -11,7 +11,8 @@ import pytest
 from studio.layering import config_from_cli
 from studio import config as cfg
 from studio.ui import train_form as form
-from studio.ui.locales import TEXT, field_help
+from studio.ui.locales import field_help
+from studio.ui.strings import TEXT
 
 
 def changed_value(spec: form.FieldSpec):

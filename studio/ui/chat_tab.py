@@ -131,6 +131,11 @@ def on_refresh(ctx: UIContext, lang_choice: str = "English"):
     return gr.update(choices=chattable_runs(ctx, lang_code(lang_choice)))
 
 
+def on_models_refresh(ctx: UIContext):
+    """The model picker's choices now: every model the studio can load."""
+    return gr.update(choices=model_choices(ctx.workspace))
+
+
 def on_run_change(ctx: UIContext, run_id: str, lang_choice: str):
     """The checkpoint picker for the picked run: its final weights and checkpoints, the final weights picked."""
     return gr.update(choices=checkpoint_choices(ctx, run_id, lang_code(lang_choice)), value=FINAL)
@@ -253,7 +258,7 @@ def create_chat_tab(ctx: UIContext) -> dict:
 
     refreshed, load_final, send_message = bind(on_refresh, ctx), bind(on_load, ctx), bind(on_send, ctx)
     refresh.click(refreshed, [ctx.language], [run])
-    refresh.click(lambda: gr.update(choices=model_choices(ctx.workspace)), None, [any_model])
+    refresh.click(bind(on_models_refresh, ctx), None, [any_model])
     load_model_button.click(bind(on_load_model, ctx), [any_model, ctx.language], [status, chatbot], api_name="chat_load_model")
     run.change(bind(on_run_change, ctx), [run, ctx.language], [checkpoint])
     load.click(bind(on_load_chosen, ctx), [run, checkpoint, base, ctx.language], [status, chatbot, system], api_name="chat_load")

@@ -191,7 +191,7 @@ def create_compare_tab(ctx: UIContext) -> dict:
     ctx.language.change(on_language, [ctx.language, mode], [mode])
     refresh.click(refreshed, [ctx.language], [run_a, run_b])
     load.click(load_compared, [mode, run_a, run_b, ctx.language], [status, saved], api_name="compare_load").then(
-        lambda first: trained_system(ctx, first), [run_a], [system], queue=False, api_visibility="private")
+        bind(trained_system, ctx), [run_a], [system], queue=False, api_visibility="private")
     answer_inputs = [prompt, system, blind, max_new, temperature, top_p, seed, ctx.language]
     answer_outputs = [header_a, answer_a, header_b, answer_b, comparison_state, saved]
     answer.click(answer_both, answer_inputs, answer_outputs, api_name="compare_answer")

@@ -175,10 +175,15 @@ def on_settings(ctx: UIContext, ref: str, mapping: str, skip: bool, lang_choice:
     return _page(ctx.workspace, ref, mapping, 0, "", lang_code(lang_choice))[:3]
 
 
-def on_page(ctx: UIContext, ref: str, mapping: str, number: float | None, delta: int, query: str, lang_choice: str):
+def on_page(ctx: UIContext, delta: int, ref: str, mapping: str, number: float | None, query: str, lang_choice: str):
     """The page `delta` pages from page `number` (or the search results): rows, bubbles, caption and the page shown."""
     number = max(1, int(number or 1) + delta)
     return _page(ctx.workspace, ref, mapping, number - 1, query, lang_code(lang_choice))
+
+
+def on_cutoff_from_stats(key: str, numbers: dict | None):
+    """The cutoff length that keeps the `key` share of rows whole ("p95", "p99"), from the token statistics."""
+    return max(16, int(numbers[key])) if numbers else gr.skip()
 
 
 def on_rename(ctx: UIContext, ref: str, name: str, lang_choice: str, request: gr.Request):
@@ -324,15 +329,9 @@ def create_data_tab(ctx: UIContext) -> dict:
     for trigger in (apply_map.click, skip_bad.input):
         trigger(save_settings, [candidate, column_map, skip_bad, ctx.language], [preview, bubbles, caption]).then(
             check, check_inputs, check_outputs)
-    # lambdas, as before: Gradio names their endpoints "lambda", "lambda_1", … in the order the app wires them
-    prev_button.click(lambda r, m, n, q, lc: on_page(ctx, r, m, n, -1, q, lc), [*page_inputs, page, search, ctx.language],
-                      [preview, bubbles, caption, page])
-    next_button.click(lambda r, m, n, q, lc: on_page(ctx, r, m, n, 1, q, lc), [*page_inputs, page, search, ctx.language],
-                      [preview, bubbles, caption, page])
-    page.submit(lambda r, m, n, q, lc: on_page(ctx, r, m, n, 0, q, lc), [*page_inputs, page, search, ctx.language],
-                [preview, bubbles, caption, page])
-    search.submit(lambda r, m, n, q, lc: on_page(ctx, r, m, n, 0, q, lc), [*page_inputs, page, search, ctx.language],
-                  [preview, bubbles, caption, page])
+    paging_inputs, paging_outputs = [*page_inputs, page, search, ctx.language], [preview, bubbles, caption, page]
+    for trigger, delta in ((prev_button.click, -1), (next_button.click, 1), (page.submit, 0), (search.submit, 0)):
+        trigger(bind(on_page, ctx, delta), paging_inputs, paging_outputs)
     rename_button.click(bind(on_rename, ctx), [picked, new_name, ctx.language], [library_message, library_table, picked])
     delete_button.click(bind(on_delete, ctx), [picked, ctx.language], [library_message, library_table, picked])
 
@@ -342,7 +341,7 @@ def create_data_tab(ctx: UIContext) -> dict:
         token_inputs = [candidate, column_map, model, cutoff, train_on_prompt, mask_history, ctx.language]
         tokens_button.click(count_tokens, token_inputs, [tokens_text, histogram, stats])
         for button, key in ((p95_button, "p95"), (p99_button, "p99")):
-            button.click(lambda numbers, k=key: max(16, int(numbers[k])) if numbers else gr.skip(), [stats], [cutoff])
+            button.click(bind(on_cutoff_from_stats, key), [stats], [cutoff])
         mask_inputs = [candidate, column_map, model, mask_row, train_on_prompt, mask_history, ctx.language]
         for trigger in (mask_button.click, train_on_prompt.input, mask_history.input, mask_row.submit):
             trigger(show_mask, mask_inputs, [mask_box])

@@ -100,6 +100,16 @@ def job_view(ctx: UIContext, job: export_jobs.ExportJob | None, lang: str) -> li
     return [status, gr.update(visible=True), folder, download, modelfile, ollama_command, vllm, sglang, gr.Timer(active=False)]
 
 
+def on_kind(kind: str) -> list:
+    """The merge settings shown for a merged export, the GGUF settings for a GGUF one."""
+    return [gr.update(visible=kind == "merged"), gr.update(visible=kind == "gguf")]
+
+
+def on_serve_tick(lang_choice: str) -> list:
+    """The served model's view now (see `serve_view`)."""
+    return serve_view(lang_code(lang_choice))
+
+
 def serve_view(lang: str) -> list:
     """Outputs for the served model: status, info box, base URL, model name, curl and Python snippets,
     whether the poll timer keeps running (while the model loads), and Stop serving (shown while one is)."""
@@ -269,12 +279,12 @@ def create_export_tab(ctx: UIContext) -> dict:
     refresh.click(*refresh_io, **RUN_IN_TURN)
     # .input: a refresh that sets the run sends its folder and export with it
     run.input(bind(on_run, ctx), [run, ctx.language], [run, folder, *job_outputs], **RUN_IN_TURN)
-    what.change(lambda kind: [gr.update(visible=kind == "merged"), gr.update(visible=kind == "gguf")], [what], [merge_row, gguf_row])
+    what.change(on_kind, [what], [merge_row, gguf_row])
     start.click(bind(on_export, ctx), [run, what, dtype, shard, ollama, repo, private, folder, gguf_type, ctx.language],
                 [status, timer], api_name="export_run")
     timer.tick(bind(on_poll, ctx), [run, folder, ctx.language], [folder, *job_outputs], show_progress="hidden")
     serve.click(bind(on_serve, ctx), [run, port, public, api_key, ctx.language], serve_outputs, api_name="serve_run")
-    serve_timer.tick(lambda lang_choice: serve_view(lang_code(lang_choice)), [ctx.language], serve_outputs, show_progress="hidden")
+    serve_timer.tick(on_serve_tick, [ctx.language], serve_outputs, show_progress="hidden")
     stop.click(bind(on_stop, ctx), [ctx.language], serve_outputs, api_name="stop_serving")
     public.change(on_public, [public, ctx.language], [public_note])
     open_io = {"fn": operator_view(ctx, bind(on_open, ctx)), "inputs": [ctx.language], "outputs": refresh_io[2],

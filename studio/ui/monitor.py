@@ -165,6 +165,11 @@ def on_kill_ask(ctx: UIContext, run_id: str, lang_choice: str, request: gr.Reque
     return gr.update(visible=True), t("train.kill_confirm", lang_code(lang_choice), run=run_id)
 
 
+def on_kill_cancel():
+    """The kill question put away: the run goes on."""
+    return gr.update(visible=False)
+
+
 def on_kill(ctx: UIContext, run_id: str, lang_choice: str, request: gr.Request):
     """Kill the watched run's process now: the confirmation hidden and a message saying what happened."""
     lang = lang_code(lang_choice)
@@ -233,7 +238,7 @@ def create_monitor(ctx: UIContext, watched: gr.State, buttons: dict) -> dict:
     buttons["stop"].click(bind(on_stop, ctx), [watched, ctx.language], [message], api_name="stop")
     buttons["kill"].click(bind(on_kill_ask, ctx), [watched, ctx.language], [kill_confirm, kill_question])
     kill_yes.click(bind(on_kill, ctx), [watched, ctx.language], [kill_confirm, message], api_name="kill")
-    kill_no.click(lambda: gr.update(visible=False), None, [kill_confirm])
+    kill_no.click(on_kill_cancel, None, [kill_confirm])
     # every event that gives the monitor a run to watch (Start, Resume, Watch in Runs, a page load that
     # re-attaches) starts a follower after it: .then(**follow)
     buttons["resume"].click(bind(on_resume, ctx), [watched, ctx.language], [message, watched], api_name="resume").then(**follow)

@@ -9,7 +9,8 @@ import gradio as gr
 
 from studio.ui import train_form as form
 from studio.ui.context import UIContext
-from studio.ui.locales import TEXT, t
+from studio.ui.locales import t
+from studio.ui.strings import TEXT
 
 CELLS_PER_ROW = 4
 RADIO_MAX_CHOICES = 8  # more choices than this get a dropdown
