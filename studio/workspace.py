@@ -186,6 +186,13 @@ class Workspace:
         return sorted(ids, reverse=True)
 
 
+def this_process_started() -> float:
+    """When this process started (epoch seconds), as `process_alive` checks it."""
+    import psutil
+
+    return psutil.Process().create_time()
+
+
 def process_alive(pid: Any, started: Any) -> bool:
     """Whether process `pid` runs and is the one that started at epoch `started` (a pid the system reused for
     another process is not), and has not ended as a zombie."""

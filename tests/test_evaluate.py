@@ -7,7 +7,6 @@ import json
 import math
 import os
 import shutil
-import time
 
 import pytest
 from conftest import copy_demo_run, run_cli, wait_for
@@ -26,7 +25,7 @@ from studio.eval.metrics import (
 )
 from studio.eval.rows import EvalError
 from studio.model_card import model_card
-from studio.workspace import ADAPTER_DIR, REWARD_MODEL_DIR, PathError, Workspace
+from studio.workspace import ADAPTER_DIR, REWARD_MODEL_DIR, PathError, Workspace, this_process_started
 
 HELD_OUT = 4  # validation rows the copied demo run is set to hold out
 
@@ -215,13 +214,24 @@ def test_an_evaluation_is_over_once_it_says_so_though_its_process_still_holds_th
     run_dir = tmp_path / "runs" / "20260101-000000-demo-abcd"
     folder = run_dir / job.EVAL_DIR / "20260101-000100"
     folder.mkdir(parents=True)
-    lock = {"pid": os.getpid(), "since": time.time(), "eval_dir": folder.name}  # this live process holds it
+    lock = {"pid": os.getpid(), "pid_started": this_process_started(), "eval_dir": folder.name}  # this live process holds it
     (run_dir / job.EVAL_DIR / job.LOCK_FILE).write_text(json.dumps(lock), encoding="utf-8")
     (folder / job.PROGRESS_FILE).write_text(json.dumps({"state": "running", "done": 3, "total": 10}), encoding="utf-8")
     assert job.active_eval(run_dir) == folder
     # the last moment of a cancel: the final state is written, the lock is released just after
     (folder / job.PROGRESS_FILE).write_text(json.dumps({"state": "cancelled", "done": 3, "total": 10}), encoding="utf-8")
     assert job.active_eval(run_dir) is None and job.read_progress(folder)["state"] == "cancelled"
+
+
+def test_a_lock_left_by_an_ended_process_whose_pid_came_back_is_not_an_evaluation_going_on(tmp_path):
+    run_dir = tmp_path / "runs" / "20260101-000000-demo-abcd"
+    folder = run_dir / job.EVAL_DIR / "20260101-000100"
+    folder.mkdir(parents=True)
+    # this process's pid, but a process that started an hour earlier: the system gave its pid to this one
+    lock = {"pid": os.getpid(), "pid_started": this_process_started() - 3600, "eval_dir": folder.name}
+    (run_dir / job.EVAL_DIR / job.LOCK_FILE).write_text(json.dumps(lock), encoding="utf-8")
+    (folder / job.PROGRESS_FILE).write_text(json.dumps({"state": "running", "done": 3, "total": 10}), encoding="utf-8")
+    assert job.active_eval(run_dir) is None
 
 
 def test_a_full_fine_tune_is_answered_by_its_own_weights_and_by_its_base_model(demo_run, tmp_path):

@@ -35,8 +35,10 @@ from studio.workspace import (
     PathError,
     Workspace,
     append_jsonl,
+    process_alive,
     read_json,
     read_jsonl_from,
+    this_process_started,
     write_json_atomic,
 )
 
@@ -140,15 +142,10 @@ def write_csv(eval_dir: Path) -> Path:
 # --- one evaluation of a run at a time ------------------------------------------------------------------
 
 def _holder_alive(held: dict[str, Any] | None, lock: Path) -> bool:
-    """Whether the process that took `lock` is still the one running (a restarted process may reuse its pid)."""
-    import psutil
-
+    """Whether the process that took `lock` still runs (the same process: a pid the system reused is not)."""
     if held is None:  # being written this instant, or torn: trust it for a few seconds
         return time.time() - lock.stat().st_mtime < 5
-    try:
-        return psutil.Process(int(held["pid"])).create_time() <= float(held["since"]) + 1
-    except (psutil.Error, KeyError, TypeError, ValueError):
-        return False
+    return process_alive(held.get("pid"), held.get("pid_started"))
 
 
 def _holds_unfinished(held: dict[str, Any] | None, lock: Path, run_dir: Path) -> bool:
@@ -174,7 +171,7 @@ def _take_lock(run_dir: Path, eval_dir: Path) -> None:
             lock.unlink(missing_ok=True)  # left by a process that ended without releasing it
             continue
         os.close(handle)
-        write_json_atomic(lock, {"pid": os.getpid(), "since": time.time(), "eval_dir": eval_dir.name})
+        write_json_atomic(lock, {"pid": os.getpid(), "pid_started": this_process_started(), "eval_dir": eval_dir.name})
         return
     raise EvalError(f"could not take the evaluation lock of run {run_dir.name}; try again")
 
