@@ -58,5 +58,12 @@ def test_evaluate_the_demo_run(studio):
         csv_text = page.request.get(downloads.locator("a[href$='results.csv']").get_attribute("href")).text()
         assert csv_text.lstrip("\ufeff").startswith("prompt,reference,base,tuned") and "Amberlee is known for blue glass lanterns." in csv_text
 
+        # away and back: the visit shows the same run and its evaluation
+        page.get_by_role("tab", name="1 · Data").click()
+        page.get_by_role("tab", name="Evaluate").click()
+        page.wait_for_timeout(1500)
+        assert run_id in page.input_value("#eval-run input") and "4/4 answers" in page.inner_text("#eval-progress")
+        results.filter(has_text="Amberlee is known for blue glass lanterns.").wait_for(timeout=10_000)
+
     folders = list((workspace / "runs" / run_id / "eval").glob("2*"))
     assert len(folders) == 1 and (folders[0] / "metrics.json").is_file()

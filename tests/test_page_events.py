@@ -133,3 +133,32 @@ def test_every_handler_is_a_named_module_level_function(app):
         assert handler.__module__.startswith("studio.ui") and handler.__name__ != "<lambda>", where
         assert handler.__qualname__ == handler.__name__, f"{where} is defined inside another function"
         assert callable(getattr(sys.modules[handler.__module__], handler.__name__, None)), f"{where} is not in its module"
+
+
+def test_a_visit_to_evaluate_sends_only_what_changed(tmp_path):
+    """Opening the Evaluate tab brings its run list up to date and shows the picked run's latest evaluation, but
+    sends nothing the page already shows: each output sent is redrawn, and a first visit draws the tab anyway."""
+    from studio import config as cfg
+    from studio.eval import job
+    from studio.ui import eval_tab
+    from studio.ui.context import UIContext
+
+    ctx = UIContext(Workspace(tmp_path / "ws"))
+    skip = gr.skip()
+    assert eval_tab.on_visit(ctx, None, "English", [], None) == [skip] * (3 + eval_tab.VIEW_PARTS)
+
+    run_dir = ctx.workspace.runs_dir / "20260101-000000-demo-abcd"
+    (run_dir / "adapter").mkdir(parents=True)  # a run with weights: one Evaluate can answer with
+    (run_dir / "config.yaml").write_text(cfg.to_yaml(ctx.initial), encoding="utf-8")
+    listed, offered, folder, *view = eval_tab.on_visit(ctx, None, "English", [], None)
+    assert [run_id for _label, run_id in offered] == [run_dir.name] and listed["choices"] == offered
+    assert [folder, *view] == [skip] * (1 + eval_tab.VIEW_PARTS)  # no evaluation yet, and none shown
+
+    again = eval_tab.on_visit(ctx, run_dir.name, "English", offered, None)
+    assert again[:2] == [skip, skip]  # the list as sent last time
+
+    finished = run_dir / job.EVAL_DIR / "20260101-000100"
+    finished.mkdir(parents=True)
+    (finished / job.PROGRESS_FILE).write_text('{"state": "completed", "done": 2, "total": 2}', encoding="utf-8")
+    _listed, _offered, folder, progress, *_rest = eval_tab.on_visit(ctx, run_dir.name, "English", offered, None)
+    assert folder == finished and "data-state='completed'" in progress

@@ -198,7 +198,7 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         export_tab.select(**exporter["visit"])
         app.load(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]], show_progress="hidden")
         # runs finished since the page opened, then the picked run's latest evaluation (a running one is followed)
-        eval_tab.select(evaluator["on_refresh"], [ctx.language], [evaluator["run"]], show_progress="hidden").then(*evaluator["show"], show_progress="hidden")
+        eval_tab.select(**evaluator["visit"])
     show_progress_on_first_output(app, quiet_progress)
     hoist_unseen(app, quiet_progress, [ctx.shared["form_snapshot"], role, *ctx.shared["unseen"]])
     return app

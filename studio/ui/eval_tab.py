@@ -99,8 +99,9 @@ def folder_view(folder: Path | None, lang: str, shown: int | None = None) -> lis
 
 
 def on_refresh(ctx: UIContext, lang_choice: str = "English"):
-    """The run picker's choices now: the runs that can answer."""
-    return gr.update(choices=chattable_runs(ctx, lang_code(lang_choice)))
+    """The run picker's choices now (the runs that can answer), twice: for the picker and as the choices sent."""
+    choices = chattable_runs(ctx, lang_code(lang_choice))
+    return gr.update(choices=choices), choices
 
 
 def on_pick(ctx: UIContext, run_id: str | None, lang_choice: str):
@@ -108,6 +109,19 @@ def on_pick(ctx: UIContext, run_id: str | None, lang_choice: str):
     run_dir = ctx.workspace.runs_dir / run_id if run_id else None
     folder = job.latest_eval(run_dir) if run_dir is not None and run_dir.is_dir() else None
     return folder, *folder_view(folder, lang_code(lang_choice))
+
+
+def on_visit(ctx: UIContext, run_id: str | None, lang_choice: str, offered: list | None, watched: Path | None) -> list:
+    """On the tab's selection, in one answer: the run list as it is now and the choices sent (the list only when
+    it changed since `offered`), then the picked run's latest evaluation and its view (nothing when the run has
+    none and none is shown). Every output sent costs the page a redraw, and a first visit draws the tab anyway."""
+    lang = lang_code(lang_choice)
+    choices = chattable_runs(ctx, lang)
+    listed = [gr.skip(), gr.skip()] if choices == offered else [gr.update(choices=choices), choices]
+    folder, *view = on_pick(ctx, run_id, lang_choice)
+    if folder is None and watched is None:
+        return [*listed, *[gr.skip()] * (1 + VIEW_PARTS)]
+    return [*listed, folder, *view]
 
 
 def on_data_default(ctx: UIContext, run_id: str | None):
@@ -170,13 +184,14 @@ def on_tick(folder: Path | None, rows_shown: int, lang_choice: str):
 
 
 def create_eval_tab(ctx: UIContext) -> dict:
-    """Build the Evaluate tab; returns its run picker, the handler that refreshes the run list, and `show` (handler,
-    inputs, outputs) that shows the picked run's latest evaluation (the picker starts on the newest run, so
+    """Build the Evaluate tab; returns its run picker and `visit`, the event keywords for the tab's selection: the run
+    list brought up to date and the picked run's latest evaluation shown (the picker starts on the newest run, so
     opening the tab must show it: no change event comes)."""
     L = ctx.localizer
     L.add(gr.Markdown(t("eval.intro")), "eval.intro")
+    listed = chattable_runs(ctx)
     with gr.Row():
-        run = L.add(gr.Dropdown(choices=chattable_runs(ctx), label=t("eval.run"), scale=4, elem_id="eval-run"), "eval.run")
+        run = L.add(gr.Dropdown(choices=listed, label=t("eval.run"), scale=4, elem_id="eval-run"), "eval.run")
         refresh = L.add(gr.Button(t("eval.refresh"), scale=1), "eval.refresh")
     with gr.Row():
         choice = L.add(gr.Radio(choices=data_choices(), value="validation", label=t("eval.data"), scale=3, elem_id="eval-data"), "eval.data",
@@ -200,13 +215,12 @@ def create_eval_tab(ctx: UIContext) -> dict:
     downloads = L.add(gr.File(label=t("eval.downloads"), file_count="multiple", interactive=False, visible=False,
                               elem_id="eval-downloads"), "eval.downloads")
     watching = gr.State(None)  # the evaluation folder shown (server side)
+    offered = gr.State(listed)  # the run picker's choices as last sent
     shown = gr.State(0)  # how many of its rows the table shows
     timer = gr.Timer(POLL_SECONDS, active=False)
     view_outputs = [progress, scores, results, downloads, timer, shown, cancel]
-    refreshed, picked = bind(on_refresh, ctx), bind(on_pick, ctx)
-
-    refresh.click(refreshed, [ctx.language], [run])
-    run.change(picked, [run, ctx.language], [watching, *view_outputs])
+    refresh.click(bind(on_refresh, ctx), [ctx.language], [run, offered])
+    run.change(bind(on_pick, ctx), [run, ctx.language], [watching, *view_outputs])
     run.input(bind(on_data_default, ctx), [run], [choice])
     choice.change(on_choice, [choice], [file_row])
     upload.upload(bind(on_upload, ctx), [upload, ctx.language], [data_ref, message])
@@ -215,4 +229,6 @@ def create_eval_tab(ctx: UIContext) -> dict:
     cancel.click(bind(on_cancel, ctx), [watching, ctx.language], [message], api_name="eval_cancel")
     timer.tick(on_tick, [watching, shown, ctx.language], view_outputs, show_progress="hidden", api_visibility="private")
     # on the tab's selection, which a viewer's page fires too
-    return {"run": run, "on_refresh": operator_view(ctx, refreshed), "show": (operator_view(ctx, picked), [run, ctx.language], [watching, *view_outputs])}
+    visit = {"fn": operator_view(ctx, bind(on_visit, ctx)), "inputs": [run, ctx.language, offered, watching],
+             "outputs": [run, offered, watching, *view_outputs], "show_progress": "hidden"}
+    return {"run": run, "visit": visit}
