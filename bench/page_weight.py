@@ -1,10 +1,12 @@
 """How much the studio's page costs the browser: Chromium main-thread busy time, idle and per tab switch.
 
-Run: python bench/page_weight.py [--idle-s 20] [--llamaboard PATH/TO/llamafactory-cli]   → bench/results/page_weight.json
+Run: python bench/page_weight.py [--idle-s 20] [--pages 3] [--llamaboard PATH/TO/llamafactory-cli]   → bench/results/page_weight.json
 
 For each tab: the busy seconds of switching to it (2 s after the click) and the busy fraction of the main
 thread while the tab sits idle for --idle-s seconds, from Chrome's own `Performance.getMetrics` (TaskDuration:
-script, style, layout and paint together). Measured twice: with no run watched, and while the page watches a
+script, style, layout and paint together). A page shows its first tab as it opens, so the other tabs are visited
+first (each one's first visit, when its components are made) and the first tab last (a return to it); each
+switch is the median of --pages fresh pages, the idle fractions come from the first of them. Measured twice: with no run watched, and while the page watches a
 live demo run (`python -m studio train --detach`). Targets: idle ≤ 3% of a core (≤ 10% while watching a run),
 every switch ≤ 0.3 s. With no run watched, the Train form's controls are measured too (typing a value,
 switching the method both ways, Preview): the busy seconds of the 2 s after each, target ≤ 0.3 s. Headless
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,18 +45,18 @@ def busy_seconds(cdp) -> float:
 
 
 def measure_tabs(page, cdp, idle_s: float, tabs: list[str]) -> list[dict]:
-    """Switch to each tab in turn: its switch cost and its idle busy fraction."""
+    """Switch to each tab in turn: its switch cost and, unless `idle_s` is 0, its idle busy fraction."""
     rows = []
     for tab in tabs:
         before = busy_seconds(cdp)
         page.get_by_role("tab", name=tab).click()
         time.sleep(2.0)
-        switch = busy_seconds(cdp) - before
-        before, started = busy_seconds(cdp), time.monotonic()
-        time.sleep(idle_s)
-        idle = (busy_seconds(cdp) - before) / (time.monotonic() - started)
-        rows.append({"tab": tab, "switch_busy_s": round(switch, 3), "idle_busy_fraction": round(idle, 4)})
-        print(f"  {tab:16s} switch {switch:6.2f} s   idle {idle:6.1%}", flush=True)
+        row = {"tab": tab, "switch_busy_s": round(busy_seconds(cdp) - before, 3)}
+        if idle_s:
+            before, started = busy_seconds(cdp), time.monotonic()
+            time.sleep(idle_s)
+            row["idle_busy_fraction"] = round((busy_seconds(cdp) - before) / (time.monotonic() - started), 4)
+        rows.append(row)
     return rows
 
 
@@ -81,27 +84,39 @@ def measure_controls(page, cdp) -> list[dict]:
     return rows
 
 
-def measure(url: str, idle_s: float, ready: str = "#data-preview", tabs: list[str] | None = None,
+def measure(url: str, idle_s: float, pages: int, ready: str = "#data-preview", tabs: list[str] | None = None,
             controls: bool = False) -> list[dict] | tuple[list[dict], list[dict]]:
-    """Open the page in a fresh headless Chromium (once `ready` shows) and measure each of `tabs` (all the page's
-    top-level tabs when None); with `controls`, then the Train form's CONTROLS, returning both lists."""
+    """Open the page `pages` times in a fresh headless Chromium tab (once `ready` shows) and switch to each of
+    `tabs` (all the page's top-level tabs when None), the first one last: each switch's median busy seconds, and
+    the idle fractions of the first page. With `controls`, then the Train form's CONTROLS, returning both lists."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            cdp = page.context.new_cdp_session(page)
-            cdp.send("Performance.enable")
-            page.goto(url)
-            page.wait_for_selector(ready)
-            time.sleep(3.0)  # the page's own load events settle
-            if tabs is None:
-                tabs = [name.strip() for name in page.get_by_role("tab").all_inner_texts() if name.strip()]
-            rows = measure_tabs(page, cdp, idle_s, tabs)
-            return (rows, measure_controls(page, cdp)) if controls else rows
+            runs, measured_controls = [], None
+            for number in range(pages):
+                page = browser.new_page(viewport={"width": 1280, "height": 1000})
+                cdp = page.context.new_cdp_session(page)
+                cdp.send("Performance.enable")
+                page.goto(url)
+                page.wait_for_selector(ready)
+                time.sleep(3.0)  # the page's own load events settle
+                if tabs is None:
+                    tabs = [name.strip() for name in page.get_by_role("tab").all_inner_texts() if name.strip()]
+                runs.append(measure_tabs(page, cdp, idle_s if number == 0 else 0, [*tabs[1:], tabs[0]]))
+                if controls and number == 0:
+                    measured_controls = measure_controls(page, cdp)
+                page.close()
         finally:
             browser.close()
+    rows = []
+    for index, first in enumerate(runs[0]):
+        switches = [run[index]["switch_busy_s"] for run in runs]
+        rows.append({**first, "switch_busy_s": round(statistics.median(switches), 3), "switch_busy_s_each": switches})
+        print(f"  {first['tab']:20s} switch {rows[-1]['switch_busy_s']:6.3f} s (median of {len(switches)})   "
+              f"idle {first['idle_busy_fraction']:6.1%}", flush=True)
+    return (rows, measured_controls) if controls else rows
 
 
 def summarise(rows: list[dict], idle_target: float) -> dict:
@@ -110,7 +125,7 @@ def summarise(rows: list[dict], idle_target: float) -> dict:
             "idle_target": idle_target, "switch_target_s": TARGET_SWITCH_S}
 
 
-def measure_llamaboard(cli: str, idle_s: float) -> dict:
+def measure_llamaboard(cli: str, idle_s: float, pages: int) -> dict:
     """LLaMA-Factory's web UI started from `cli` on a free port, measured like the studio with no run watched."""
     import urllib.request
 
@@ -135,7 +150,7 @@ def measure_llamaboard(cli: str, idle_s: float) -> dict:
                 time.sleep(0.5)
         version = subprocess.run([cli, "version"], cwd=home, capture_output=True, text=True, timeout=120).stdout
         found = [line for line in version.splitlines() if "LLaMA Factory" in line or "Version" in line]
-        rows = measure(url, idle_s, ready="button[role=tab]")
+        rows = measure(url, idle_s, pages, ready="button[role=tab]")
     finally:
         stop_studio(server)
         log.close()
@@ -158,18 +173,19 @@ def torchaudio_stand_in(python: Path) -> str | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--idle-s", type=float, default=20.0, help="seconds each tab sits idle (default 20)")
+    parser.add_argument("--pages", type=int, default=3, help="fresh pages whose switches give each median (default 3)")
     parser.add_argument("--llamaboard", help="path to llamafactory-cli, to measure LLaMA-Factory's web UI in the same run")
     args = parser.parse_args()
-    result = {"command": "python bench/page_weight.py", "machine": f"{platform.machine()}, {platform.python_version()}",
+    result = {"command": "python bench/page_weight.py" + (f" --llamaboard {args.llamaboard}" if args.llamaboard else ""), "machine": f"{platform.machine()}, {platform.python_version()}",
               "measured": "Chromium Performance.getMetrics TaskDuration (main thread), headless"}
     if args.llamaboard:  # first: a venv that cannot start it fails the run at once, not after the studio's minutes
         print("LlamaBoard, no run watched:", flush=True)
-        llamaboard = measure_llamaboard(args.llamaboard, args.idle_s)
+        llamaboard = measure_llamaboard(args.llamaboard, args.idle_s, args.pages)
     workspace = Path(tempfile.mkdtemp(prefix="page-weight-"))
     server, url = start_studio(workspace)
     try:
         print("no run watched:", flush=True)
-        rows, controls = measure(url, args.idle_s, tabs=TABS, controls=True)
+        rows, controls = measure(url, args.idle_s, args.pages, tabs=TABS, controls=True)
         result["no_run"] = summarise(rows, TARGET_IDLE)
         result["train_controls"] = {"controls": controls, "max_busy_s": max(r["busy_s"] for r in controls), "target_s": TARGET_SWITCH_S}
         run = subprocess.run([sys.executable, "-m", "studio", "--workspace", str(workspace), "train", "--detach",
@@ -179,7 +195,7 @@ def main() -> int:
             raise SystemExit(f"could not start the demo run:\n{run.stdout}\n{run.stderr}")
         time.sleep(20.0)  # the worker loads and starts training; the page attaches to the running run on load
         print("watching a live demo run:", flush=True)
-        result["live_run"] = summarise(measure(url, args.idle_s, tabs=TABS), TARGET_IDLE_WATCHING)
+        result["live_run"] = summarise(measure(url, args.idle_s, args.pages, tabs=TABS), TARGET_IDLE_WATCHING)
         subprocess.run([sys.executable, "-m", "studio", "--workspace", str(workspace), "runs", "stop", "weight", "--kill"],
                        cwd=ROOT, capture_output=True, timeout=120)
     finally:
