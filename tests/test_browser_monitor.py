@@ -160,12 +160,14 @@ def test_restarted_studio_shows_the_run_still_running_then_completed(tmp_path, t
         page = context.new_page()
         open_tab(page, url, "3 · Train")
         run_id = start_run(page, "survivor", 60, probe_steps="0", save_steps="0")
-        page.wait_for_selector("#loss-chart .chart-line", timeout=120_000)
-        steps_seen = progress_of(page)["step"]
-        page.close()
-        # Pause the worker so that it is sure to be mid-run while the studio is down (it keeps its state).
+        # Pause the worker a few steps in, so that it is sure to be mid-run while the studio is down (it keeps its
+        # state). The 60 steps take about 15 s here: waiting for more (the loss chart is drawn every 5 s) can outlast them.
+        page.wait_for_function("Number(document.querySelector('#run-progress')?.dataset.step) >= 3", timeout=120_000)
         frozen = worker_pid(workspace.runs_dir / run_id)
         os.kill(frozen, signal.SIGSTOP)
+        steps_seen = progress_of(page)["step"]
+        page.close()
+        assert json.loads((workspace.runs_dir / run_id / "status.json").read_text())["state"] == "running"
         stop_studio(server)
 
         server, url = start_studio(workspace.root, port=port)  # same workspace, same address

@@ -166,7 +166,7 @@ def test_save_then_load_restores_every_value(page, tmp_path):
     saved = tmp_path / "saved.yaml"
     download.value.save_as(saved)
     text = saved.read_text(encoding="utf-8")
-    assert "freeze_trainable_layers: 3" in text and "dpo_beta: 0.3" in text
+    assert "freeze_trainable_layers: 3" in text and "dpo_beta: 0.3" in text and "Where is Amberlee?" in text
 
     page.reload()  # every control back to its default
     page.get_by_role("tab", name="3 · Train").click()
@@ -182,8 +182,11 @@ def test_save_then_load_restores_every_value(page, tmp_path):
     assert page.input_value("#train-dpo_beta input") == "0.3"
     assert page.input_value("#train-run_name input, #train-run_name textarea") == "saved run"
     open_group(page, "#train-more", PROBES)  # the folded group's boxes are drawn when it opens: wait for the value to arrive
-    page.wait_for_function("document.querySelector('#train-probe_prompts textarea')?.value === 'Where is Amberlee?\\nWhat is 2+2?'",
-                           timeout=30_000)
+    try:
+        page.wait_for_function("document.querySelector('#train-probe_prompts textarea')?.value === 'Where is Amberlee?\\nWhat is 2+2?'",
+                               timeout=30_000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"the probe prompts show {page.input_value(PROBES)!r} after the Load; the YAML loaded:\n{text}") from None
     assert page.input_value("#train-probe_prompts textarea") == "Where is Amberlee?\nWhat is 2+2?"
 
     # what the controls hold now is exactly the file that was saved (the reload removed the first link)
