@@ -21,6 +21,7 @@ from studio.chat_streaming import (
     piece_streamer,
     stop_when_set,
 )
+from studio.hardware import torch_device
 from studio.hf_import import import_transformers
 from studio.models.catalog import resolve_model
 from studio.workspace import (
@@ -281,12 +282,6 @@ class ChatModel:
                 for row in output[:, inputs["input_ids"].shape[1]:]]
 
 
-def _device():
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def checkpoint_names(run_dir: Path) -> list[str]:
     """The run's saved checkpoints that can be chatted with (checkpoint-N folders holding weights), oldest first."""
     return [path.name for path in checkpoint_folders(run_dir, holding=("adapter_config.json", "config.json"))]
@@ -346,7 +341,7 @@ def load_run(workspace: Workspace, run: str, base: bool = False, checkpoint: str
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, trained, adapter_name=run_dir.name)
-    model.to(_device()).eval()
+    model.to(torch_device()).eval()
     return ChatModel(model, tokenizer, base_source=source, plain_base=base or is_adapter)
 
 
@@ -376,6 +371,6 @@ def load_model(workspace: Workspace, model: str) -> ChatModel:
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"{model} has no chat template (a base model that continues text): fine-tune it with a chat "
                          "template first, or chat with an instruct model")
-    loaded = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32 if _device() == "cpu" else "auto")
-    loaded.to(_device()).eval()
+    loaded = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32 if torch_device() == "cpu" else "auto")
+    loaded.to(torch_device()).eval()
     return ChatModel(loaded, tokenizer, base_source=source, plain_base=True)

@@ -129,6 +129,13 @@ def detect_gpus(nvml: Any = None) -> list[GPU]:
     return gpus
 
 
+def torch_device() -> str:
+    """The device models load on in this process: "cuda" when torch sees a GPU, else "cpu"."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def cuda_gpus() -> list[GPU]:
     """The GPUs training can use, as detect_gpus gives them; where NVML cannot be read, what torch reports."""
     if nvml_ready():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studio import run_folder
+from studio.hardware import torch_device
 from studio.hf_import import import_transformers
 from studio.models.catalog import resolve_model
 from studio.workspace import REWARD_MODEL_DIR, PathError, Workspace
@@ -39,7 +40,6 @@ def is_reward_run(run_dir) -> bool:
 def load_reward_model(workspace: Workspace, run: str) -> RewardModel:
     """Load run `run`'s reward model (base model + adapter with its score head, or the whole saved model).
     PathError when the run has no reward model."""
-    import torch
     import_transformers()
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -67,5 +67,5 @@ def load_reward_model(workspace: Workspace, run: str) -> RewardModel:
     else:
         model = AutoModelForSequenceClassification.from_pretrained(saved, trust_remote_code=remote)
     model.config.pad_token_id = tokenizer.pad_token_id  # the head reads the score at the last non-pad token
-    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+    model.to(torch_device()).eval()
     return RewardModel(model, tokenizer)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from studio import config as cfg
+from studio import hardware
 from studio.data.loading import DataError, LoadedDataset
 from studio.train import grpo
 from studio.train.stage_parts import chat_messages, stage_args, stage_of
@@ -207,7 +208,7 @@ def load_reward_model(run_dir: Path, source: str, config: cfg.RunConfig):
     from studio.train.status import update_status
     from studio.train.log import log
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = hardware.torch_device()
     update_status(run_dir, phase="loading the model")
     with Progress(run_dir, "load", f"Loading {config.model.model} with a reward head", total=None, unit="B"):
         torch.manual_seed(config.train.seed)

@@ -130,11 +130,9 @@ def _build_datasets(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, 
 
 def _load_model(run_dir: Path, source: str, config: cfg.RunConfig):
     """(the model loaded as the method and efficiency options say, its Precision); freeze tuning applied."""
-    import torch
-
     from studio.train import methods
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = hardware.torch_device()
     update_status(run_dir, phase="loading the model")
     with Progress(run_dir, "load", f"Loading {config.model.model}", total=None, unit="B"):
         model, precision = methods.load_model(source, config, device, log)
@@ -248,7 +246,7 @@ def train(workspace: Workspace, run_dir: Path, config: cfg.RunConfig, stop: thre
     tokenizer, *data = _tokenizer_and_data(workspace, run_dir, config, source, stage)
     train_dataset, eval_dataset, _train_rows, _val_rows = data
     model, _ = (stages.load_reward_model if stage == "rm" else _load_model)(run_dir, source, config)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = hardware.torch_device()
     precision = methods.choose_precision(config, device)
     log(f"loaded {sum(p.numel() for p in model.parameters()):,} parameters on {device}")
     if stop.is_set() and distributed.world_size() == 1:  # several ranks stop together, at a step (StopCallback)
