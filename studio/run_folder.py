@@ -109,6 +109,10 @@ def run_status(run_dir: Path) -> dict[str, Any]:
     queued_at = float(status.get("queued_at") or status.get("created") or 0)
     fresh = (time.time() - queued_at < 10 or status.get("awaiting_machines")) and not status.get("pid")
     if not fresh and not worker_alive(status):
+        # it may have ended between the two reads: a worker records its outcome before it exits
+        ended = read_status(run_dir)
+        if ended.get("state") in FINAL_STATES:
+            return ended
         if (run_dir / KILLED_FILE).exists():
             return record_killed(run_dir)
         child = started_workers.get(int(status.get("pid") or 0))

@@ -223,6 +223,25 @@ def test_an_evaluation_is_over_once_it_says_so_though_its_process_still_holds_th
     assert job.active_eval(run_dir) is None and job.read_progress(folder)["state"] == "cancelled"
 
 
+def test_an_evaluation_that_ends_while_its_progress_is_read_reads_as_it_ended(tmp_path, monkeypatch):
+    run_dir = tmp_path / "runs" / "20260101-000000-demo-abcd"
+    folder = run_dir / job.EVAL_DIR / "20260101-000100"
+    folder.mkdir(parents=True)
+    lock_file = run_dir / job.EVAL_DIR / job.LOCK_FILE
+    lock_file.write_text(json.dumps({"pid": os.getpid(), "pid_started": this_process_started(), "eval_dir": folder.name}),
+                         encoding="utf-8")
+    (folder / job.PROGRESS_FILE).write_text(json.dumps({"state": "running", "done": 3, "total": 10}), encoding="utf-8")
+    still_running = job.active_eval
+
+    def ending_meanwhile(path):  # the evaluation writes its final state, then releases its lock, between the reads
+        (folder / job.PROGRESS_FILE).write_text(json.dumps({"state": "cancelled", "done": 3, "total": 10}), encoding="utf-8")
+        lock_file.unlink()
+        return still_running(path)
+
+    monkeypatch.setattr(job, "active_eval", ending_meanwhile)
+    assert job.read_progress(folder)["state"] == "cancelled"  # not "failed: the studio stopped"
+
+
 def test_a_lock_left_by_an_ended_process_whose_pid_came_back_is_not_an_evaluation_going_on(tmp_path):
     run_dir = tmp_path / "runs" / "20260101-000000-demo-abcd"
     folder = run_dir / job.EVAL_DIR / "20260101-000100"

@@ -87,6 +87,24 @@ def test_reattach_does_not_mistake_a_reused_pid_for_the_worker(workspace):
     assert status["state"] == "failed" and "gone" in status["error"]
 
 
+def test_a_worker_that_finishes_while_its_status_is_read_is_not_called_gone(workspace, monkeypatch):
+    run_dir = jobs.create_run(workspace, long_config("just-done"))
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    update_status(run_dir, state="running", pid=worker.pid, pid_started=psutil.Process(worker.pid).create_time())
+    alive = run_folder.worker_alive
+
+    def finishing_meanwhile(status):  # the worker records its outcome and exits between the two reads
+        update_status(run_dir, state="completed", phase="finished")
+        worker.kill()
+        worker.wait()
+        return alive(status)
+
+    monkeypatch.setattr(run_folder, "worker_alive", finishing_meanwhile)
+    assert run_folder.run_status(run_dir)["state"] == "completed"
+    monkeypatch.undo()
+    assert run_folder.run_status(run_dir)["state"] == "completed"  # and so it stays written
+
+
 def test_reattach_keeps_a_live_worker_running(workspace):
     run_dir = jobs.create_run(workspace, long_config("alive"))
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

@@ -99,8 +99,11 @@ def read_progress(eval_dir: Path) -> dict[str, Any]:
     studio was stopped mid-way) reads as failed, saying so."""
     progress = read_json(eval_dir / PROGRESS_FILE) or {}
     if progress and progress.get("state") not in FINISHED and active_eval(eval_dir.parent.parent) != eval_dir:
-        progress.update(state="failed", error="the studio or command running this evaluation stopped before it finished; "
-                                              "start it again")
+        # it may have ended between the two reads: the final state is written before the lock is released
+        progress = read_json(eval_dir / PROGRESS_FILE) or progress
+        if progress.get("state") not in FINISHED:
+            progress.update(state="failed", error="the studio or command running this evaluation stopped before it "
+                                                  "finished; start it again")
     return progress
 
 
