@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 
 from studio.hardware import cuda_handles, nvml_ready
-from studio.workspace import SYSTEM_FILE
+from studio.workspace import SYSTEM_FILE, this_process_started
 from studio.workspace import append_jsonl
 
 INTERVAL_S = 2.0
@@ -60,7 +60,7 @@ def sample(started: float | None = None) -> dict[str, Any]:
     cpu_percent is the whole machine's use since the previous call (0.0 on the very first call)."""
     now = time.time()
     if started is None:
-        started = psutil.Process().create_time()
+        started = this_process_started()
     memory = psutil.virtual_memory()
     return {
         "time": round(now, 3),
@@ -78,7 +78,7 @@ class SystemSampler:
     def __init__(self, run_dir: Path, interval: float = INTERVAL_S):
         self.path = run_dir / SYSTEM_FILE
         self.interval = interval
-        self.started = psutil.Process().create_time()
+        self.started = this_process_started()
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="system-sampler", daemon=True)
 

@@ -7,11 +7,11 @@ itself (studio.ui.context.refuse_viewer)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import gradio as gr
 
-from studio.ui.chat_tab import create_chat_tab
+from studio.ui.chat_tab import chattable_runs, create_chat_tab
 from studio.ui.compare_tab import create_compare_tab
 from studio.ui.context import UIContext, bind, for_viewers
 from studio.ui.data_tab import create_data_tab
@@ -82,10 +82,9 @@ def remember_language(choice: str):
     return choice
 
 
-def on_chat_with_run(refresh_chat_runs: Callable, run_id: str, lang_choice: str):
-    """The Chat tab's run picker with the runs that can answer, on `run_id` (`refresh_chat_runs`: the Chat tab's
-    handler that gives its picker's choices)."""
-    return gr.update(choices=refresh_chat_runs(lang_choice)["choices"], value=run_id)
+def on_chat_with_run(ctx: UIContext, run_id: str, lang_choice: str):
+    """The Chat tab's run picker with the runs that can answer, on `run_id`."""
+    return gr.update(choices=chattable_runs(ctx, lang_code(lang_choice)), value=run_id)
 
 
 @for_viewers
@@ -163,7 +162,7 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         wire_estimate_panel(ctx, model["estimate"])  # the estimate reads the Train tab's controls; fixes write to them
 
         # One click from a finished run to chatting with it.
-        chat_with_run = bind(on_chat_with_run, chat["on_refresh"])
+        chat_with_run = bind(on_chat_with_run, ctx)
         train["chat_button"].click(chat_with_run, [train["watched"], ctx.language], [chat["run"]]).then(
             **open_tab(tabs, "chat")).then(
             chat["on_load"], [chat["run"], chat["base"], ctx.language], [chat["status"], chat["chatbot"], chat["system"]]

@@ -68,6 +68,13 @@ def viewer_may_call(handler) -> bool:
     return getattr(handler, "for_viewers", False) is True
 
 
+def named_after(wrapper, handler) -> None:
+    """Give `wrapper` the name, module and docstring of the `handler` it calls: Gradio names the API endpoint
+    after the function, and README's viewer table lists handlers by module and name."""
+    wrapper.__name__, wrapper.__qualname__, wrapper.__module__, wrapper.__doc__ = (
+        handler.__name__, handler.__qualname__, handler.__module__, handler.__doc__)
+
+
 def bind(handler, *leading):
     """`handler`, a module-level function, with its first `len(leading)` arguments given (the UIContext, a tab's
     components): a plain function that Gradio reads as it reads `handler`: the same name and module (the API
@@ -99,8 +106,7 @@ def bind(handler, *leading):
     # resolved here, in the handler's module: Gradio reads the types to fill a gr.Request parameter
     kept = {parameter.name for parameter in parameters} | {"return"}
     bound.__annotations__ = {name: hint for name, hint in typing.get_type_hints(handler).items() if name in kept}
-    bound.__name__, bound.__qualname__, bound.__module__, bound.__doc__ = (
-        handler.__name__, handler.__qualname__, handler.__module__, handler.__doc__)
+    named_after(bound, handler)
     if viewer_may_call(handler):
         for_viewers(bound)
     return bound
@@ -131,9 +137,7 @@ def operator_view(ctx: UIContext, handler):
     def for_operator(request: gr.Request, *values):  # the request first: Gradio fills only positional ones
         return gr.skip() if ctx.is_viewer(request) else handler(*values)
 
-    # Gradio names the endpoint after the function; the README lists it by module and name
-    for_operator.__name__ = for_operator.__qualname__ = handler.__name__
-    for_operator.__module__ = handler.__module__
+    named_after(for_operator, handler)
     for_operator.operator_view = True
     return for_viewers(for_operator)
 
