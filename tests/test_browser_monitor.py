@@ -65,10 +65,12 @@ def what_the_page_shows(page, workspace: Path, run_id: str) -> str:
     status and the studio's log (its end)."""
     progress = page.locator("#run-progress")
     status = workspace / "runs" / run_id / "status.json"
+    train_log = workspace / "runs" / run_id / "train.log"
     log = (workspace / "app.log").read_text(encoding="utf-8", errors="replace") if (workspace / "app.log").is_file() else ""
     return (f"message: {page.inner_text('#train-message')!r}\n"
             f"progress: {progress.first.evaluate('(el) => el.outerHTML')[:400] if progress.count() else 'none'}\n"
             f"status.json: {status.read_text(encoding='utf-8') if status.is_file() else 'none'}\n"
+            f"train.log (end):\n{train_log.read_text(encoding='utf-8', errors='replace')[-2000:] if train_log.is_file() else 'none'}\n"
             f"app.log (end):\n{log[-3000:]}")
 
 
@@ -122,7 +124,18 @@ def test_reloaded_page_shows_the_same_run_and_it_goes_on(studio, page):
     url, workspace = studio
     open_tab(page, url, "3 · Train")
     run_id = start_run(page, "reload me", 100_000, probe_steps="0", save_steps="0")
-    page.wait_for_selector("#loss-chart .chart-line", timeout=120_000)
+    try:
+        _reload_and_watch(page, workspace, run_id)
+    finally:  # a run left training would be the live run of the next test's page
+        _kill_leftover_workers(workspace)
+
+
+def _reload_and_watch(page, workspace, run_id: str) -> None:
+    """The live view of `run_id` as it trains, folded settings, a reload that shows the whole curve, then Stop."""
+    try:
+        page.wait_for_selector("#loss-chart .chart-line", timeout=120_000)
+    except PlaywrightTimeout:
+        raise AssertionError(what_the_page_shows(page, workspace.root, run_id)) from None
     page.wait_for_function("Number(document.querySelector('#run-progress')?.dataset.step) >= 3", timeout=120_000)
     before = progress_of(page)
     # while the run trains its live view comes first: the settings fold away behind a toggle
