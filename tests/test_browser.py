@@ -122,8 +122,8 @@ UI_TEXT_JS = r"""() => {
   while (walker.nextNode()) {
     const element = walker.currentNode.parentElement;
     if (!element || element.closest(skip)) continue;
-    const box = element.getBoundingClientRect();
-    if ((box.width || box.height) && getComputedStyle(element).visibility !== 'hidden') texts.push(walker.currentNode.textContent.trim());
+    // a tab not shown keeps its layout out of sight (content-visibility), so its boxes are not empty: ask the browser
+    if (element.checkVisibility({visibilityProperty: true})) texts.push(walker.currentNode.textContent.trim());
   }
   return texts.filter(Boolean);
 }"""

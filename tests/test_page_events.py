@@ -135,30 +135,68 @@ def test_every_handler_is_a_named_module_level_function(app):
         assert callable(getattr(sys.modules[handler.__module__], handler.__name__, None)), f"{where} is not in its module"
 
 
-def test_a_visit_to_evaluate_sends_only_what_changed(tmp_path):
-    """Opening the Evaluate tab brings its run list up to date and shows the picked run's latest evaluation, but
-    sends nothing the page already shows: each output sent is redrawn, and a first visit draws the tab anyway."""
+def test_a_visit_to_evaluate_brings_its_runs_and_the_picked_runs_latest_evaluation(tmp_path):
+    """The Evaluate tab's refresh (as a page opens and at a visit that finds something new): the run list as it
+    is now and the picked run's latest evaluation; the fingerprint a visit compares changes with either."""
     from studio import config as cfg
     from studio.eval import job
     from studio.ui import eval_tab
     from studio.ui.context import UIContext
+    from studio.ui.visits import fingerprint
 
     ctx = UIContext(Workspace(tmp_path / "ws"))
-    skip = gr.skip()
-    assert eval_tab.on_visit(ctx, None, "English", [], None) == [skip] * (3 + eval_tab.VIEW_PARTS)
+    empty = eval_tab.on_visit(ctx, None, "English")
+    assert empty[0]["choices"] == [] and empty[1] is None  # no run, no evaluation
 
     run_dir = ctx.workspace.runs_dir / "20260101-000000-demo-abcd"
     (run_dir / "adapter").mkdir(parents=True)  # a run with weights: one Evaluate can answer with
     (run_dir / "config.yaml").write_text(cfg.to_yaml(ctx.initial), encoding="utf-8")
-    listed, offered, folder, *view = eval_tab.on_visit(ctx, None, "English", [], None)
-    assert [run_id for _label, run_id in offered] == [run_dir.name] and listed["choices"] == offered
-    assert [folder, *view] == [skip] * (1 + eval_tab.VIEW_PARTS)  # no evaluation yet, and none shown
-
-    again = eval_tab.on_visit(ctx, run_dir.name, "English", offered, None)
-    assert again[:2] == [skip, skip]  # the list as sent last time
+    listed = eval_tab.on_visit(ctx, run_dir.name, "English")
+    assert [run_id for _label, run_id in listed[0]["choices"]] == [run_dir.name] and listed[1] is None
+    assert fingerprint(listed) != fingerprint(empty)
+    assert fingerprint(eval_tab.on_visit(ctx, run_dir.name, "English")) == fingerprint(listed)  # nothing new
 
     finished = run_dir / job.EVAL_DIR / "20260101-000100"
     finished.mkdir(parents=True)
     (finished / job.PROGRESS_FILE).write_text('{"state": "completed", "done": 2, "total": 2}', encoding="utf-8")
-    _listed, _offered, folder, progress, *_rest = eval_tab.on_visit(ctx, run_dir.name, "English", offered, None)
+    evaluated = eval_tab.on_visit(ctx, run_dir.name, "English")
+    _list, folder, progress, *_rest = evaluated
     assert folder == finished and "data-state='completed'" in progress
+    assert fingerprint(evaluated) != fingerprint(listed)
+
+
+def test_a_fingerprint_tells_apart_whatever_the_page_would_show_differently():
+    """Two answers a page would show differently never share a fingerprint (a visit would then keep stale data);
+    the same answer always has the same one (else every visit would send an event)."""
+    import pandas as pd
+
+    from studio.ui.visits import fingerprint
+
+    table = pd.DataFrame({"run": ["a", "b"], "loss": [1.5, 0.25]})
+    answer = [gr.update(choices=[("a · running", "a")]), "folder", gr.Timer(active=False), table, gr.skip(), None]
+    assert fingerprint(answer) == fingerprint([gr.update(choices=[("a · running", "a")]), "folder",
+                                               gr.Timer(active=False), table.copy(), gr.skip(), None])
+    changed = [
+        [gr.update(choices=[("a · completed", "a")]), *answer[1:]],
+        [answer[0], "folder ", *answer[2:]],
+        [*answer[:2], gr.Timer(active=True), *answer[3:]],
+        [*answer[:3], pd.DataFrame({"run": ["a", "b"], "loss": [1.5, 0.26]}), *answer[4:]],
+        [*answer[:4], "", None],
+        [*answer[:5], float("nan")],
+    ]
+    assert len({fingerprint(answer), *map(fingerprint, changed)}) == 1 + len(changed)
+    unreadable = [object()]  # a value it cannot read exactly: never taken as unchanged
+    assert fingerprint(unreadable) != fingerprint(unreadable)
+
+
+def test_each_tab_visit_asks_for_a_fingerprint_and_sends_its_refresh_only_on_a_change(app):
+    """The tabs whose visit brings them up to date select through a js-only step (no server event of its own),
+    and each has a fingerprint endpoint outside the queue whose handler is the refresh's own."""
+    visits = [fn for fn in app.fns.values() if fn.fn is None and fn.js and "/run/" in fn.js and "_fingerprint" in fn.js]
+    names = sorted(fn.js.split("/run/")[1].split("`")[0] for fn in visits)
+    assert names == ["chat_runs_fingerprint", "compare_runs_fingerprint", "eval_runs_fingerprint",
+                     "export_runs_fingerprint", "runs_fingerprint"]
+    endpoints = {fn.api_name: fn for fn in app.fns.values() if fn.api_name in names}
+    assert sorted(endpoints) == names and not any(fn.queue for fn in endpoints.values())
+    for visit in visits:
+        assert [trigger for _block, trigger in visit.targets] == ["select"]

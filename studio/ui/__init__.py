@@ -22,6 +22,7 @@ from studio.ui.locales import LANGUAGES, lang_code, t
 from studio.ui.model_tab import create_model_tab
 from studio.ui.runs_tab import create_runs_tab
 from studio.ui.train_tab import create_train_tab
+from studio.ui.visits import TabRefresh, refresh_on_visit
 from studio.workspace import Workspace
 
 # Pass to launch(css=...): Gradio 6 takes page CSS there. The UI's HTML carries inline styles too.
@@ -29,6 +30,7 @@ CSS = """
 @keyframes studio-stripes { from { background-position: 0 0; } to { background-position: 34px 0; } }
 #train-log, #probes, #runs-probes { width: 100%; }
 .kept-out-of-sight { display: none !important; }
+.tabitem[style*="display: none"] { display: flex !important; content-visibility: hidden; height: 0; padding: 0 !important; margin: 0 !important; border: 0 !important; overflow: hidden; }
 .field-problem, .field-problem p { color: var(--error-text-color, #dc2626); font-size: var(--text-sm); margin: 0; }
 #train-settings-toggle { display: none; }
 .gradio-container:has(#run-progress:is([data-state=running], [data-state=queued])) #train-settings-toggle { display: flex; }
@@ -179,25 +181,24 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         hide_js = ("(role) => role === 'viewer' ? [...Array(%d).fill({__type__: 'update', visible: false}), "
                    "{__type__: 'update', selected: 'train'}] : []") % len(hidden_for_viewer)
 
-        runs_tab.select(*runs["visit"], show_progress="hidden").then(**runs["shown_for_selection"])
-        # the page's own refreshes show no progress: a progress target is looked up at every later status message
-        train["start"].click(*runs["visit"], show_progress="hidden")
-        train["start_anyway"].click(*runs["visit"], show_progress="hidden")
         app.load(bind(on_role, ctx, len(notes)), [ctx.language], [role, banner, *notes], show_progress="hidden").then(
             None, [role], [*hidden_for_viewer, tabs], js=hide_js)
         app.load(**train["collect_form"]).then(**train["page_load"]).then(**train["follow_run"])
         app.load(**train["sync_pickers"], api_name="module_picker_names")  # the model's layer names in the module pickers
         model["imported"].then(**train["sync_pickers"])  # and the imported model's
-        app.load(*runs["open"], show_progress="hidden")
-        # the run lists follow runs finished (or started from the command line) since the page opened
-        app.load(chat["on_refresh"], [ctx.language], [chat["run"]], show_progress="hidden")
-        chat_tab.select(chat["on_refresh"], [ctx.language], [chat["run"]], show_progress="hidden")
-        compare_tab.select(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]], show_progress="hidden")
-        app.load(**exporter["open"])  # the export and the served model survive a page reload
-        export_tab.select(**exporter["visit"])
-        app.load(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]], show_progress="hidden")
-        # runs finished since the page opened, then the picked run's latest evaluation (a running one is followed)
-        eval_tab.select(**evaluator["visit"])
+        # Each tab's visit brings it up to date (runs finished or started from the command line since the page
+        # opened, an export done, a served model) and costs the page no server event when nothing changed.
+        quiet = {"show_progress": "hidden"}
+        record_runs, runs_shown = refresh_on_visit(ctx, app, runs_tab, "runs", runs["visit"])
+        # the page's own refreshes show no progress: a progress target is looked up at every later status message
+        listed_at_start = record_runs(runs["visit"].handler)
+        for start in (train["start"], train["start_anyway"]):
+            start.click(listed_at_start, runs["visit"].inputs, [*runs["visit"].outputs, runs_shown], **quiet)
+        refresh_on_visit(ctx, app, chat_tab, "chat_runs", TabRefresh(chat["on_refresh"], [ctx.language], [chat["run"]], quiet))
+        refresh_on_visit(ctx, app, compare_tab, "compare_runs",
+                         TabRefresh(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]], quiet))
+        refresh_on_visit(ctx, app, eval_tab, "eval_runs", evaluator["visit"])
+        refresh_on_visit(ctx, app, export_tab, "export_runs", exporter["visit"])  # the export and the served model
     show_progress_on_first_output(app, quiet_progress)
     hoist_unseen(app, quiet_progress, [ctx.shared["form_snapshot"], role, *ctx.shared["unseen"]])
     return app

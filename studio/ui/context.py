@@ -100,16 +100,23 @@ def bind(handler, *leading):
     else:
         def bound(*args, **kwargs):
             return handler(*leading, *args, **kwargs)
+    return takes_like(bound, handler, given=len(leading))
+
+
+def takes_like(wrapper, handler, given: int = 0):
+    """`wrapper`, which calls `handler` with its first `given` arguments given, made to read to Gradio as `handler`
+    does: the same name and module, the remaining parameters with their types (a `gr.Request` parameter is
+    filled by Gradio) and the `for_viewers` mark. Returns `wrapper`."""
     signature = inspect.signature(handler)
-    parameters = list(signature.parameters.values())[len(leading):]
-    bound.__signature__ = signature.replace(parameters=parameters)
+    parameters = list(signature.parameters.values())[given:]
+    wrapper.__signature__ = signature.replace(parameters=parameters)
     # resolved here, in the handler's module: Gradio reads the types to fill a gr.Request parameter
     kept = {parameter.name for parameter in parameters} | {"return"}
-    bound.__annotations__ = {name: hint for name, hint in typing.get_type_hints(handler).items() if name in kept}
-    named_after(bound, handler)
+    wrapper.__annotations__ = {name: hint for name, hint in typing.get_type_hints(handler).items() if name in kept}
+    named_after(wrapper, handler)
     if viewer_may_call(handler):
-        for_viewers(bound)
-    return bound
+        for_viewers(wrapper)
+    return wrapper
 
 
 def in_turn(queue: str) -> dict[str, Any]:

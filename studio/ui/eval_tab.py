@@ -21,6 +21,7 @@ from studio.ui.chat_tab import chattable_runs
 from studio.ui.context import UIContext, bind, operator_view, refuse_viewer
 from studio.ui.export_panel import downloadable
 from studio.ui.locales import lang_code, t
+from studio.ui.visits import TabRefresh
 from studio.workspace import PathError
 
 POLL_SECONDS = 1.5
@@ -99,9 +100,8 @@ def folder_view(folder: Path | None, lang: str, shown: int | None = None) -> lis
 
 
 def on_refresh(ctx: UIContext, lang_choice: str = "English"):
-    """The run picker's choices now (the runs that can answer), twice: for the picker and as the choices sent."""
-    choices = chattable_runs(ctx, lang_code(lang_choice))
-    return gr.update(choices=choices), choices
+    """The run picker's choices now (the runs that can answer)."""
+    return gr.update(choices=chattable_runs(ctx, lang_code(lang_choice)))
 
 
 def on_pick(ctx: UIContext, run_id: str | None, lang_choice: str):
@@ -111,17 +111,10 @@ def on_pick(ctx: UIContext, run_id: str | None, lang_choice: str):
     return folder, *folder_view(folder, lang_code(lang_choice))
 
 
-def on_visit(ctx: UIContext, run_id: str | None, lang_choice: str, offered: list | None, watched: Path | None) -> list:
-    """On the tab's selection, in one answer: the run list as it is now and the choices sent (the list only when
-    it changed since `offered`), then the picked run's latest evaluation and its view (nothing when the run has
-    none and none is shown). Every output sent costs the page a redraw, and a first visit draws the tab anyway."""
-    lang = lang_code(lang_choice)
-    choices = chattable_runs(ctx, lang)
-    listed = [gr.skip(), gr.skip()] if choices == offered else [gr.update(choices=choices), choices]
-    folder, *view = on_pick(ctx, run_id, lang_choice)
-    if folder is None and watched is None:
-        return [*listed, *[gr.skip()] * (1 + VIEW_PARTS)]
-    return [*listed, folder, *view]
+def on_visit(ctx: UIContext, run_id: str | None, lang_choice: str) -> list:
+    """The tab brought up to date, as a page opens and on a visit that finds something new: the run list as it is
+    now, then the picked run's latest evaluation folder (None without one) and its view."""
+    return [on_refresh(ctx, lang_choice), *on_pick(ctx, run_id, lang_choice)]
 
 
 def on_data_default(ctx: UIContext, run_id: str | None):
@@ -184,9 +177,9 @@ def on_tick(folder: Path | None, rows_shown: int, lang_choice: str):
 
 
 def create_eval_tab(ctx: UIContext) -> dict:
-    """Build the Evaluate tab; returns its run picker and `visit`, the event keywords for the tab's selection: the run
-    list brought up to date and the picked run's latest evaluation shown (the picker starts on the newest run, so
-    opening the tab must show it: no change event comes)."""
+    """Build the Evaluate tab; returns its run picker and `visit`, what the page's opening and the tab's visits bring
+    up to date: the run list and the picked run's latest evaluation (the picker starts on the newest run, so the
+    page must show it: no change event comes)."""
     L = ctx.localizer
     L.add(gr.Markdown(t("eval.intro")), "eval.intro")
     listed = chattable_runs(ctx)
@@ -215,11 +208,10 @@ def create_eval_tab(ctx: UIContext) -> dict:
     downloads = L.add(gr.File(label=t("eval.downloads"), file_count="multiple", interactive=False, visible=False,
                               elem_id="eval-downloads"), "eval.downloads")
     watching = gr.State(None)  # the evaluation folder shown (server side)
-    offered = gr.State(listed)  # the run picker's choices as last sent
     shown = gr.State(0)  # how many of its rows the table shows
     timer = gr.Timer(POLL_SECONDS, active=False)
     view_outputs = [progress, scores, results, downloads, timer, shown, cancel]
-    refresh.click(bind(on_refresh, ctx), [ctx.language], [run, offered])
+    refresh.click(bind(on_refresh, ctx), [ctx.language], [run])
     run.change(bind(on_pick, ctx), [run, ctx.language], [watching, *view_outputs])
     run.input(bind(on_data_default, ctx), [run], [choice])
     choice.change(on_choice, [choice], [file_row])
@@ -228,7 +220,7 @@ def create_eval_tab(ctx: UIContext) -> dict:
                 api_name="eval_start")
     cancel.click(bind(on_cancel, ctx), [watching, ctx.language], [message], api_name="eval_cancel")
     timer.tick(on_tick, [watching, shown, ctx.language], view_outputs, show_progress="hidden", api_visibility="private")
-    # on the tab's selection, which a viewer's page fires too
-    visit = {"fn": operator_view(ctx, bind(on_visit, ctx)), "inputs": [run, ctx.language, offered, watching],
-             "outputs": [run, offered, watching, *view_outputs], "show_progress": "hidden"}
+    # as a page opens and on the tab's selection, which a viewer's page does too
+    visit = TabRefresh(operator_view(ctx, bind(on_visit, ctx)), [run, ctx.language], [run, watching, *view_outputs],
+                       {"show_progress": "hidden"})
     return {"run": run, "visit": visit}

@@ -21,6 +21,7 @@ from studio.serve import API_KEY_ENV, PublicBindError
 from studio.ui.chat_tab import chattable_runs
 from studio.ui.context import UIContext, bind, in_turn, operator_view, refuse_viewer, top_copy
 from studio.ui.locales import lang_code, t
+from studio.ui.visits import TabRefresh
 from studio.workspace import PathError
 
 KINDS = ("folder", "zip", "merged", "gguf")
@@ -287,10 +288,8 @@ def create_export_tab(ctx: UIContext) -> dict:
     serve_timer.tick(on_serve_tick, [ctx.language], serve_outputs, show_progress="hidden")
     stop.click(bind(on_stop, ctx), [ctx.language], serve_outputs, api_name="stop_serving")
     public.change(on_public, [public, ctx.language], [public_note])
-    open_io = {"fn": operator_view(ctx, bind(on_open, ctx)), "inputs": [ctx.language], "outputs": refresh_io[2],
-               "show_progress": "hidden", **RUN_IN_TURN}
     # the tab's own refresh (a visit) reads copies of the run and the folder (context.top_copy)
     copies = [top_copy(ctx, source, gr.Textbox("", visible=False)) for source in (run, folder)]
-    visit_io = {"fn": refresh_io[0], "inputs": [*copies, ctx.language], "outputs": refresh_io[2],
-                "show_progress": "hidden", **RUN_IN_TURN}
-    return {"refresh": refresh_io, "open": open_io, "visit": visit_io, "run": run}
+    visit = TabRefresh(refresh_io[0], [*copies, ctx.language], refresh_io[2], {"show_progress": "hidden", **RUN_IN_TURN},
+                       opening=operator_view(ctx, bind(on_open, ctx)), opening_inputs=[ctx.language])
+    return {"refresh": refresh_io, "visit": visit, "run": run}

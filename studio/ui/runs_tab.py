@@ -18,6 +18,7 @@ from studio.ui import charts
 from studio.ui.context import UIContext, bind, for_viewers, refuse_viewer, top_copy
 from studio.ui.locales import lang_code, t
 from studio.ui.run_views import format_duration, probes_html
+from studio.ui.visits import TabRefresh
 from studio.workspace import CONFIG_FILE, PathError, read_head_bytes
 
 MAX_SHOWN_BYTES = 100_000  # a run's config and status shown in the page: a damaged or huge file is cut here
@@ -270,5 +271,6 @@ def create_runs_tab(ctx: UIContext) -> dict:
     delete_no.click(**hide_confirm)
     delete_yes.click(bind(on_delete, ctx), [pick, query, ctx.language], [message, table, pick], api_name="delete_run").then(
         **hide_confirm).then(**shown_for_selection)
-    return {"refresh": refresh_io, "visit": (refreshed, [query_copy, pick_copy, ctx.language], [table, pick]),
-            "open": (bind(on_open, ctx), [ctx.language], [table, pick]), "shown_for_selection": shown_for_selection}
+    visit = TabRefresh(refreshed, [query_copy, pick_copy, ctx.language], [table, pick], {"show_progress": "hidden"},
+                       opening=bind(on_open, ctx), opening_inputs=[ctx.language], then=shown_for_selection)
+    return {"refresh": refresh_io, "visit": visit}

@@ -1,0 +1,81 @@
+"""A tab's visit in real headless Chromium: a run made outside the page (as the command line does) shows in
+every run list at the next visit, and a visit that finds nothing new sends the server no event."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import chromium_page, running_studio
+
+from studio import config as cfg
+from studio.ui.context import initial_config
+
+pytestmark = pytest.mark.browser
+
+RUN_LISTS = [("4 · Chat", "#chat-run"), ("Compare", "#compare-run-a"), ("Evaluate", "#eval-run"), ("Export & Serve", "#export-run")]
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    workspace = tmp_path_factory.mktemp("visits") / "ws"
+    workspace.mkdir()
+    with running_studio(workspace) as url:
+        yield url, workspace
+
+
+def made_outside(workspace: Path, run_id: str) -> None:
+    """A finished run with saved weights, written into the workspace behind the page's back."""
+    run_dir = workspace / "runs" / run_id
+    (run_dir / "adapter").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(cfg.to_yaml(initial_config()), encoding="utf-8")
+
+
+def offered(page, picker: str) -> str:
+    """The text of every choice the dropdown `picker` offers (it is opened and closed again)."""
+    page.click(f"{picker} input")
+    page.wait_for_timeout(500)  # an empty list opens nothing
+    text = " ".join(page.get_by_role("option").all_inner_texts())
+    page.keyboard.press("Escape")
+    return text
+
+
+def events_sent(page, visit) -> list[str]:
+    """The event calls (Gradio's queue joins) the page sent while `visit` ran and in the 1.5 s after it."""
+    joined: list[str] = []
+    listener = lambda request: joined.append(request.post_data or "") if "/queue/join" in request.url else None  # noqa: E731
+    page.on("request", listener)
+    try:
+        visit()
+        page.wait_for_timeout(1500)  # (playwright hands over the requests while it waits)
+    finally:
+        page.remove_listener("request", listener)
+    return joined
+
+
+def test_a_run_made_outside_shows_at_the_next_visit_and_a_visit_with_nothing_new_sends_nothing(studio):
+    url, workspace = studio
+    with chromium_page(url) as page:
+        page.wait_for_timeout(2000)  # the page's own load events answer
+        for tab, _picker in RUN_LISTS:  # every tab seen once: nothing has changed since the page opened
+            assert events_sent(page, lambda: page.get_by_role("tab", name=tab).click()) == [], f"{tab}'s visit sent an event"
+        assert events_sent(page, lambda: page.get_by_role("tab", name="Runs").click()) == []
+
+        run_id = "20260102-030405-from-the-command-line-abcd"
+        made_outside(workspace, run_id)
+        for tab, picker in RUN_LISTS:
+            assert events_sent(page, lambda: page.get_by_role("tab", name=tab).click()), f"{tab}'s visit did not ask again"
+            assert run_id in offered(page, picker), f"{tab} does not offer the run made since the page opened"
+        page.get_by_role("tab", name="Runs").click()
+        page.locator("#runs-table").filter(has_text=run_id).wait_for(timeout=10_000)
+
+        # seen everywhere: the next round of visits sends nothing again
+        page.get_by_role("tab", name="1 · Data").click()
+        for tab, _picker in RUN_LISTS:
+            assert events_sent(page, lambda: page.get_by_role("tab", name=tab).click()) == [], f"{tab} asked again"
+
+        shutil.rmtree(workspace / "runs" / run_id)  # deleted from the command line: it leaves the lists
+        page.get_by_role("tab", name="4 · Chat").click()
+        page.wait_for_timeout(1500)
+        assert run_id not in offered(page, "#chat-run")
