@@ -1,13 +1,15 @@
 """How much the studio's page costs the browser: Chromium main-thread busy time, idle and per tab switch.
 
-Run: python bench/page_weight.py [--idle-s 20] [--pages 3] [--llamaboard PATH/TO/llamafactory-cli]   → bench/results/page_weight.json
+Run: python bench/page_weight.py [--idle-s 20] [--pages 5] [--llamaboard PATH/TO/llamafactory-cli]   → bench/results/page_weight.json
 
 For each tab: the busy seconds of switching to it (2 s after the click) and the busy fraction of the main
 thread while the tab sits idle for --idle-s seconds, from Chrome's own `Performance.getMetrics` (TaskDuration:
 script, style, layout and paint together). A page shows its first tab as it opens, so the other tabs are visited
-first (each one's first visit, when its components are made) and the first tab last (a return to it); each
-switch is the median of --pages fresh pages, the idle fractions come from the first of them. Measured twice: with no run watched, and while the page watches a
-live demo run (`python -m studio train --detach`). Targets: idle ≤ 3% of a core (≤ 10% while watching a run),
+first (each one's first visit by the user) and the first tab last (a return to it); each switch is the median of
+--pages fresh pages, the idle fractions come from the first of them. Opening the page is measured too: the busy
+seconds from the navigation until the page has settled (for the studio, until it has made every tab's components,
+which it does once idle, and 3 s more), the median of the same pages. Measured twice: with no run watched, and
+while the page watches a live demo run (`python -m studio train --detach`). Targets: idle ≤ 3% of a core (≤ 10% while watching a run),
 every switch ≤ 0.3 s. With no run watched, the Train form's controls are measured too (typing a value,
 switching the method both ways, Preview): the busy seconds of the 2 s after each, target ≤ 0.3 s. Headless
 Debian Chromium at /usr/bin/chromium, driven by playwright.
@@ -85,23 +87,27 @@ def measure_controls(page, cdp) -> list[dict]:
 
 
 def measure(url: str, idle_s: float, pages: int, ready: str = "#data-preview", tabs: list[str] | None = None,
-            controls: bool = False) -> list[dict] | tuple[list[dict], list[dict]]:
+            controls: bool = False, settled: str | None = "body[data-every-tab-made]") -> tuple:
     """Open the page `pages` times in a fresh headless Chromium tab (once `ready` shows) and switch to each of
     `tabs` (all the page's top-level tabs when None), the first one last: each switch's median busy seconds, and
-    the idle fractions of the first page. With `controls`, then the Train form's CONTROLS, returning both lists."""
+    the idle fractions of the first page; and the median busy seconds of opening the page (until `settled`, when
+    given, is in the page, and 3 s more). With `controls`, then the Train form's CONTROLS: (rows, load, controls)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            runs, measured_controls = [], None
+            runs, loads, measured_controls = [], [], None
             for number in range(pages):
                 page = browser.new_page(viewport={"width": 1280, "height": 1000})
                 cdp = page.context.new_cdp_session(page)
                 cdp.send("Performance.enable")
                 page.goto(url)
                 page.wait_for_selector(ready)
+                if settled:
+                    page.wait_for_selector(settled, state="attached", timeout=30_000)
                 time.sleep(3.0)  # the page's own load events settle
+                loads.append(busy_seconds(cdp))
                 if tabs is None:
                     tabs = [name.strip() for name in page.get_by_role("tab").all_inner_texts() if name.strip()]
                 runs.append(measure_tabs(page, cdp, idle_s if number == 0 else 0, [*tabs[1:], tabs[0]]))
@@ -116,11 +122,13 @@ def measure(url: str, idle_s: float, pages: int, ready: str = "#data-preview", t
         rows.append({**first, "switch_busy_s": round(statistics.median(switches), 3), "switch_busy_s_each": switches})
         print(f"  {first['tab']:20s} switch {rows[-1]['switch_busy_s']:6.3f} s (median of {len(switches)})   "
               f"idle {first['idle_busy_fraction']:6.1%}", flush=True)
-    return (rows, measured_controls) if controls else rows
+    load = {"load_busy_s": round(statistics.median(loads), 3), "load_busy_s_each": [round(x, 3) for x in loads]}
+    print(f"  opening the page: {load['load_busy_s']:.3f} s busy (median of {len(loads)})", flush=True)
+    return (rows, load, measured_controls) if controls else (rows, load)
 
 
-def summarise(rows: list[dict], idle_target: float) -> dict:
-    return {"tabs": rows, "max_idle_busy_fraction": max(r["idle_busy_fraction"] for r in rows),
+def summarise(rows: list[dict], load: dict, idle_target: float) -> dict:
+    return {**load, "tabs": rows, "max_idle_busy_fraction": max(r["idle_busy_fraction"] for r in rows),
             "max_switch_busy_s": max(r["switch_busy_s"] for r in rows),
             "idle_target": idle_target, "switch_target_s": TARGET_SWITCH_S}
 
@@ -150,11 +158,11 @@ def measure_llamaboard(cli: str, idle_s: float, pages: int) -> dict:
                 time.sleep(0.5)
         version = subprocess.run([cli, "version"], cwd=home, capture_output=True, text=True, timeout=120).stdout
         found = [line for line in version.splitlines() if "LLaMA Factory" in line or "Version" in line]
-        rows = measure(url, idle_s, pages, ready="button[role=tab]")
+        rows, load = measure(url, idle_s, pages, ready="button[role=tab]", settled=None)
     finally:
         stop_studio(server)
         log.close()
-    return {"version": " ".join(part.strip("|- ") for part in found)[:80], **summarise(rows, TARGET_IDLE),
+    return {"version": " ".join(part.strip("|- ") for part in found)[:80], **summarise(rows, load, TARGET_IDLE),
             **({"torchaudio": "an empty stand-in module (PyPI's builds do not load beside this torch)"} if stand_in else {})}
 
 
@@ -173,10 +181,11 @@ def torchaudio_stand_in(python: Path) -> str | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--idle-s", type=float, default=20.0, help="seconds each tab sits idle (default 20)")
-    parser.add_argument("--pages", type=int, default=3, help="fresh pages whose switches give each median (default 3)")
+    parser.add_argument("--pages", type=int, default=5, help="fresh pages whose switches give each median (default 5)")
     parser.add_argument("--llamaboard", help="path to llamafactory-cli, to measure LLaMA-Factory's web UI in the same run")
     args = parser.parse_args()
-    result = {"command": "python bench/page_weight.py" + (f" --llamaboard {args.llamaboard}" if args.llamaboard else ""), "machine": f"{platform.machine()}, {platform.python_version()}",
+    result = {"command": "python bench/page_weight.py" + (f" --llamaboard {args.llamaboard}" if args.llamaboard else ""),
+              "pages": args.pages, "machine": f"{platform.machine()}, {platform.python_version()}",
               "measured": "Chromium Performance.getMetrics TaskDuration (main thread), headless"}
     if args.llamaboard:  # first: a venv that cannot start it fails the run at once, not after the studio's minutes
         print("LlamaBoard, no run watched:", flush=True)
@@ -185,8 +194,8 @@ def main() -> int:
     server, url = start_studio(workspace)
     try:
         print("no run watched:", flush=True)
-        rows, controls = measure(url, args.idle_s, args.pages, tabs=TABS, controls=True)
-        result["no_run"] = summarise(rows, TARGET_IDLE)
+        rows, load, controls = measure(url, args.idle_s, args.pages, tabs=TABS, controls=True)
+        result["no_run"] = summarise(rows, load, TARGET_IDLE)
         result["train_controls"] = {"controls": controls, "max_busy_s": max(r["busy_s"] for r in controls), "target_s": TARGET_SWITCH_S}
         run = subprocess.run([sys.executable, "-m", "studio", "--workspace", str(workspace), "train", "--detach",
                               "run_name=weight", "max_steps=100000", "probe_steps=50"],
@@ -195,7 +204,7 @@ def main() -> int:
             raise SystemExit(f"could not start the demo run:\n{run.stdout}\n{run.stderr}")
         time.sleep(20.0)  # the worker loads and starts training; the page attaches to the running run on load
         print("watching a live demo run:", flush=True)
-        result["live_run"] = summarise(measure(url, args.idle_s, args.pages, tabs=TABS), TARGET_IDLE_WATCHING)
+        result["live_run"] = summarise(*measure(url, args.idle_s, args.pages, tabs=TABS), TARGET_IDLE_WATCHING)
         subprocess.run([sys.executable, "-m", "studio", "--workspace", str(workspace), "runs", "stop", "weight", "--kill"],
                        cwd=ROOT, capture_output=True, timeout=120)
     finally:

@@ -50,7 +50,7 @@ def test_system_prompt_streamed_reply_stop_and_unload(studio):
         page.get_by_role("option", name="Final weights").click()
         _load(page, run_id, "Loaded run")
 
-        page.get_by_text("Generation settings").click()
+        page.get_by_text("Generation settings", exact=True).click()  # (Compare has its own, made but hidden)
         page.fill("#chat-system textarea", SYSTEM)
         page.fill("#chat-input textarea", PROMPT)
         page.click("#chat-send")

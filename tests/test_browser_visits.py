@@ -79,3 +79,21 @@ def test_a_run_made_outside_shows_at_the_next_visit_and_a_visit_with_nothing_new
         page.get_by_role("tab", name="4 · Chat").click()
         page.wait_for_timeout(1500)
         assert run_id not in offered(page, "#chat-run")
+
+
+def test_every_tab_is_made_once_the_page_is_idle_without_moving_the_user(studio):
+    """Once the page is idle it makes every tab's components (a first visit then costs what a return costs),
+    and a user typing meanwhile keeps the tab, the focus and every key typed."""
+    url, _workspace = studio
+    with chromium_page(url) as page:
+        search = page.locator("#data-search textarea, #data-search input").first
+        search.click()
+        search.press_sequentially("lantern", delay=150)  # typing while the page makes the tabs
+        page.locator("body[data-every-tab-made]").wait_for(state="attached", timeout=30_000)
+        search.press_sequentially(" glass")
+        assert search.input_value() == "lantern glass"
+        assert page.get_by_role("tab", name="1 · Data").get_attribute("aria-selected") == "true"
+        for made in ("#model-info", "#train-max_steps", "#chat-run", "#compare-run-a", "#eval-run", "#runs-table",
+                     "#export-run", "#serve-port"):
+            assert page.locator(made).count() == 1, f"{made} was not made before its tab was visited"
+        assert not page.locator("#export-run").is_visible()  # made, not shown

@@ -54,6 +54,35 @@ CSS = """
 """
 
 
+# Gradio 6 makes a tab's components on its first visit, which then costs 0.04-0.08 s of the browser's main
+# thread; a tab made before stays made, and switching back to it costs ~0.02 s. Once the page is idle, every
+# top-level tab is made in one go: one synchronous round of clicks on the tab buttons, ending on the tab shown,
+# so the browser paints nothing in between and fires no tab event; the focus, a text selection and the scroll
+# are put back. It costs the page ~0.3 s once, after it is shown (measured in bench/page_weight.py).
+MAKE_EVERY_TAB_JS = """() => {
+  const make = () => {
+    const nav = document.getElementById('studio-tabs');
+    const buttons = nav ? [...nav.querySelectorAll('button[role=tab]')].filter(b => b.closest('.tabs') === nav) : [];
+    const shown = buttons.find(b => b.getAttribute('aria-selected') === 'true');
+    if (shown) {
+      const focused = document.activeElement, x = window.scrollX, y = window.scrollY;
+      const range = focused && typeof focused.selectionStart === 'number' ? [focused.selectionStart, focused.selectionEnd] : null;
+      for (const button of buttons) if (button !== shown) button.click();
+      shown.click();
+      if (focused && focused !== document.activeElement && focused.focus) {
+        focused.focus({preventScroll: true});
+        if (range) try { focused.setSelectionRange(...range); } catch (error) {}
+      }
+      window.scrollTo(x, y);
+    }
+    document.body.dataset.everyTabMade = 'true';
+  };
+  const whenIdle = window.requestIdleCallback || ((callback) => setTimeout(callback, 1));
+  setTimeout(() => whenIdle(make, {timeout: 2000}), 500);
+  return [];
+}"""
+
+
 def open_tab(tabs: gr.Tabs, tab_id: str, inputs: list | None = None, when: str = "true") -> dict:
     """Arguments for a js-only event step that selects tab `tab_id` (chain it with `.then(**…)`), if the JS
     expression `when` over the values of `inputs` (named a, b, …) holds. The browser switches tabs itself, so
@@ -117,7 +146,7 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         # Tab headers cannot be hidden after the page is built (Gradio 6), so for a viewer the Data, Model,
         # Chat, Compare, Evaluate and Export tabs show a read-only note instead of their controls.
         closed: list[tuple[gr.Tab, gr.Markdown, gr.Column]] = []  # (tab, its note, its controls)
-        with gr.Tabs() as tabs:
+        with gr.Tabs(elem_id="studio-tabs") as tabs:
             ctx.shared["tabs"] = tabs
             ctx.shared["open_tab"] = lambda tab_id, inputs=None, when="true": open_tab(tabs, tab_id, inputs, when)
             with L.add(gr.Tab(t("tab.data"), id="data"), "tab.data") as data_tab:
@@ -199,6 +228,7 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
                          TabRefresh(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]], quiet))
         refresh_on_visit(ctx, app, eval_tab, "eval_runs", evaluator["visit"])
         refresh_on_visit(ctx, app, export_tab, "export_runs", exporter["visit"])  # the export and the served model
+        app.load(None, js=MAKE_EVERY_TAB_JS)
     show_progress_on_first_output(app, quiet_progress)
     hoist_unseen(app, quiet_progress, [ctx.shared["form_snapshot"], role, *ctx.shared["unseen"]])
     return app
