@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -200,3 +201,56 @@ def test_each_tab_visit_asks_for_a_fingerprint_and_sends_its_refresh_only_on_a_c
     assert sorted(endpoints) == names and not any(fn.queue for fn in endpoints.values())
     for visit in visits:
         assert [trigger for _block, trigger in visit.targets] == ["select"]
+
+
+def test_a_download_shown_again_is_the_same_file_until_the_file_changes(tmp_path):
+    """The Evaluate and Export tabs offer a finished file for download: showing it again (a visit, a poll) gives
+    the same address and makes no new copy, so the page is not redrawn for nothing; a changed file gets a new one."""
+    import os
+
+    from studio.ui.export_panel import downloadable
+
+    result = tmp_path / "results.csv"
+    result.write_text("prompt,answer\nhi,hello\n", encoding="utf-8")
+    first = downloadable(result)
+    assert downloadable(result) == first and Path(first).read_text(encoding="utf-8") == result.read_text(encoding="utf-8")
+    result.write_text("prompt,answer\nhi,hello there\n", encoding="utf-8")
+    os.utime(result, ns=(1, 1))  # a changed file, whatever the clock's resolution
+    changed = downloadable(result)
+    assert changed != first and Path(changed).read_text(encoding="utf-8").endswith("hello there\n")
+
+
+def test_every_event_that_sets_what_a_visit_refreshes_records_or_forgets_its_fingerprint(app):
+    """A visit sends nothing when the refresh would answer what the page last got from it; an event that changes
+    the same outputs another way (a Refresh, a filter, Serve, an export's poll) must make the next visit look
+    again, or the tab would keep what that event showed (a stopped server still shown as serving)."""
+    forgets: dict[int, set[int]] = {}  # event → the fingerprint boxes emptied after it
+    for fn in app.fns.values():
+        if fn.fn is None and fn.js == "() => ''":
+            forgets.setdefault(fn.trigger_after, set()).add(fn.outputs[0]._id)
+    shown_boxes = {}
+    for fn in app.fns.values():
+        shown = getattr(fn.fn, "records_into", None)
+        if shown is not None:
+            shown_boxes.setdefault(shown, set()).update(block._id for block in fn.outputs if block._id != shown)
+    assert len(shown_boxes) == 5  # Chat, Compare, Evaluate, Runs, Export
+    for fn in app.fns.values():
+        for shown, outputs in shown_boxes.items():
+            if outputs & {block._id for block in fn.outputs} and getattr(fn.fn, "records_into", None) != shown:
+                assert shown in forgets.get(fn._id, set()), (
+                    f"{getattr(fn.fn, '__name__', fn.js)} ({fn.api_name}) changes a visit's outputs and leaves its fingerprint")
+
+
+def test_a_page_opening_does_not_start_a_timer_that_a_visit_would():
+    """A tab made as the page opens but never visited does not poll: the opening's answer leaves a timer as it is
+    (and so differs from a visit's, which starts it at the first visit)."""
+    from studio.ui.visits import fingerprint, recording_handler
+
+    def view():
+        return ["running", gr.Timer(active=True)]
+
+    shown = gr.Textbox()
+    opened = recording_handler(view, 2, shown, timers_left_off=True)()
+    visited = recording_handler(view, 2, shown)()
+    assert opened[1] == gr.skip() and isinstance(visited[1], gr.Timer)
+    assert opened[2] != visited[2] == fingerprint(view())

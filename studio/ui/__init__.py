@@ -22,7 +22,7 @@ from studio.ui.locales import LANGUAGES, lang_code, t
 from studio.ui.model_tab import create_model_tab
 from studio.ui.runs_tab import create_runs_tab
 from studio.ui.train_tab import create_train_tab
-from studio.ui.visits import TabRefresh, refresh_on_visit
+from studio.ui.visits import TabRefresh, forget_after_other_writers, refresh_on_visit
 from studio.workspace import Workspace
 
 # Pass to launch(css=...): Gradio 6 takes page CSS there. The UI's HTML carries inline styles too.
@@ -57,8 +57,9 @@ CSS = """
 # Gradio 6 makes a tab's components on its first visit, which then costs 0.04-0.08 s of the browser's main
 # thread; a tab made before stays made, and switching back to it costs ~0.02 s. Once the page is idle, every
 # top-level tab is made in one go: one synchronous round of clicks on the tab buttons, ending on the tab shown,
-# so the browser paints nothing in between and fires no tab event; the focus, a text selection and the scroll
-# are put back. It costs the page ~0.3 s once, after it is shown (measured in bench/page_weight.py).
+# so the browser paints nothing in between and sends the server nothing; the focus, a text selection and the
+# scroll are put back (tabs Gradio moved into its overflow menu on a narrow screen are made on their first
+# visit). It costs the page ~0.3 s once, after it is shown (measured in bench/page_weight.py).
 MAKE_EVERY_TAB_JS = """() => {
   const make = () => {
     const nav = document.getElementById('studio-tabs');
@@ -218,17 +219,18 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         # Each tab's visit brings it up to date (runs finished or started from the command line since the page
         # opened, an export done, a served model) and costs the page no server event when nothing changed.
         quiet = {"show_progress": "hidden"}
-        record_runs, runs_shown = refresh_on_visit(ctx, app, runs_tab, "runs", runs["visit"])
+        runs_visit = refresh_on_visit(ctx, app, runs_tab, "runs", runs["visit"])
         # the page's own refreshes show no progress: a progress target is looked up at every later status message
-        listed_at_start = record_runs(runs["visit"].handler)
+        listed_at_start = runs_visit.recording(runs["visit"].handler)
         for start in (train["start"], train["start_anyway"]):
-            start.click(listed_at_start, runs["visit"].inputs, [*runs["visit"].outputs, runs_shown], **quiet)
+            start.click(listed_at_start, runs["visit"].inputs, [*runs["visit"].outputs, runs_visit.shown], **runs_visit.event)
         refresh_on_visit(ctx, app, chat_tab, "chat_runs", TabRefresh(chat["on_refresh"], [ctx.language], [chat["run"]], quiet))
         refresh_on_visit(ctx, app, compare_tab, "compare_runs",
                          TabRefresh(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]], quiet))
         refresh_on_visit(ctx, app, eval_tab, "eval_runs", evaluator["visit"])
         refresh_on_visit(ctx, app, export_tab, "export_runs", exporter["visit"])  # the export and the served model
         app.load(None, js=MAKE_EVERY_TAB_JS)
+        forget_after_other_writers(ctx, app)
     show_progress_on_first_output(app, quiet_progress)
     hoist_unseen(app, quiet_progress, [ctx.shared["form_snapshot"], role, *ctx.shared["unseen"]])
     return app

@@ -18,7 +18,7 @@ from studio.data.readers import FILE_SUFFIXES, DataError
 from studio.eval import job
 from studio.eval.rows import TRAINING, VALIDATION
 from studio.ui.chat_tab import chattable_runs
-from studio.ui.context import UIContext, bind, operator_view, refuse_viewer
+from studio.ui.context import UIContext, bind, operator_view, refuse_viewer, top_copy
 from studio.ui.export_panel import downloadable
 from studio.ui.locales import lang_code, t
 from studio.ui.visits import TabRefresh
@@ -113,8 +113,12 @@ def on_pick(ctx: UIContext, run_id: str | None, lang_choice: str):
 
 def on_visit(ctx: UIContext, run_id: str | None, lang_choice: str) -> list:
     """The tab brought up to date, as a page opens and on a visit that finds something new: the run list as it is
-    now, then the picked run's latest evaluation folder (None without one) and its view."""
-    return [on_refresh(ctx, lang_choice), *on_pick(ctx, run_id, lang_choice)]
+    now with the picked run kept (the newest when none is picked or it is gone), then that run's latest evaluation
+    folder (None without one) and its view."""
+    choices = chattable_runs(ctx, lang_code(lang_choice))
+    ids = [choice for _label, choice in choices]
+    chosen = run_id if run_id in ids else (ids[0] if ids else None)
+    return [gr.update(choices=choices, value=chosen), *on_pick(ctx, chosen, lang_choice)]
 
 
 def on_data_default(ctx: UIContext, run_id: str | None):
@@ -212,7 +216,8 @@ def create_eval_tab(ctx: UIContext) -> dict:
     timer = gr.Timer(POLL_SECONDS, active=False)
     view_outputs = [progress, scores, results, downloads, timer, shown, cancel]
     refresh.click(bind(on_refresh, ctx), [ctx.language], [run])
-    run.change(bind(on_pick, ctx), [run, ctx.language], [watching, *view_outputs])
+    # a pick by the user; a refresh that moves the picker sends the picked run's view itself
+    run.input(bind(on_pick, ctx), [run, ctx.language], [watching, *view_outputs])
     run.input(bind(on_data_default, ctx), [run], [choice])
     choice.change(on_choice, [choice], [file_row])
     upload.upload(bind(on_upload, ctx), [upload, ctx.language], [data_ref, message])
@@ -221,6 +226,9 @@ def create_eval_tab(ctx: UIContext) -> dict:
     cancel.click(bind(on_cancel, ctx), [watching, ctx.language], [message], api_name="eval_cancel")
     timer.tick(on_tick, [watching, shown, ctx.language], view_outputs, show_progress="hidden", api_visibility="private")
     # as a page opens and on the tab's selection, which a viewer's page does too
-    visit = TabRefresh(operator_view(ctx, bind(on_visit, ctx)), [run, ctx.language], [run, watching, *view_outputs],
+    # it reads a copy of the pick (context.top_copy): a picker's value is checked against the choices the page was
+    # built with when the visit's fingerprint is asked for outside the page's session
+    picked = top_copy(ctx, run, gr.Textbox("", visible=False))
+    visit = TabRefresh(operator_view(ctx, bind(on_visit, ctx)), [picked, ctx.language], [run, watching, *view_outputs],
                        {"show_progress": "hidden"})
     return {"run": run, "visit": visit}

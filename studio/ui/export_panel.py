@@ -7,9 +7,11 @@ in studio.serve_process's registry, so both are still shown after a page reload.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -53,12 +55,21 @@ def default_folder(ctx: UIContext, run_id: str) -> str:
 
 
 def downloadable(path: Path) -> str:
-    """A link (or copy) of `path` in a temp folder, which Gradio serves wherever the workspace lies."""
-    target = Path(tempfile.mkdtemp(prefix="studio-export-")) / path.name
+    """A link (or copy) of `path` in a temp folder, which Gradio serves wherever the workspace lies: the same one
+    for the same file as long as it is unchanged, so showing a download again neither copies it again nor gives
+    the page a new address (a tab's visit compares what it would show with what it showed)."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:20]
+    target = Path(tempfile.gettempdir()) / f"studio-export-{key}" / path.name
+    if target.is_file() and target.stat().st_size == stat.st_size:
+        return str(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
     try:
-        os.link(path, target)
+        os.link(path, partial)
     except OSError:  # another file system
-        shutil.copyfile(path, target)
+        shutil.copyfile(path, partial)
+    os.replace(partial, target)  # whole, whoever wins
     return str(target)
 
 

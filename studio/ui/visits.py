@@ -21,7 +21,6 @@ import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -33,7 +32,9 @@ from studio.ui.context import UIContext, takes_like
 VISIT_JS = """async (...values) => {
   const [asked, shown] = values.splice(-2);
   const config = window.gradio_config || {};
-  const url = `${config.root || ''}${config.api_prefix || '/gradio_api'}/run/%s`;
+  // the page's own origin, as Gradio's page does: behind a proxy the configured root may name another host
+  const root = new URL(config.root || '/', location.href).pathname.replace(/\/$/, '');
+  const url = `${root}${config.api_prefix || '/gradio_api'}/run/%s`;
   try {
     const answer = await fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json'},
                                      body: JSON.stringify({data: values})});
@@ -59,35 +60,79 @@ class TabRefresh:
     then: dict | None = None
 
 
-def refresh_on_visit(ctx: UIContext, app: gr.Blocks, tab: gr.Tab, name: str, refresh: TabRefresh) -> Callable:
+@dataclass
+class VisitWiring:
+    """What `refresh_on_visit` made: `shown`, the box holding the fingerprint of what the page last got; `event`,
+    the keywords every event of this refresh runs with (its concurrency group); `outputs`, the refresh's."""
+
+    shown: gr.Textbox
+    event: dict
+    outputs: list
+
+    def recording(self, handler):
+        """`handler`, for another event that sets the refresh's outputs (with the outputs `[*outputs, shown]` and
+        the keywords `event`), so that a visit right after it sends nothing again."""
+        return recording_handler(handler, len(self.outputs), self.shown)
+
+
+def refresh_on_visit(ctx: UIContext, app: gr.Blocks, tab: gr.Tab, name: str, refresh: TabRefresh) -> VisitWiring:
     """Wire `refresh` to `app`'s load and `tab`'s selection; a visit runs the refresh only when what it would send
-    differs from what this page last got from it. Returns `recording` and `shown`, for another event that sets the
-    same outputs: give it `recording(handler)` and the outputs `[*refresh.outputs, shown]`, so that a visit right
-    after it sends nothing again."""
+    differs from what this page last got from it. Call `forget_after_other_writers` once the page's events are
+    all made: an event that sets the same outputs otherwise leaves the fingerprint of what it replaced."""
     shown = gr.Textbox("", visible=False)  # the fingerprint of what this page last got
     asked = gr.Textbox("", visible=False)  # changed by a visit that found something new
     ctx.shared.setdefault("unseen", []).extend([shown, asked])
+    # the refresh's events answer in turn with each other and with those of its handler itself (a Refresh button):
+    # Gradio's concurrency group of an event is its handler's id unless it is given one
+    wiring = VisitWiring(shown, {"concurrency_id": str(id(refresh.handler)), **refresh.event}, refresh.outputs)
+    ctx.shared.setdefault("visits", []).append(wiring)
     count = len(refresh.outputs)
     endpoint = gr.Button(visible=False)  # never shown nor clicked: the fingerprint's endpoint hangs on it
     endpoint.click(fingerprint_handler(refresh.handler, count), refresh.inputs, [shown], queue=False,
                    api_name=f"{name}_fingerprint", api_visibility="undocumented")
-    visited = asked.change(recording_handler(refresh.handler, count), refresh.inputs, [*refresh.outputs, shown], **refresh.event)
+    visited = asked.change(wiring.recording(refresh.handler), refresh.inputs, [*refresh.outputs, shown], **wiring.event)
     if refresh.then:
         visited.then(**refresh.then)
     tab.select(None, [*refresh.inputs, asked, shown], [asked], js=VISIT_JS % f"{name}_fingerprint")
     opening_inputs = refresh.inputs if refresh.opening_inputs is None else refresh.opening_inputs
-    app.load(recording_handler(refresh.opening or refresh.handler, count), opening_inputs, [*refresh.outputs, shown], **refresh.event)
-    return partial(recording_handler, outputs=count), shown
+    opening = recording_handler(refresh.opening or refresh.handler, count, shown, timers_left_off=True)
+    app.load(opening, opening_inputs, [*refresh.outputs, shown], **wiring.event)
+    return wiring
 
 
-def recording_handler(handler, outputs: int):
-    """`handler`, answering one more output: the fingerprint of its answer."""
+def forget_after_other_writers(ctx: UIContext, app: gr.Blocks) -> None:
+    """After every event of `app` that sets an output of a visit's refresh without recording what it sent (a
+    Refresh button, a pick, an export's poll, Serve and Stop), a js-only step empties the visit's fingerprint, so
+    the next visit brings the tab up to date again. Call it inside `app`, once its events are all made."""
+    for function in list(app.fns.values()):
+        written = {block._id for block in function.outputs}
+        for wiring in ctx.shared.get("visits", []):
+            outputs = {block._id for block in wiring.outputs}
+            if written & outputs and getattr(function.fn, "records_into", None) != wiring.shown._id:
+                gr.events.EventListener("then", trigger_after=function._id, trigger_only_on_success=False,
+                                        trigger_only_on_failure=False, has_trigger=False).listener(
+                    app, None, None, [wiring.shown], js="() => ''")
+
+
+def recording_handler(handler, outputs: int, shown: gr.Textbox, timers_left_off: bool = False):
+    """`handler`, answering one more output, the fingerprint of its answer, for the box `shown`. With
+    `timers_left_off` (a page's opening), a timer it would start is left as it is: a tab made but never visited
+    must not poll; the first visit finds the answer changed and starts it."""
 
     def recording(*args, **kwargs):
         answer = as_list(handler(*args, **kwargs), outputs)
+        if timers_left_off:
+            answer = [gr.skip() if starts_a_timer(value) else value for value in answer]
         return [*answer, fingerprint(answer)]
 
-    return takes_like(recording, handler)
+    takes_like(recording, handler)
+    recording.records_into = shown._id
+    return recording
+
+
+def starts_a_timer(value) -> bool:
+    """True for an answer that turns a gr.Timer on."""
+    return isinstance(value, gr.Timer) and value.constructor_args.get("active") is True
 
 
 def fingerprint_handler(handler, outputs: int):
