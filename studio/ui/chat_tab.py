@@ -38,6 +38,12 @@ def chattable_runs(ctx: UIContext, lang: str = "en") -> list[tuple[str, str]]:
     return choices
 
 
+def kept_or_newest(choices: list[tuple[str, str]], run_id: str | None) -> str | None:
+    """`run_id` when it is among `choices` (label, run id), else the first (the newest), else None."""
+    ids = [choice for _label, choice in choices]
+    return run_id if run_id in ids else (ids[0] if ids else None)
+
+
 def checkpoint_choices(ctx: UIContext, run_id: str, lang: str = "en") -> list[tuple[str, str]]:
     """The checkpoint picker's choices for run `run_id`: its final weights, then each saved checkpoint."""
     try:

@@ -17,7 +17,7 @@ from studio.data import library
 from studio.data.readers import FILE_SUFFIXES, DataError
 from studio.eval import job
 from studio.eval.rows import TRAINING, VALIDATION
-from studio.ui.chat_tab import chattable_runs
+from studio.ui.chat_tab import chattable_runs, kept_or_newest
 from studio.ui.context import UIContext, bind, operator_view, refuse_viewer, top_copy
 from studio.ui.export_panel import downloadable
 from studio.ui.locales import lang_code, t
@@ -116,8 +116,7 @@ def on_visit(ctx: UIContext, run_id: str | None, lang_choice: str) -> list:
     now with the picked run kept (the newest when none is picked or it is gone), then that run's latest evaluation
     folder (None without one) and its view."""
     choices = chattable_runs(ctx, lang_code(lang_choice))
-    ids = [choice for _label, choice in choices]
-    chosen = run_id if run_id in ids else (ids[0] if ids else None)
+    chosen = kept_or_newest(choices, run_id)
     return [gr.update(choices=choices, value=chosen), *on_pick(ctx, chosen, lang_choice)]
 
 

@@ -20,7 +20,7 @@ import gradio as gr
 from studio import export, export_jobs, serve_process
 from studio.model_card import PushError
 from studio.serve import API_KEY_ENV, PublicBindError
-from studio.ui.chat_tab import chattable_runs
+from studio.ui.chat_tab import chattable_runs, kept_or_newest
 from studio.ui.context import UIContext, bind, in_turn, operator_view, refuse_viewer, top_copy
 from studio.ui.locales import lang_code, t
 from studio.ui.visits import TabRefresh
@@ -144,8 +144,7 @@ def on_refresh(ctx: UIContext, run_id: str | None, to: str, lang_choice: str):
     """The run list now, the run kept (or the newest), its folder, the token note, its export and the served model."""
     lang = lang_code(lang_choice)
     choices = chattable_runs(ctx, lang)
-    ids = [run_id for _label, run_id in choices]
-    chosen = run_id if run_id in ids else (ids[0] if ids else None)
+    chosen = kept_or_newest(choices, run_id)
     job = export_jobs.export_job(chosen) if chosen else None
     to = to if chosen == run_id and to else default_folder(ctx, chosen)
     return [gr.update(choices=choices, value=chosen), to, hub_token_note(lang), *job_view(ctx, job, lang), *serve_view(lang)]

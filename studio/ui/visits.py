@@ -104,10 +104,10 @@ def forget_after_other_writers(ctx: UIContext, app: gr.Blocks) -> None:
     """After every event of `app` that sets an output of a visit's refresh without recording what it sent (a
     Refresh button, a pick, an export's poll, Serve and Stop), a js-only step empties the visit's fingerprint, so
     the next visit brings the tab up to date again. Call it inside `app`, once its events are all made."""
+    visits = [(wiring, {block._id for block in wiring.outputs}) for wiring in ctx.shared.get("visits", [])]
     for function in list(app.fns.values()):
         written = {block._id for block in function.outputs}
-        for wiring in ctx.shared.get("visits", []):
-            outputs = {block._id for block in wiring.outputs}
+        for wiring, outputs in visits:
             if written & outputs and getattr(function.fn, "records_into", None) != wiring.shown._id:
                 gr.events.EventListener("then", trigger_after=function._id, trigger_only_on_success=False,
                                         trigger_only_on_failure=False, has_trigger=False).listener(
