@@ -6,11 +6,13 @@ logo springs in a loop of its own; both go on after the tracker is removed while
 60 times a second for as long as it stayed open: most of an idle tab's CPU. Gradio's modules keep their own
 reference to requestAnimationFrame when they are first evaluated, so the fix must run before any of them:
 `frame_throttle()` returns an ASGI middleware that puts a small script at the top of every HTML page's
-<head>. The script runs those two kinds of callbacks, recognised by their code, less often: the seconds
-counter (short, reading `performance.now()` in seconds) 4 times a second, still enough for a visible
-tracker's tenths; Svelte's spring and tween runner (it walks `.tasks`) 15 times a second, which a loader
-logo or a sliding toast still shows smoothly enough. Every other animation frame (Plotly's zoom and drag,
-transitions) is untouched, and a Gradio whose code no longer matches is simply not throttled.
+<head>. The script recognises those two kinds of callbacks by their code. The seconds counter (short, reading
+`performance.now()` in seconds) only matters while a tracker shows its seconds (a `.progress-text` on the
+page): then it runs 4 times a second, still enough for the tenths; with none on the page it waits, looking
+again twice a second with no frame drawn, so a leftover loop costs an idle page nothing measurable. Svelte's
+spring and tween runner (it walks `.tasks`) runs 15 times a second, which a loader logo or a sliding toast
+still shows smoothly enough. Every other animation frame (Plotly's zoom and drag, transitions) is untouched,
+and a Gradio whose code no longer matches is simply not throttled.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from starlette.middleware import Middleware
 SCRIPT = b"""<script>
 (() => {
   const frame = window.requestAnimationFrame.bind(window);
+  const shownSeconds = document.getElementsByClassName("progress-text");  // live: kept up to date by the browser
   window.requestAnimationFrame = (callback) => {
     const code = Function.prototype.toString.call(callback);
     if (code.length < 200 && code.includes("performance.now()-") && code.includes("/1e3")) {
-      return setTimeout(() => frame(callback), 250);
+      const whenShown = () => shownSeconds.length ? frame(callback) : setTimeout(whenShown, 500);
+      return setTimeout(whenShown, 250);
     }
     if (code.length < 200 && code.includes(".tasks.forEach(")) {
       return setTimeout(() => frame(callback), 66);

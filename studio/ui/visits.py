@@ -33,7 +33,7 @@ VISIT_JS = """async (...values) => {
   const [asked, shown] = values.splice(-2);
   const config = window.gradio_config || {};
   // the page's own origin, as Gradio's page does: behind a proxy the configured root may name another host
-  const root = new URL(config.root || '/', location.href).pathname.replace(/\/$/, '');
+  const root = new URL(config.root || '/', location.href).pathname.replace(/\\/$/, '');
   const url = `${root}${config.api_prefix || '/gradio_api'}/run/%s`;
   try {
     const answer = await fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json'},
