@@ -15,6 +15,7 @@ import pytest
 from gradio.blocks import BlockContext
 
 from studio.ui import build_app
+from studio.ui.visits import records_into
 from studio.workspace import Workspace
 
 LARGEST_CONTAINER_TARGET = 4  # components under a container that may show an event's progress (a confirm row)
@@ -104,7 +105,7 @@ def test_the_export_tabs_run_follows_the_users_pick_whatever_answers_late(app):
     # pick answered after it (one queue, first in first out), and that answer puts the picked run back
     run = next(c for c in app.blocks.values() if getattr(c, "elem_id", None) == "export-run")
     setting_run = [fn for fn in app.fns.values() if fn.fn is not None and run in fn.outputs and fn.name != "relabel"]
-    assert {fn.name for fn in setting_run} >= {"on_open", "on_refresh", "on_run"}
+    assert {fn.name for fn in setting_run} >= {"on_page_open", "on_refresh", "on_run"}
     assert {(fn.concurrency_id, fn.concurrency_limit) for fn in setting_run} == {("export-run", 1)}
     pick = next(fn for fn in setting_run if any(block == run._id and event == "input" for block, event in fn.targets))
     assert pick.outputs[0] is run and pick.inputs[0] is run
@@ -230,13 +231,13 @@ def test_every_event_that_sets_what_a_visit_refreshes_records_or_forgets_its_fin
             forgets.setdefault(fn.trigger_after, set()).add(fn.outputs[0]._id)
     shown_boxes = {}
     for fn in app.fns.values():
-        shown = getattr(fn.fn, "records_into", None)
-        if shown is not None:
+        if len(records_into(fn.fn)) == 1:  # a visit's own events (the page's opening records them all at once)
+            (shown,) = records_into(fn.fn)
             shown_boxes.setdefault(shown, set()).update(block._id for block in fn.outputs if block._id != shown)
     assert len(shown_boxes) == 5  # Chat, Compare, Evaluate, Runs, Export
     for fn in app.fns.values():
         for shown, outputs in shown_boxes.items():
-            if outputs & {block._id for block in fn.outputs} and getattr(fn.fn, "records_into", None) != shown:
+            if outputs & {block._id for block in fn.outputs} and shown not in records_into(fn.fn):
                 assert shown in forgets.get(fn._id, set()), (
                     f"{getattr(fn.fn, '__name__', fn.js)} ({fn.api_name}) changes a visit's outputs and leaves its fingerprint")
 
@@ -254,3 +255,44 @@ def test_a_page_opening_does_not_start_a_timer_that_a_visit_would():
     visited = recording_handler(view, 2, shown)()
     assert opened[1] == gr.skip() and isinstance(visited[1], gr.Timer)
     assert opened[2] != visited[2] == fingerprint(view())
+
+
+def test_the_page_opens_every_visit_in_one_event_that_records_each_fingerprint():
+    """One server event as the page opens brings every visit's tab up to date (each event costs the browser's
+    opening 0.02 s) and records each fingerprint, so a first visit with nothing new sends nothing; a handler that
+    wants the request gets it, and a viewer gets no change from an opening that is not for viewers."""
+    from types import SimpleNamespace
+
+    from studio.ui.context import UIContext, for_viewers
+    from studio.ui.visits import TabRefresh, fingerprint, open_visits, refresh_on_visit
+
+    seen_requests = []
+
+    @for_viewers
+    def runs_view(lang):
+        return [f"runs in {lang}", "newest"]
+
+    def export_view(request: gr.Request, lang):
+        seen_requests.append(request)
+        return f"export in {lang}"
+
+    ctx = UIContext(workspace=None, viewers=frozenset({"guest"}))
+    with gr.Blocks() as app:
+        lang = gr.Textbox("en")
+        with gr.Tab("Runs") as runs_tab:
+            table, pick = gr.Textbox(), gr.Textbox()
+        with gr.Tab("Export") as export_tab:
+            status = gr.Textbox()
+        runs = refresh_on_visit(ctx, app, runs_tab, "runs", TabRefresh(runs_view, [lang], [table, pick]))
+        export = refresh_on_visit(ctx, app, export_tab, "export", TabRefresh(export_view, [lang], [status]))
+        open_visits(ctx, app)
+    (opening,) = [fn for fn in app.fns.values() if any(trigger == "load" for _block, trigger in fn.targets)]
+    assert opening.outputs == [table, pick, runs.shown, status, export.shown]
+    assert records_into(opening.fn) == {runs.shown._id, export.shown._id}
+
+    operator = SimpleNamespace(username="admin")
+    answer = opening.fn(operator, "en", "en")
+    assert answer == ["runs in en", "newest", fingerprint(["runs in en", "newest"]), "export in en", fingerprint(["export in en"])]
+    assert seen_requests == [operator]
+    viewer = opening.fn(SimpleNamespace(username="guest"), "zh", "zh")
+    assert viewer[:2] == ["runs in zh", "newest"] and viewer[3] == gr.skip() and len(seen_requests) == 1

@@ -22,7 +22,7 @@ from studio.ui.locales import LANGUAGES, lang_code, t
 from studio.ui.model_tab import create_model_tab
 from studio.ui.runs_tab import create_runs_tab
 from studio.ui.train_tab import create_train_tab
-from studio.ui.visits import TabRefresh, forget_after_other_writers, refresh_on_visit
+from studio.ui.visits import TabRefresh, forget_after_other_writers, open_visits, refresh_on_visit
 from studio.workspace import Workspace
 
 # Pass to launch(css=...): Gradio 6 takes page CSS there. The UI's HTML carries inline styles too.
@@ -229,6 +229,7 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
                          TabRefresh(compare["on_refresh"], [ctx.language], [compare["run_a"], compare["run_b"]], quiet))
         refresh_on_visit(ctx, app, eval_tab, "eval_runs", evaluator["visit"])
         refresh_on_visit(ctx, app, export_tab, "export_runs", exporter["visit"])  # the export and the served model
+        open_visits(ctx, app)
         app.load(None, js=MAKE_EVERY_TAB_JS)
         forget_after_other_writers(ctx, app)
     show_progress_on_first_output(app, quiet_progress)

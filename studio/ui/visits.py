@@ -25,7 +25,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.ui.context import UIContext, takes_like
+from gradio.helpers import special_args
+
+from studio.ui.context import UIContext, bind, for_viewers, takes_like, viewer_may_call
 
 # The js step's inputs are the refresh's inputs, then what this page last got and the last ask. It answers the
 # ask unchanged (no event) when the fingerprint is the same, else a new one, whose change starts the refresh.
@@ -96,8 +98,62 @@ def refresh_on_visit(ctx: UIContext, app: gr.Blocks, tab: gr.Tab, name: str, ref
     tab.select(None, [*refresh.inputs, asked, shown], [asked], js=VISIT_JS % f"{name}_fingerprint")
     opening_inputs = refresh.inputs if refresh.opening_inputs is None else refresh.opening_inputs
     opening = recording_handler(refresh.opening or refresh.handler, count, shown, timers_left_off=True)
-    app.load(opening, opening_inputs, [*refresh.outputs, shown], **wiring.event)
+    queue = {key: value for key, value in refresh.event.items() if key.startswith("concurrency_")}
+    ctx.shared.setdefault("openings", []).append(Opening(opening, opening_inputs, [*refresh.outputs, shown], queue))
     return wiring
+
+
+@dataclass
+class Opening:
+    """One visit's part of the page's opening: `handler` answers `outputs` (the fingerprint box last) from `inputs`;
+    `queue`, the concurrency keywords its refresh asked for (none: its own)."""
+
+    handler: Callable
+    inputs: list
+    outputs: list
+    queue: dict
+
+
+def open_visits(ctx: UIContext, app: gr.Blocks) -> None:
+    """Bring every visit's tab up to date as the page opens, in one server event for them all (each event costs
+    the browser 0.02 s of its opening, whatever it changes). Call it inside `app` after the last
+    `refresh_on_visit`. The event answers in the queue a refresh asked for (the Export tab's, where a pick made
+    before the opening answered is answered after it); a refresh a visit starts before it answers reads the same
+    runs, so either answer shows the same. A viewer gets nothing from an opening that is not for viewers."""
+    openings = ctx.shared.get("openings", [])
+    outputs = [block for opening in openings for block in opening.outputs]
+    assert len({block._id for block in outputs}) == len(outputs), "two visits refresh the same component"
+    queues = [opening.queue for opening in openings if opening.queue]
+    assert all(queue == queues[0] for queue in queues), "the visits' openings ask for different queues"
+
+    opened = bind(on_page_open, ctx, openings)
+    opened.records_into = frozenset(opening.outputs[-1]._id for opening in openings)
+    app.load(opened, [block for opening in openings for block in opening.inputs], outputs,
+             show_progress="hidden", api_visibility="undocumented",
+             **(queues[0] if queues else {"concurrency_id": "visit-openings", "concurrency_limit": None}))
+
+
+@for_viewers
+def on_page_open(ctx: UIContext, openings: list[Opening], request: gr.Request, *values):
+    """What each of `openings` answers now, one after the other, from its share of `values` (a viewer gets no
+    change from one that is not for viewers)."""
+    answer, at = [], 0
+    for opening in openings:
+        given, at = list(values[at:at + len(opening.inputs)]), at + len(opening.inputs)
+        if ctx.is_viewer(request) and not viewer_may_call(opening.handler):
+            answer += [gr.skip()] * len(opening.outputs)
+            continue
+        arguments = special_args(opening.handler, given, request)[0]
+        answer += as_list(opening.handler(*arguments), len(opening.outputs))
+    return answer
+
+
+def records_into(handler) -> frozenset:
+    """The fingerprint boxes `handler` fills with the fingerprint of what it answers (none for most handlers)."""
+    marked = getattr(handler, "records_into", None)
+    if marked is None:
+        return frozenset()
+    return marked if isinstance(marked, frozenset) else frozenset([marked])
 
 
 def forget_after_other_writers(ctx: UIContext, app: gr.Blocks) -> None:
@@ -108,7 +164,7 @@ def forget_after_other_writers(ctx: UIContext, app: gr.Blocks) -> None:
     for function in list(app.fns.values()):
         written = {block._id for block in function.outputs}
         for wiring, outputs in visits:
-            if written & outputs and getattr(function.fn, "records_into", None) != wiring.shown._id:
+            if written & outputs and wiring.shown._id not in records_into(function.fn):
                 gr.events.EventListener("then", trigger_after=function._id, trigger_only_on_success=False,
                                         trigger_only_on_failure=False, has_trigger=False).listener(
                     app, None, None, [wiring.shown], js="() => ''")
