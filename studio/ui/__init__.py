@@ -7,6 +7,7 @@ itself (studio.ui.context.refuse_viewer)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 import gradio as gr
@@ -100,18 +101,9 @@ def relabel(ctx: UIContext, lang_choice: str):
     return ctx.localizer.relabel(lang_choice)
 
 
-@for_viewers
-def restore_language(saved: str | None):
-    """The language this browser chose last time, when it is not English (else no change)."""
-    # the page opens in English: only another language is set, so a load answered after the user has
-    # already switched never switches the page back
-    return saved if saved in LANGUAGES and saved != "English" else gr.skip()
-
-
-@for_viewers
-def remember_language(choice: str):
-    """The chosen language, kept in this browser's storage."""
-    return choice
+# The language this browser chose last time, when it is one of the page's and not English (else no change)
+RESTORE_LANGUAGE_JS = ("(saved) => [%s.includes(saved) && saved !== 'English' ? saved : {__type__: 'update'}]"
+                       % json.dumps(list(LANGUAGES), ensure_ascii=False))
 
 
 def on_chat_with_run(ctx: UIContext, run_id: str, lang_choice: str):
@@ -186,8 +178,9 @@ def build_app(workspace: Workspace, viewers: Iterable[str] = ()) -> gr.Blocks:
         # the language is remembered in this browser (localStorage) and comes back with the next visit
         remembered = gr.BrowserState("English", storage_key="studio-language")
 
-        app.load(restore_language, [remembered], [ctx.language], show_progress="hidden")
-        ctx.language.change(remember_language, [ctx.language], [remembered], show_progress="hidden")
+        # both in the browser, with no server event: the page opens in English, and only another language is set
+        app.load(None, [remembered], [ctx.language], js=RESTORE_LANGUAGE_JS)
+        ctx.language.change(None, [ctx.language], [remembered], js="(choice) => [choice]")
         ctx.language.change(bind(relabel, ctx), [ctx.language], L.components())
         ctx.language.change(None, [ctx.language], L.containers(), js=L.containers_js())
         data["wire"]()  # the token report and mask view need the Model tab's model and the Train tab's cutoff
