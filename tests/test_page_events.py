@@ -296,3 +296,16 @@ def test_the_page_opens_every_visit_in_one_event_that_records_each_fingerprint()
     assert seen_requests == [operator]
     viewer = opening.fn(SimpleNamespace(username="guest"), "zh", "zh")
     assert viewer[:2] == ["runs in zh", "newest"] and viewer[3] == gr.skip() and len(seen_requests) == 1
+
+
+GROWING_TEXT = {"chat-input", "compare-system", "train-cli", "export-ollama-cmd", "export-vllm", "export-sglang"}
+
+
+def test_a_one_line_field_is_an_input_that_the_page_never_measures(app):
+    """Gradio draws a one-line Textbox as a text area that grows to 20 lines, measuring it (a forced layout of the
+    page) whenever its value changes; fields meant for one line say max_lines=1 and are drawn as an <input>. Only
+    a chat message, a system prompt and the commands shown to copy grow (a password box is an <input> anyway)."""
+    grown = {box.elem_id for box in app.blocks.values()
+             if isinstance(box, gr.Textbox) and box.visible is not False and box.type == "text" and box.lines == 1
+             and box.max_lines != 1}
+    assert grown == GROWING_TEXT

@@ -265,23 +265,23 @@ def create_data_tab(ctx: UIContext) -> dict:
         upload = L.add(gr.File(label=t("data.upload"), file_types=list(SUPPORTED_SUFFIXES), type="filepath", scale=2,
                                elem_id="data-upload"), "data.upload")
         with gr.Column(scale=2):
-            source = L.add(gr.Textbox(label=t("data.source"), elem_id="data-source"), "data.source")
+            source = L.add(gr.Textbox(label=t("data.source"), max_lines=1, elem_id="data-source"), "data.source")
             open_button = L.add(gr.Button(t("data.open"), size="sm"), "data.open")
     candidate = gr.State("demo-chat")
-    dataset = L.add(gr.Textbox(value=data.dataset, interactive=False, elem_id="dataset-ref", **L.field("dataset")), "field.dataset", "dataset")
+    dataset = L.add(gr.Textbox(value=data.dataset, interactive=False, max_lines=1, elem_id="dataset-ref", **L.field("dataset")), "field.dataset", "dataset")
     summary_box = gr.Markdown(t("data.reading"), elem_id="data-summary")
     with gr.Row():
-        column_map = L.add(gr.Textbox(value=data.column_map, elem_id="data-column_map", scale=3, **L.field("column_map")), "field.column_map", "column_map")
+        column_map = L.add(gr.Textbox(value=data.column_map, max_lines=1, elem_id="data-column_map", scale=3, **L.field("column_map")), "field.column_map", "column_map")
         apply_map = L.add(gr.Button(t("data.apply_map"), size="sm", scale=1), "data.apply_map")
         skip_bad = L.add(gr.Checkbox(value=data.skip_bad_rows, elem_id="data-skip_bad_rows", scale=1, **L.field("skip_bad_rows")), "field.skip_bad_rows", "skip_bad_rows")
-        val_file = L.add(gr.Textbox(value=data.val_file, elem_id="data-val_file", scale=2, **L.field("val_file")), "field.val_file", "val_file")
+        val_file = L.add(gr.Textbox(value=data.val_file, max_lines=1, elem_id="data-val_file", scale=2, **L.field("val_file")), "field.val_file", "val_file")
     with gr.Tabs():
         with L.add(gr.Tab(t("data.sub.preview"), id="data-preview-tab"), "data.sub.preview"):
             with gr.Row():
                 prev_button = L.add(gr.Button(t("data.prev"), size="sm"), "data.prev")
                 page = L.add(gr.Number(value=1, minimum=1, precision=0, label=t("data.page"), elem_id="data-page"), "data.page")
                 next_button = L.add(gr.Button(t("data.next"), size="sm"), "data.next")
-                search = L.add(gr.Textbox(label=t("data.search"), elem_id="data-search", scale=3), "data.search")
+                search = L.add(gr.Textbox(label=t("data.search"), max_lines=1, elem_id="data-search", scale=3), "data.search")
             caption = gr.Markdown("", elem_id="data-page-info")
             preview = L.add(gr.Dataframe(label=t("data.preview"), wrap=True, interactive=False, elem_id="data-preview"), "data.preview")
             L.add(gr.Markdown(f"**{t('data.bubbles')}**"), "data.bubbles")
@@ -307,7 +307,7 @@ def create_data_tab(ctx: UIContext) -> dict:
             library_table = gr.Dataframe(interactive=False, elem_id="data-library")
             with gr.Row():
                 picked = L.add(gr.Dropdown(choices=[], label=t("data.lib.pick"), allow_custom_value=True, elem_id="data-lib-pick", scale=2), "data.lib.pick")
-                new_name = L.add(gr.Textbox(label=t("data.lib.new_name"), scale=2), "data.lib.new_name")
+                new_name = L.add(gr.Textbox(label=t("data.lib.new_name"), max_lines=1, scale=2), "data.lib.new_name")
                 rename_button = L.add(gr.Button(t("data.lib.rename"), size="sm"), "data.lib.rename")
                 delete_button = L.add(gr.Button(t("data.lib.delete"), size="sm", variant="stop"), "data.lib.delete")
             library_message = gr.Markdown("")

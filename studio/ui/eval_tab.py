@@ -198,7 +198,7 @@ def create_eval_tab(ctx: UIContext) -> dict:
     with gr.Row(visible=False) as file_row:
         upload = L.add(gr.File(label=t("eval.upload"), file_types=list(FILE_SUFFIXES), type="filepath", scale=2,
                                elem_id="eval-upload"), "eval.upload")
-        data_ref = L.add(gr.Textbox(label=t("eval.data_ref"), scale=2, elem_id="eval-data-ref"), "eval.data_ref")
+        data_ref = L.add(gr.Textbox(label=t("eval.data_ref"), max_lines=1, scale=2, elem_id="eval-data-ref"), "eval.data_ref")
     with gr.Row():
         start = L.add(gr.Button(t("eval.start"), variant="primary", elem_id="eval-start"), "eval.start")
         cancel = L.add(gr.Button(t("eval.cancel"), variant="stop", visible=False, elem_id="eval-cancel"), "eval.cancel")

@@ -239,16 +239,16 @@ def create_export_tab(ctx: UIContext) -> dict:
         ollama = L.add(gr.Checkbox(value=False, label=t("export.ollama"), elem_id="export-ollama", scale=1), "export.ollama")
     with gr.Row(visible=False) as merge_row:
         dtype = L.add(gr.Dropdown(choices=list(export.DTYPES), value="bf16", label=t("export.dtype"), elem_id="export-dtype"), "export.dtype")
-        shard = L.add(gr.Textbox(value="2GB", label=t("export.shard"), elem_id="export-shard"), "export.shard")
+        shard = L.add(gr.Textbox(value="2GB", label=t("export.shard"), max_lines=1, elem_id="export-shard"), "export.shard")
     with gr.Row(visible=False) as gguf_row:
         gguf_type = L.add(gr.Dropdown(choices=["f16", "bf16", "q8_0"], value="q8_0", label=t("export.gguf_type"),
                                       elem_id="export-gguf-type"), "export.gguf_type")
     with gr.Row():
-        repo = L.add(gr.Textbox(label=t("export.repo"), placeholder="user/name", elem_id="export-repo", scale=3), "export.repo")
+        repo = L.add(gr.Textbox(label=t("export.repo"), placeholder="user/name", max_lines=1, elem_id="export-repo", scale=3), "export.repo")
         private = L.add(gr.Checkbox(value=True, label=t("export.private"), elem_id="export-private", scale=1), "export.private")
     token_note = gr.Markdown(hub_token_note("en"), elem_id="export-token")
     with gr.Row(equal_height=True):
-        folder = L.add(gr.Textbox(label=t("export.to"), elem_id="export-to", scale=5), "export.to")
+        folder = L.add(gr.Textbox(label=t("export.to"), max_lines=1, elem_id="export-to", scale=5), "export.to")
         start = L.add(gr.Button(t("export.start"), variant="primary", scale=1, elem_id="export-start"), "export.start")
     status = gr.Markdown("", elem_id="export-status")
     timer = gr.Timer(1.0, active=False)
@@ -276,8 +276,8 @@ def create_export_tab(ctx: UIContext) -> dict:
     serve_timer = gr.Timer(1.0, active=False)
     with gr.Column(visible=False, elem_id="serve-info") as serve_box:
         with gr.Row():
-            url = L.add(gr.Textbox(label=t("export.url"), buttons=["copy"], elem_id="serve-url"), "export.url")
-            model = L.add(gr.Textbox(label=t("export.model"), buttons=["copy"], elem_id="serve-model"), "export.model")
+            url = L.add(gr.Textbox(label=t("export.url"), max_lines=1, buttons=["copy"], elem_id="serve-url"), "export.url")
+            model = L.add(gr.Textbox(label=t("export.model"), max_lines=1, buttons=["copy"], elem_id="serve-model"), "export.model")
         curl = L.add(gr.Code(label="curl", language="shell", interactive=False, elem_id="serve-curl"), "export.curl")
         python = L.add(gr.Code(label="Python (openai)", language="python", interactive=False, elem_id="serve-python"), "export.python")
     ctx.operator_only += [start, serve, stop]

@@ -79,8 +79,8 @@ def create_model_tab(ctx: UIContext) -> dict:
             upload = L.add(gr.File(label=t("model.import.file"), file_types=[".gguf"], type="filepath", scale=2,
                                    elem_id="model-import-file"), "model.import.file")
             with gr.Column(scale=2):
-                typed = L.add(gr.Textbox(label=t("model.import.path"), elem_id="model-import-path"), "model.import.path")
-                name = L.add(gr.Textbox(label=t("model.import.name"), elem_id="model-import-name"), "model.import.name")
+                typed = L.add(gr.Textbox(label=t("model.import.path"), max_lines=1, elem_id="model-import-path"), "model.import.path")
+                name = L.add(gr.Textbox(label=t("model.import.name"), max_lines=1, elem_id="model-import-name"), "model.import.name")
                 start = L.add(gr.Button(t("model.import.start"), variant="primary", elem_id="model-import-start"), "model.import.start")
         import_status = gr.Markdown("", elem_id="model-import-status")
     ctx.operator_only.append(start)

@@ -30,7 +30,7 @@ def create_nodes_panel(ctx: UIContext) -> dict:
         with gr.Row():
             nodes = L.add(gr.Number(value=2, precision=0, minimum=1, label=t("dist.nodes"), elem_id="nodes-count"), "dist.nodes")
             per_node = L.add(gr.Number(value=8, precision=0, minimum=1, label=t("dist.per_node"), elem_id="nodes-per-node"), "dist.per_node")
-            main_ip = L.add(gr.Textbox(label=t("dist.main_ip"), placeholder="10.0.0.5", elem_id="nodes-main-ip"), "dist.main_ip")
+            main_ip = L.add(gr.Textbox(label=t("dist.main_ip"), placeholder="10.0.0.5", max_lines=1, elem_id="nodes-main-ip"), "dist.main_ip")
             port = L.add(gr.Number(value=distributed.DEFAULT_PORT, precision=0, label=t("dist.port"), elem_id="nodes-port"), "dist.port")
         make = L.add(gr.Button(t("dist.make_commands"), elem_id="nodes-make"), "dist.make_commands")
         commands = gr.Code(language="shell", interactive=False, elem_id="nodes-commands", max_lines=30)

@@ -198,7 +198,7 @@ def create_runs_tab(ctx: UIContext) -> dict:
     """Build the Runs tab; returns `refresh` (a handler the app also runs on page load) and hooks."""
     L = ctx.localizer
     with gr.Row(equal_height=True):
-        query = L.add(gr.Textbox(label=t("runs.filter"), elem_id="runs-filter", scale=5), "runs.filter")
+        query = L.add(gr.Textbox(label=t("runs.filter"), max_lines=1, elem_id="runs-filter", scale=5), "runs.filter")
         refresh = L.add(gr.Button(t("runs.refresh"), elem_id="runs-refresh", scale=0, min_width=120), "runs.refresh")
     table = L.add(gr.Dataframe(label=t("runs.table"), interactive=False, wrap=True, max_height=420, column_widths=WIDTHS, elem_id="runs-table"), "runs.table")
     pick = L.add(gr.Dropdown(choices=[], multiselect=True, label=t("runs.pick"), elem_id="runs-pick"), "runs.pick")
@@ -216,7 +216,7 @@ def create_runs_tab(ctx: UIContext) -> dict:
         probes = gr.HTML("", elem_id="runs-probes")
         system_chart = gr.HTML("", elem_id="runs-system")
         with gr.Row() as editor:
-            tags = L.add(gr.Textbox(label=t("runs.tags"), elem_id="runs-tags", scale=1), "runs.tags")
+            tags = L.add(gr.Textbox(label=t("runs.tags"), max_lines=1, elem_id="runs-tags", scale=1), "runs.tags")
             notes = L.add(gr.Textbox(label=t("runs.notes"), lines=2, elem_id="runs-notes", scale=2), "runs.notes")
         with gr.Row():
             watch = L.add(gr.Button(t("runs.watch"), elem_id="runs-watch"), "runs.watch")

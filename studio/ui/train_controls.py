@@ -33,7 +33,7 @@ def _make_control(ctx: UIContext, spec: form.FieldSpec, value: Any) -> Any:
     L = ctx.localizer
     if spec.key in form.MODULE_KEYS:  # the config's text, kept out of sight behind _make_module_picker's
         # multiselect by the page's CSS: visible="hidden" was undone when its cell was shown again (a method switch)
-        return gr.Textbox(value=value, elem_classes=["kept-out-of-sight"], elem_id=f"train-{spec.key}-text", **L.field(spec.key))
+        return gr.Textbox(value=value, max_lines=1, elem_classes=["kept-out-of-sight"], elem_id=f"train-{spec.key}-text", **L.field(spec.key))
     options = {"value": value, "elem_id": f"train-{spec.key}", **L.field(spec.key)}
     if spec.kind == "bool":
         control = gr.Checkbox(**options)
@@ -43,7 +43,9 @@ def _make_control(ctx: UIContext, spec: form.FieldSpec, value: Any) -> Any:
     elif spec.kind in ("int", "float"):
         control = gr.Number(precision=0 if spec.kind == "int" else None, **options)
     else:
-        control = gr.Textbox(lines=3 if spec.key in form.MULTILINE_KEYS else 1, **options)
+        # a one-line field is an <input>: Gradio grows a text area to 20 lines by measuring it (a forced layout) at each change
+        multiline = spec.key in form.MULTILINE_KEYS
+        control = gr.Textbox(lines=3 if multiline else 1, max_lines=None if multiline else 1, **options)
     return L.add(control, f"field.{spec.key}", spec.key)
 
 
