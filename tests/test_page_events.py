@@ -111,6 +111,15 @@ def test_the_export_tabs_run_follows_the_users_pick_whatever_answers_late(app):
     assert pick.outputs[0] is run and pick.inputs[0] is run
 
 
+def test_the_served_models_status_answers_in_turn_with_the_tabs_refreshes(app):
+    # a visit's refresh sent just before Stop, answering after it, showed the server as serving (or took the
+    # "Stopped serving" line away): every event that sets the status shares the Export tab's one queue
+    status = next(c for c in app.blocks.values() if getattr(c, "elem_id", None) == "serve-status")
+    setting = [fn for fn in app.fns.values() if fn.fn is not None and status in fn.outputs and fn.name != "relabel"]
+    assert {fn.name for fn in setting} >= {"on_page_open", "on_refresh", "on_serve", "on_serve_tick", "on_stop"}
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in setting} == {("export-run", 1)}
+
+
 def test_an_event_that_sets_its_own_progress_target_keeps_it(tmp_path):
     with gr.Blocks() as app:
         a, b, c, sink = gr.Textbox(), gr.Textbox(), gr.Textbox(), gr.HTML(visible=False)

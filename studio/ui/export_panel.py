@@ -294,9 +294,11 @@ def create_export_tab(ctx: UIContext) -> dict:
     start.click(bind(on_export, ctx), [run, what, dtype, shard, ollama, repo, private, folder, gguf_type, ctx.language],
                 [status, timer], api_name="export_run")
     timer.tick(bind(on_poll, ctx), [run, folder, ctx.language], [folder, *job_outputs], show_progress="hidden")
-    serve.click(bind(on_serve, ctx), [run, port, public, api_key, ctx.language], serve_outputs, api_name="serve_run")
-    serve_timer.tick(on_serve_tick, [ctx.language], serve_outputs, show_progress="hidden")
-    stop.click(bind(on_stop, ctx), [ctx.language], serve_outputs, api_name="stop_serving")
+    # in the same queue as the tab's refreshes: a visit's refresh sent before Stop cannot answer after it with the
+    # server still serving, nor take away the "Stopped serving" line
+    serve.click(bind(on_serve, ctx), [run, port, public, api_key, ctx.language], serve_outputs, api_name="serve_run", **RUN_IN_TURN)
+    serve_timer.tick(on_serve_tick, [ctx.language], serve_outputs, show_progress="hidden", **RUN_IN_TURN)
+    stop.click(bind(on_stop, ctx), [ctx.language], serve_outputs, api_name="stop_serving", **RUN_IN_TURN)
     public.change(on_public, [public, ctx.language], [public_note])
     # the tab's own refresh (a visit) reads copies of the run and the folder (context.top_copy)
     copies = [top_copy(ctx, source, gr.Textbox("", visible=False)) for source in (run, folder)]
