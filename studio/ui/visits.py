@@ -127,7 +127,7 @@ def open_visits(ctx: UIContext, app: gr.Blocks) -> None:
     assert all(queue == queues[0] for queue in queues), "the visits' openings ask for different queues"
 
     opened = bind(on_page_open, ctx, openings)
-    opened.records_into = frozenset(opening.outputs[-1]._id for opening in openings)
+    opened.records_into = frozenset().union(*(records_into(opening.handler) for opening in openings))
     app.load(opened, [block for opening in openings for block in opening.inputs], outputs,
              show_progress="hidden", api_visibility="undocumented",
              **(queues[0] if queues else {"concurrency_id": "visit-openings", "concurrency_limit": None}))
@@ -150,10 +150,7 @@ def on_page_open(ctx: UIContext, openings: list[Opening], request: gr.Request, *
 
 def records_into(handler) -> frozenset:
     """The fingerprint boxes `handler` fills with the fingerprint of what it answers (none for most handlers)."""
-    marked = getattr(handler, "records_into", None)
-    if marked is None:
-        return frozenset()
-    return marked if isinstance(marked, frozenset) else frozenset([marked])
+    return getattr(handler, "records_into", frozenset())
 
 
 def forget_after_other_writers(ctx: UIContext, app: gr.Blocks) -> None:
@@ -182,7 +179,7 @@ def recording_handler(handler, outputs: int, shown: gr.Textbox, timers_left_off:
         return [*answer, fingerprint(answer)]
 
     takes_like(recording, handler)
-    recording.records_into = shown._id
+    recording.records_into = frozenset([shown._id])
     return recording
 
 
